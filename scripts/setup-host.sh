@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need on a Debian 12 (bookworm) host, as root.
+# Idempotent: a second run installs nothing and takes about a second.
+set -euo pipefail
+
+need_pkgs=(gdisk dosfstools mtools squashfs-tools e2fsprogs ovmf xz-utils zstd musl-tools ca-certificates)
+need_bins=(sgdisk fsck.fat mcopy mksquashfs e2fsck /usr/share/OVMF/OVMF_CODE_4M.fd xz zstd musl-gcc)
+
+missing=0
+for b in "${need_bins[@]}" qemu-system-x86_64; do
+  if [[ "$b" == /* ]]; then [[ -e "$b" ]] || missing=1; else command -v "$b" >/dev/null 2>&1 || missing=1; fi
+done
+if [[ "$missing" == 0 ]]; then
+  exit 0
+fi
+
+if [[ $(id -u) != 0 ]]; then
+  echo "error: missing host tools; run as root (or install: ${need_pkgs[*]} qemu-system-x86 from bookworm-backports)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+
+# QEMU comes from bookworm-backports: the preinstalled qemu-utils is the backports
+# version and conflicts with bookworm's qemu-system-common. The mirror is the one the
+# host already uses (read from its sources), never a hard-coded host.
+backports=/etc/apt/sources.list.d/image-builder-backports.sources
+if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  uri=""
+  if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
+    uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [[ -z "$uri" && -f /etc/apt/sources.list ]]; then
+    uri=$(awk '$1=="deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
+  fi
+  if [[ -z "$uri" ]]; then
+    echo "error: cannot find the Debian mirror in /etc/apt/sources.list{,.d}" >&2
+    exit 1
+  fi
+  cat > "$backports" <<SRC
+Types: deb
+URIs: $uri
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
+echo "host tools installed"

@@ -1,0 +1,2 @@
+//! initramfs /init (placeholder until implemented)
+fn main() {}
