@@ -1,0 +1,406 @@
+//! The image spec: a strictly typed YAML document (`images/*.yaml`).
+//!
+//! Unknown keys, wrong types and impossible values are errors that name the file, the line and
+//! the key. Values that have a shape (versions, sizes, package names, paths) are newtypes whose
+//! `Deserialize` checks them, so the YAML parser reports where a bad value sits.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_saphyr::Spanned;
+
+/// A whole image spec.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSpec {
+    pub os: Os,
+    /// Seconds since the epoch; every timestamp in every output is clamped to it.
+    pub source_date_epoch: u64,
+    pub kernel: Kernel,
+    pub bootloader: Bootloader,
+    /// Further binary packages (exact names; the lockfile pins their versions).
+    #[serde(default)]
+    pub packages: Vec<Spanned<PackageName>>,
+    /// Files copied from the repository (typically `services/...`) into the image.
+    #[serde(default)]
+    pub files: Vec<FileSpec>,
+    /// Unit files from the repository, installed under `/usr/lib/systemd/system`.
+    #[serde(default)]
+    pub units: Vec<UnitSpec>,
+    /// Symlinks to create, grouped by target (e.g. busybox applets).
+    #[serde(default)]
+    pub symlinks: Vec<SymlinkSpec>,
+    pub partitions: Partitions,
+    #[serde(default = "default_outputs")]
+    pub outputs: Vec<Output>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Os {
+    /// Human-readable name (`NAME=` in os-release).
+    pub name: NonEmpty,
+    /// Lower-case identifier (`ID=`), also used in ESP paths and boot entry names.
+    pub id: OsId,
+    pub version: SemVer,
+    /// Release channel: alpha, beta, stable or any name of the same shape.
+    pub channel: OsId,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kernel {
+    pub package: Spanned<PackageName>,
+    /// Kernel command line; the builder appends `usr=PARTUUID=…` for each slot.
+    pub cmdline: String,
+    /// Modules the initramfs loads to reach /usr (their dependencies are added).
+    pub initramfs_modules: Vec<NonEmpty>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bootloader {
+    /// Package that ships `systemd-bootx64.efi` (`systemd-boot-efi`).
+    pub package: Spanned<PackageName>,
+    /// Initial boot counter of a new slot's entry (`+N-0`).
+    #[serde(default = "default_tries")]
+    pub tries: Tries,
+    /// Menu timeout in seconds (`timeout` in loader.conf).
+    #[serde(default)]
+    pub timeout: u32,
+}
+
+fn default_tries() -> Tries {
+    Tries(3)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    /// Path relative to the repository root.
+    pub src: RelPath,
+    /// Absolute destination inside the image; must lie under /usr.
+    pub dst: UsrPath,
+    #[serde(default = "default_file_mode")]
+    pub mode: Mode,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitSpec {
+    pub src: RelPath,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SymlinkSpec {
+    pub target: String,
+    pub links: Vec<UsrPath>,
+}
+
+fn default_file_mode() -> Mode {
+    Mode(0o644)
+}
+
+/// Partition sizes in MiB. BIOS-BOOT is fixed; USR-B has the size of USR-A.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Partitions {
+    pub esp_mib: SizeMib,
+    pub usr_mib: SizeMib,
+    pub oem_mib: SizeMib,
+    pub root_mib: SizeMib,
+}
+
+/// Platform artifacts a build emits.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Output {
+    Raw,
+}
+
+fn default_outputs() -> Vec<Output> {
+    vec![Output::Raw]
+}
+
+/// Why a spec could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{path}:{line}: {message}")]
+    At { path: PathBuf, line: u64, message: String },
+}
+
+impl ImageSpec {
+    /// Parse and check a spec file.
+    pub fn load(path: &Path) -> Result<ImageSpec, SpecError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse and check spec text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<ImageSpec, SpecError> {
+        let spec: ImageSpec = serde_saphyr::from_str(text).map_err(|e| {
+            let shown = path.display().to_string();
+            let message = e.to_string().replace("<input>", &shown);
+            SpecError::Invalid {
+                path: path.to_path_buf(),
+                message: message.trim_start_matches("error: ").to_string(),
+            }
+        })?;
+        spec.check(path)?;
+        Ok(spec)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), SpecError> {
+        let at = |line: u64, message: String| SpecError::At { path: path.to_path_buf(), line, message };
+        let mut seen = BTreeSet::new();
+        for p in self.all_packages() {
+            if !seen.insert(p.value.0.clone()) {
+                return Err(at(p.referenced.line(), format!("packages: {} is listed twice", p.value)));
+            }
+        }
+        if self.kernel.initramfs_modules.is_empty() {
+            return Err(SpecError::Invalid {
+                path: path.to_path_buf(),
+                message: "kernel.initramfs_modules: must name at least the modules that reach /usr".into(),
+            });
+        }
+        let mut dsts = BTreeSet::new();
+        for f in &self.files {
+            if !dsts.insert(f.dst.0.clone()) {
+                return Err(SpecError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!("files: destination {} is listed twice", f.dst.0),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every package the image needs, kernel and bootloader first, in spec order.
+    pub fn all_packages(&self) -> Vec<&Spanned<PackageName>> {
+        let mut v = vec![&self.kernel.package, &self.bootloader.package];
+        v.extend(self.packages.iter());
+        v
+    }
+
+    /// Names of every package, in spec order.
+    pub fn package_names(&self) -> Vec<String> {
+        self.all_packages().iter().map(|p| p.value.0.clone()).collect()
+    }
+}
+
+macro_rules! checked_newtype {
+    ($(#[$doc:meta])* $name:ident($inner:ty), $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(pub $inner);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = <$inner>::deserialize(d)?;
+                let check: fn(&$inner) -> Result<(), String> = $check;
+                check(&raw).map_err(serde::de::Error::custom)?;
+                Ok($name(raw))
+            }
+        }
+    };
+}
+
+checked_newtype!(
+    /// A non-empty string.
+    NonEmpty(String),
+    |s| if s.trim().is_empty() { Err("must not be empty".into()) } else { Ok(()) }
+);
+
+checked_newtype!(
+    /// `[a-z0-9][a-z0-9._-]*`, as os-release wants for `ID=`.
+    OsId(String),
+    |s| {
+        let ok = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+        if ok { Ok(()) } else { Err(format!("{s:?} is not a lower-case identifier ([a-z0-9][a-z0-9._-]*)")) }
+    }
+);
+
+checked_newtype!(
+    /// A Debian package name.
+    PackageName(String),
+    |s| {
+        let ok = s.len() >= 2
+            && s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+        if ok { Ok(()) } else { Err(format!("{s:?} is not a Debian package name")) }
+    }
+);
+
+checked_newtype!(
+    /// A version `x.y.z` (numbers only).
+    SemVer(String),
+    |s| {
+        let parts: Vec<&str> = s.split('.').collect();
+        let ok = parts.len() == 3
+            && parts.iter().all(|p| !p.is_empty() && p.len() <= 9 && p.chars().all(|c| c.is_ascii_digit()));
+        if ok { Ok(()) } else { Err(format!("version {s:?} is not of the form x.y.z")) }
+    }
+);
+
+checked_newtype!(
+    /// A size in MiB, at least 1 and at most 1 TiB.
+    SizeMib(u64),
+    |n| if (1..=1 << 20).contains(n) { Ok(()) } else { Err(format!("size {n} MiB is out of range (1..=1048576)")) }
+);
+
+checked_newtype!(
+    /// A boot counter start value, 1..=15.
+    Tries(u32),
+    |n| if (1..=15).contains(n) { Ok(()) } else { Err(format!("tries {n} is out of range (1..=15)")) }
+);
+
+checked_newtype!(
+    /// Permission bits (`0o644`), at most `0o7777`.
+    Mode(u32),
+    |n| if *n <= 0o7777 { Ok(()) } else { Err(format!("mode {n:o} has bits above 0o7777")) }
+);
+
+checked_newtype!(
+    /// A relative path inside the repository without `..`.
+    RelPath(String),
+    |s| {
+        if s.is_empty() || s.starts_with('/') || s.split('/').any(|c| c == "..") {
+            Err(format!("{s:?} must be a relative path inside the repository"))
+        } else {
+            Ok(())
+        }
+    }
+);
+
+checked_newtype!(
+    /// An absolute path under /usr: all OS content lives there.
+    UsrPath(String),
+    |s| {
+        let norm = rootfs::tree::normalize(s).map_err(|e| e.to_string())?;
+        if !s.starts_with('/') || !norm.starts_with("usr/") {
+            Err(format!("{s:?} must be an absolute path under /usr"))
+        } else {
+            Ok(())
+        }
+    }
+);
+
+impl fmt::Display for PackageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for SemVer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl UsrPath {
+    /// The tree path (`usr/bin/x`).
+    pub fn tree_path(&self) -> String {
+        rootfs::tree::normalize(&self.0).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+os:
+  name: Minimal Linux
+  id: minimal
+  version: 1.0.0
+  channel: alpha
+source_date_epoch: 1767225600
+kernel:
+  package: linux-image-6.1.0-56-cloud-amd64
+  cmdline: console=ttyS0
+  initramfs_modules: [virtio_blk, squashfs]
+bootloader:
+  package: systemd-boot-efi
+packages: [busybox-static]
+files:
+  - src: services/minimal/inittab
+    dst: /usr/share/factory/etc/inittab
+symlinks:
+  - target: busybox
+    links: [/usr/bin/sh]
+partitions:
+  esp_mib: 64
+  usr_mib: 128
+  oem_mib: 16
+  root_mib: 64
+"#;
+
+    fn parse(text: &str) -> Result<ImageSpec, SpecError> {
+        ImageSpec::parse(text, Path::new("images/test.yaml"))
+    }
+
+    #[test]
+    fn good_spec_parses() {
+        let s = parse(GOOD).unwrap();
+        assert_eq!(s.os.version.0, "1.0.0");
+        assert_eq!(s.bootloader.tries.0, 3);
+        assert_eq!(s.files[0].mode.0, 0o644);
+        assert_eq!(s.package_names(), ["linux-image-6.1.0-56-cloud-amd64", "systemd-boot-efi", "busybox-static"]);
+        assert_eq!(s.outputs, [Output::Raw]);
+    }
+
+    struct Case {
+        name: &'static str,
+        from: &'static str,
+        to: &'static str,
+        want: &'static str,
+    }
+
+    #[test]
+    fn bad_specs_name_file_line_and_key() {
+        let cases = [
+            Case { name: "unknown key", from: "  channel: alpha", to: "  channel: alpha\n  colour: red", want: "colour" },
+            Case { name: "wrong type", from: "source_date_epoch: 1767225600", to: "source_date_epoch: soon", want: "source_date_epoch" },
+            Case { name: "bad version", from: "version: 1.0.0", to: "version: 1.0", want: "x.y.z" },
+            Case { name: "zero size", from: "usr_mib: 128", to: "usr_mib: 0", want: "out of range" },
+            Case { name: "dst outside usr", from: "dst: /usr/share/factory/etc/inittab", to: "dst: /etc/inittab", want: "under /usr" },
+            Case { name: "src escapes", from: "src: services/minimal/inittab", to: "src: ../etc/passwd", want: "inside the repository" },
+            Case { name: "bad id", from: "id: minimal", to: "id: Minimal", want: "lower-case" },
+            Case { name: "tries", from: "package: systemd-boot-efi", to: "package: systemd-boot-efi\n  tries: 99", want: "tries" },
+            Case { name: "dup package", from: "packages: [busybox-static]", to: "packages: [busybox-static, busybox-static]", want: "listed twice" },
+            Case { name: "missing key", from: "  oem_mib: 16\n", to: "", want: "oem_mib" },
+        ];
+        for c in cases {
+            assert!(GOOD.contains(c.from), "{}: fixture", c.name);
+            let text = GOOD.replacen(c.from, c.to, 1);
+            let err = parse(&text).expect_err(c.name).to_string();
+            assert!(err.contains("images/test.yaml"), "{}: {err}", c.name);
+            assert!(err.contains(c.want), "{}: {err}", c.name);
+        }
+    }
+
+    #[test]
+    fn errors_carry_line_numbers() {
+        let text = GOOD.replacen("version: 1.0.0", "version: one", 1);
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("line 5 column 12"), "{err}");
+        assert!(err.contains("images/test.yaml:5:12"), "{err}");
+    }
+
+    #[test]
+    fn malformed_yaml_is_an_error() {
+        assert!(parse("os: [unclosed").is_err());
+        assert!(parse("").is_err());
+    }
+}

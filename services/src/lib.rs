@@ -1,0 +1,22 @@
+//! Programs and data that run on the host, besides the update engine.
+//!
+//! Today this is the initramfs `/init` (see DESIGN.md, "Boot and slots"): the binary in
+//! `src/bin/init.rs` is one call into [`initrd::run`]. The pure parts it relies on live in their own
+//! modules and are unit-tested here:
+//!
+//! - [`cmdline`]: the kernel command line (`usr=`, `root=`, `init=`, `panic=`, ...) as a [`cmdline::BootConfig`];
+//! - [`blockdev`]: `/sys/class/block/*/uevent` records and matching them against `usr=`/`root=`;
+//! - [`gpt`]: GPT parsing, because the 6.1 kernel's uevent has `PARTNAME` but no `PARTUUID`;
+//! - [`modules`]: the `/etc/initrd-modules` list the image builder writes;
+//! - [`factory`]: planning the copy of `/usr/share/factory/etc` into `/etc` (tmpfiles `C` semantics).
+//!
+//! The syscalls themselves are thin wrappers in [`sys`]; [`initrd`] strings everything together.
+//! The busybox userland's data files (inittab, rcS, ...) are in `services/minimal/`.
+
+pub mod blockdev;
+pub mod cmdline;
+pub mod factory;
+pub mod gpt;
+pub mod initrd;
+pub mod modules;
+pub mod sys;
