@@ -4,7 +4,7 @@
 //! Partitions start on 1 MiB boundaries; GUIDs are UUIDv5 values derived from the OS id and
 //! version, so the same spec always yields the same table.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::spec::ImageSpec;
@@ -35,7 +35,7 @@ pub fn derive_uuid(spec: &ImageSpec, what: &str) -> Uuid {
 }
 
 /// One partition of the table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Partition {
     /// GPT entry number (1-based), Container Linux numbering.
     pub number: u32,
@@ -61,7 +61,7 @@ impl Partition {
 }
 
 /// The whole disk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskLayout {
     pub disk_guid: Uuid,
     /// Total disk size in bytes.

@@ -1,8 +1,33 @@
 //! Builds reproducible A/B disk images from a YAML spec and pinned Debian packages.
 //!
-//! The modules follow the data flow of DESIGN.md: [`spec`] → [`lock`] → inputs (the `rootfs`
-//! crate) → [`usr`] / [`initramfs`] / [`esp`] → [`layout`] → [`disk`] → [`build`].
+//! The modules follow the data flow of DESIGN.md: [`spec`] → [`lock`] → [`inputs`] (the
+//! `rootfs` crate extracts them) → [`usr`] / [`initramfs`] / [`esp`] + [`fat`] / [`ext4`] →
+//! [`layout`] + [`gpt`] → [`build`] (disk.raw, build.json). [`inspect`] and [`run`] read and
+//! boot the result.
 
+pub mod build;
+pub mod esp;
+pub mod ext4;
+pub mod fat;
 pub mod gpt;
+pub mod initramfs;
+pub mod inputs;
+pub mod inspect;
 pub mod layout;
+pub mod lock;
+pub mod run;
 pub mod spec;
+pub mod usr;
+
+use std::io::Write;
+use std::path::Path;
+
+/// Write a file atomically: a temporary file in the same directory, then a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

@@ -20,3 +20,6 @@ pub mod gpt;
 pub mod initrd;
 pub mod modules;
 pub mod sys;
+
+#[cfg(test)]
+mod testutil;

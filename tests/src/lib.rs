@@ -1,1 +1,112 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests: where the repository, the built binaries and the
+//! package pool are, how to run `image-builder`, and scratch copies of specs.
+//!
+//! The tests use the real tools: the `image-builder` binary, the Debian packages that `make
+//! test` put into `pool/`, QEMU with OVMF. Run them through `make test`, which prepares all of
+//! that.
+
+pub mod debs;
+pub mod http;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest, Sha256};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repository root")
+}
+
+/// The `image-builder` binary (built by `make tools` / `cargo test --workspace`).
+pub fn image_builder_bin() -> PathBuf {
+    let p = repo_root().join("target/debug/image-builder");
+    assert!(p.exists(), "{} is missing: run the tests through `make test`", p.display());
+    p
+}
+
+/// The pool of pinned Debian packages (`make pool`).
+pub fn pool_dir() -> PathBuf {
+    let p = repo_root().join("pool");
+    assert!(p.is_dir(), "{} is missing: run the tests through `make test`", p.display());
+    p
+}
+
+/// The static initramfs /init (`make tools`).
+pub fn init_bin() -> PathBuf {
+    let p = repo_root().join("target/x86_64-unknown-linux-musl/release/init");
+    assert!(p.exists(), "{} is missing: run the tests through `make test`", p.display());
+    p
+}
+
+/// Run `image-builder ARGS` in `dir`.
+pub fn image_builder(dir: &Path, args: &[&str]) -> Output {
+    Command::new(image_builder_bin()).args(args).current_dir(dir).output().expect("running image-builder")
+}
+
+/// stdout + stderr as text.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A scratch workspace: `images/` with a copy of a shipped spec and its lock, `services/`
+/// linked to the repository's, so `files:` resolve as in the repository.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new(spec: &str) -> Scratch {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = repo_root();
+        std::fs::create_dir(dir.path().join("images")).unwrap();
+        std::os::unix::fs::symlink(root.join("services"), dir.path().join("services")).unwrap();
+        for ext in ["yaml", "lock"] {
+            std::fs::copy(root.join(format!("images/{spec}.{ext}")), dir.path().join(format!("images/{spec}.{ext}"))).unwrap();
+        }
+        Scratch { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn spec(&self, name: &str) -> PathBuf {
+        self.path().join(format!("images/{name}.yaml"))
+    }
+
+    /// Replace text in a spec (asserting the old text is there).
+    pub fn edit_spec(&self, name: &str, from: &str, to: &str) {
+        let p = self.spec(name);
+        let s = std::fs::read_to_string(&p).unwrap();
+        assert!(s.contains(from), "{from:?} not in {}", p.display());
+        std::fs::write(&p, s.replacen(from, to, 1)).unwrap();
+    }
+
+    /// `image-builder build` of a spec from the pool into `out` (relative to the scratch dir).
+    pub fn build(&self, name: &str, out: &str, pool: &Path) -> Output {
+        let spec = self.spec(name);
+        let init = init_bin();
+        image_builder(
+            self.path(),
+            &["build", spec.to_str().unwrap(), "--out", out, "--pool", pool.to_str().unwrap(), "--init", init.to_str().unwrap()],
+        )
+    }
+}
+
+/// sha256 of a file, hex.
+pub fn sha256_file(path: &Path) -> String {
+    let mut f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).unwrap();
+    hex::encode(h.finalize())
+}
+
+/// Assert a command failed with one clear error and no panic.
+pub fn assert_clean_failure(o: &Output, want: &str) {
+    let t = text(o);
+    assert!(!o.status.success(), "expected failure, got success:\n{t}");
+    assert!(!t.contains("panicked"), "panic instead of an error:\n{t}");
+    assert!(t.contains("error: "), "no `error:` line:\n{t}");
+    assert!(t.contains(want), "error does not mention {want:?}:\n{t}");
+}

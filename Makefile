@@ -1,0 +1,44 @@
+# Two entry points for users, both doing all set-up on a fresh Debian 12 machine (as root):
+#   make image   installs what is missing, fetches the pinned inputs, builds out/minimal/disk.raw
+#   make test    installs what is missing, runs every test (QEMU boots included)
+SHELL := /bin/bash
+SPEC ?= images/minimal.yaml
+OUT ?= out/minimal
+POOL ?= pool
+MUSL := x86_64-unknown-linux-musl
+INIT := target/$(MUSL)/release/init
+IMAGE_BUILDER := target/debug/image-builder
+# The initramfs /init is part of the image: build it without machine-specific paths.
+INIT_RUSTFLAGS := --remap-path-prefix=$(CURDIR)=/src --remap-path-prefix=$(HOME)/.cargo=/cargo -C strip=symbols
+
+.PHONY: image test setup tools pool lint bench clean
+
+image: tools pool
+	$(IMAGE_BUILDER) build $(SPEC) --out $(OUT) --pool $(POOL)
+	@echo
+	@echo "Boot it:   $(IMAGE_BUILDER) run $(OUT)/disk.raw"
+	@echo "Inspect:   $(IMAGE_BUILDER) inspect $(OUT)/disk.raw"
+
+test: tools pool
+	cargo test --workspace --no-fail-fast -- --test-threads=2
+
+setup:
+	bash scripts/setup-host.sh
+	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL) || rustup target add $(MUSL)
+
+tools: setup
+	RUSTFLAGS="$(INIT_RUSTFLAGS)" cargo build -q -p services --bin init --release --target $(MUSL)
+	cargo build -q --workspace --bins
+
+pool: tools
+	$(IMAGE_BUILDER) fetch $(SPEC) --pool $(POOL)
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+bench: tools pool
+	bash bench/build.sh
+
+clean:
+	rm -rf out target

@@ -1,0 +1,219 @@
+//! The lockfile (`images/<name>.lock`): every input package pinned by version, architecture,
+//! size and sha256, with where it came from. `lock` writes it; `build` refuses any input that
+//! differs from it.
+
+use std::path::{Path, PathBuf};
+
+use rootfs::source::Candidate;
+use serde::{Deserialize, Serialize};
+
+use crate::spec::ImageSpec;
+
+/// Format version of the lockfile.
+pub const LOCK_FORMAT: u32 = 1;
+/// The only architecture images are built for (and `all`).
+pub const ARCH: &str = "amd64";
+
+/// One pinned package.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedPackage {
+    pub package: String,
+    pub version: String,
+    pub architecture: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Path inside the source (apt `Filename:` or the pool file name).
+    pub filename: String,
+    /// The source it was locked from: `pool` or the apt repository URL and suite.
+    pub source: String,
+}
+
+impl LockedPackage {
+    pub fn candidate(&self) -> Candidate {
+        Candidate {
+            package: self.package.clone(),
+            version: self.version.clone(),
+            architecture: self.architecture.clone(),
+            size: self.size,
+            sha256: self.sha256.clone(),
+            filename: self.filename.clone(),
+        }
+    }
+}
+
+/// The whole lockfile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lockfile {
+    pub format: u32,
+    /// In spec order: kernel, bootloader, then `packages`.
+    pub packages: Vec<LockedPackage>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("package {package} is not available from {source_desc} for {arch} (have: {have})")]
+    NotAvailable { package: String, source_desc: String, arch: String, have: String },
+    #[error("{path} is out of date: {reason}; run `image-builder lock` to update it")]
+    Stale { path: PathBuf, reason: String },
+    #[error("reading lockfile {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("lockfile {path} is malformed: {message}")]
+    Malformed { path: PathBuf, message: String },
+}
+
+/// The newest candidate for each spec package, as a lockfile. Pure.
+pub fn resolve(spec: &ImageSpec, candidates: &[Candidate], source_desc: &str) -> Result<Lockfile, LockError> {
+    let packages = spec
+        .package_names()
+        .into_iter()
+        .map(|name| {
+            let best = candidates
+                .iter()
+                .filter(|c| c.package == name && (c.architecture == ARCH || c.architecture == "all"))
+                .max_by(|a, b| {
+                    rootfs::version::compare(&a.version, &b.version).then_with(|| a.sha256.cmp(&b.sha256))
+                });
+            let c = best.ok_or_else(|| LockError::NotAvailable {
+                package: name.clone(),
+                source_desc: source_desc.to_string(),
+                arch: ARCH.to_string(),
+                have: other_versions(candidates, &name),
+            })?;
+            Ok(LockedPackage {
+                package: c.package.clone(),
+                version: c.version.clone(),
+                architecture: c.architecture.clone(),
+                size: c.size,
+                sha256: c.sha256.clone(),
+                filename: c.filename.clone(),
+                source: source_desc.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, LockError>>()?;
+    Ok(Lockfile { format: LOCK_FORMAT, packages })
+}
+
+fn other_versions(candidates: &[Candidate], name: &str) -> String {
+    let v: Vec<String> = candidates
+        .iter()
+        .filter(|c| c.package == name)
+        .map(|c| format!("{} {}", c.version, c.architecture))
+        .collect();
+    if v.is_empty() {
+        "no version at all".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+impl Lockfile {
+    /// Canonical text: pretty JSON with a trailing newline.
+    pub fn to_text(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("lockfile serialises");
+        s.push('\n');
+        s
+    }
+
+    pub fn load(path: &Path) -> Result<Lockfile, LockError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LockError::Read { path: path.to_path_buf(), source })?;
+        let lock: Lockfile = serde_json::from_str(&text)
+            .map_err(|e| LockError::Malformed { path: path.to_path_buf(), message: e.to_string() })?;
+        if lock.format != LOCK_FORMAT {
+            return Err(LockError::Malformed {
+                path: path.to_path_buf(),
+                message: format!("format {} is not supported (expected {LOCK_FORMAT})", lock.format),
+            });
+        }
+        Ok(lock)
+    }
+
+    /// The lock must pin exactly the spec's packages, in the spec's order.
+    pub fn check_matches(&self, spec: &ImageSpec, path: &Path) -> Result<(), LockError> {
+        let want = spec.package_names();
+        let have: Vec<String> = self.packages.iter().map(|p| p.package.clone()).collect();
+        if want == have {
+            return Ok(());
+        }
+        let missing: Vec<&String> = want.iter().filter(|w| !have.contains(w)).collect();
+        let extra: Vec<&String> = have.iter().filter(|h| !want.contains(h)).collect();
+        let reason = match (missing.is_empty(), extra.is_empty()) {
+            (false, _) => format!("the spec needs {missing:?}, which the lock does not pin"),
+            (true, false) => format!("the lock pins {extra:?}, which the spec no longer lists"),
+            (true, true) => "the package order differs from the spec".into(),
+        };
+        Err(LockError::Stale { path: path.to_path_buf(), reason })
+    }
+}
+
+/// The lockfile path next to a spec: `images/minimal.yaml` → `images/minimal.lock`.
+pub fn path_for(spec_path: &Path) -> PathBuf {
+    spec_path.with_extension("lock")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(package: &str, version: &str, arch: &str) -> Candidate {
+        Candidate {
+            package: package.into(),
+            version: version.into(),
+            architecture: arch.into(),
+            size: 1,
+            sha256: format!("{package}-{version}"),
+            filename: format!("{package}_{version}_{arch}.deb"),
+        }
+    }
+
+    fn spec() -> ImageSpec {
+        let text = "os: {name: T, id: t, version: 1.2.3, channel: alpha}\nsource_date_epoch: 0\n\
+            kernel: {package: linux-image-x, cmdline: '', initramfs_modules: [virtio_blk]}\n\
+            bootloader: {package: systemd-boot-efi}\npackages: [busybox-static]\n\
+            partitions: {esp_mib: 64, usr_mib: 64, oem_mib: 8, root_mib: 64}\n";
+        ImageSpec::parse(text, Path::new("t.yaml")).unwrap()
+    }
+
+    #[test]
+    fn picks_newest_matching_arch() {
+        let cands = [
+            cand("linux-image-x", "6.1.176-1", "amd64"),
+            cand("linux-image-x", "6.1.192-2", "amd64"),
+            cand("linux-image-x", "6.1.999-1", "arm64"),
+            cand("systemd-boot-efi", "252.39-1~deb12u2", "amd64"),
+            cand("systemd-boot-efi", "252.39-1", "amd64"),
+            cand("busybox-static", "1:1.35.0-4", "amd64"),
+            cand("busybox-static", "1.36.0-1", "amd64"),
+        ];
+        let lock = resolve(&spec(), &cands, "pool").unwrap();
+        let got: Vec<(&str, &str)> = lock.packages.iter().map(|p| (p.package.as_str(), p.version.as_str())).collect();
+        assert_eq!(
+            got,
+            [("linux-image-x", "6.1.192-2"), ("systemd-boot-efi", "252.39-1"), ("busybox-static", "1:1.35.0-4")]
+        );
+        let text = lock.to_text();
+        assert_eq!(serde_json::from_str::<Lockfile>(&text).unwrap(), lock);
+        lock.check_matches(&spec(), Path::new("t.lock")).unwrap();
+    }
+
+    #[test]
+    fn missing_package_names_it() {
+        let err = resolve(&spec(), &[cand("linux-image-x", "1", "arm64")], "pool").unwrap_err().to_string();
+        assert!(err.contains("linux-image-x is not available from pool"), "{err}");
+        assert!(err.contains("1 arm64"), "{err}");
+    }
+
+    #[test]
+    fn stale_lock_is_refused() {
+        let mut lock = resolve(
+            &spec(),
+            &[cand("linux-image-x", "1", "amd64"), cand("systemd-boot-efi", "1", "amd64"), cand("busybox-static", "1", "amd64")],
+            "pool",
+        )
+        .unwrap();
+        lock.packages.pop();
+        let err = lock.check_matches(&spec(), Path::new("t.lock")).unwrap_err().to_string();
+        assert!(err.contains("busybox-static") && err.contains("image-builder lock"), "{err}");
+    }
+}

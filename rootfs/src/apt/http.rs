@@ -1,0 +1,327 @@
+//! The build side's HTTP client: blocking GETs under one written-down [`RetryPolicy`].
+//!
+//! Proxies come from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`, as reqwest reads
+//! them by default); every request says `User-Agent: image-builder/<version>`.
+
+use std::io::{self, Read};
+use std::thread;
+use std::time::Duration;
+
+use reqwest::blocking::{Client, Response};
+use reqwest::StatusCode;
+
+use super::AptError;
+
+/// `User-Agent` of every request.
+pub const USER_AGENT: &str = concat!("image-builder/", env!("CARGO_PKG_VERSION"));
+/// Bound on opening a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Bound on waiting for the response headers, and on each read of the body (not on the whole
+/// body: a large `.deb` on a slow link may take minutes).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// When and how often a GET is tried again.
+///
+/// Retried: connection errors, timeouts, a body cut short, and HTTP 408, 429 and 500-599.
+/// Anything else (other 4xx, a body longer than expected, a hash mismatch) fails at once.
+/// [`RetryPolicy::STANDARD`] is the policy of every GET the builder makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first one included; 0 counts as 1.
+    pub attempts: u32,
+    /// The wait before retry `n` (1-based) is `backoff[n - 1]`; the last entry repeats, an
+    /// empty list means no wait.
+    pub backoff: &'static [Duration],
+}
+
+impl RetryPolicy {
+    /// 4 attempts, waiting 250 ms, 1 s and 4 s between them: at most 5.25 s of waiting per URL,
+    /// on top of each attempt's own [`CONNECT_TIMEOUT`] and [`READ_TIMEOUT`].
+    pub const STANDARD: RetryPolicy = RetryPolicy {
+        attempts: 4,
+        backoff: &[
+            Duration::from_millis(250),
+            Duration::from_secs(1),
+            Duration::from_secs(4),
+        ],
+    };
+
+    /// Whether an HTTP status is worth another attempt.
+    pub fn retries_status(status: u16) -> bool {
+        matches!(status, 408 | 429 | 500..=599)
+    }
+
+    /// The wait before retry `retry` (1-based).
+    pub fn delay(&self, retry: u32) -> Duration {
+        let index = (retry.max(1) - 1) as usize;
+        let last = self.backoff.last().copied().unwrap_or(Duration::ZERO);
+        self.backoff.get(index).copied().unwrap_or(last)
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self::STANDARD
+    }
+}
+
+/// A blocking HTTP client with a [`RetryPolicy`]; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    inner: Client,
+    retry: RetryPolicy,
+}
+
+/// A failed attempt, and whether another one may succeed.
+pub(super) struct Failure {
+    error: AptError,
+    retry: bool,
+}
+
+impl From<AptError> for Failure {
+    /// Errors are final unless made with [`Failure::transient`].
+    fn from(error: AptError) -> Self {
+        Self {
+            error,
+            retry: false,
+        }
+    }
+}
+
+impl Failure {
+    fn transient(error: AptError) -> Self {
+        Self { error, retry: true }
+    }
+}
+
+impl HttpClient {
+    /// A client with [`RetryPolicy::STANDARD`].
+    pub fn new() -> Result<Self, AptError> {
+        Self::with_retry(RetryPolicy::STANDARD)
+    }
+
+    /// A client with another retry policy (tests shorten the waits).
+    pub fn with_retry(retry: RetryPolicy) -> Result<Self, AptError> {
+        let inner = Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(READ_TIMEOUT)
+            .build()
+            .map_err(AptError::Client)?;
+        Ok(Self { inner, retry })
+    }
+
+    /// The retry policy of this client.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// The whole body of `url`, refusing more than `limit` bytes.
+    pub fn get_bytes(&self, url: &str, limit: u64) -> Result<Vec<u8>, AptError> {
+        self.get_with(url, |response| {
+            let mut out = Vec::new();
+            read_body(url, response, limit, |chunk| {
+                out.extend_from_slice(chunk);
+                Ok(())
+            })?;
+            Ok(out)
+        })
+    }
+
+    /// GETs `url` and hands a successful response to `on_success`, retrying both the request
+    /// and `on_success`'s transient failures under the retry policy.
+    ///
+    /// A non-success status is [`AptError::Status`]; when the retries run out, the last error
+    /// is wrapped in [`AptError::GaveUp`].
+    pub(super) fn get_with<T>(
+        &self,
+        url: &str,
+        mut on_success: impl FnMut(Response) -> Result<T, Failure>,
+    ) -> Result<T, AptError> {
+        let attempts = self.retry.attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            let failure = match self.inner.get(url).send() {
+                Ok(response) if response.status().is_success() => match on_success(response) {
+                    Ok(value) => return Ok(value),
+                    Err(failure) => failure,
+                },
+                Ok(response) => status_failure(url, response.status()),
+                Err(source) => Failure {
+                    retry: is_transient(&source),
+                    error: AptError::Transport {
+                        url: url.to_owned(),
+                        source,
+                    },
+                },
+            };
+            if !failure.retry {
+                return Err(failure.error);
+            }
+            if attempt >= attempts {
+                return Err(AptError::GaveUp {
+                    url: url.to_owned(),
+                    attempts,
+                    source: Box::new(failure.error),
+                });
+            }
+            thread::sleep(self.retry.delay(attempt));
+            attempt += 1;
+        }
+    }
+}
+
+fn status_failure(url: &str, status: StatusCode) -> Failure {
+    let status = status.as_u16();
+    Failure {
+        retry: RetryPolicy::retries_status(status),
+        error: AptError::Status {
+            url: url.to_owned(),
+            status,
+        },
+    }
+}
+
+/// Connection errors and timeouts; not bad URLs, redirect loops and the like.
+fn is_transient(err: &reqwest::Error) -> bool {
+    err.is_connect() || err.is_timeout() || err.is_request() || err.is_body()
+}
+
+/// Streams the body of `response` into `sink`, returning its length.
+///
+/// Fails as soon as the body (or its announced `Content-Length`) passes `limit` bytes; a read
+/// error (connection reset, body cut short, timeout) is transient, an error of `sink` final.
+pub(super) fn read_body(
+    url: &str,
+    mut response: Response,
+    limit: u64,
+    mut sink: impl FnMut(&[u8]) -> Result<(), AptError>,
+) -> Result<u64, Failure> {
+    let too_long = || AptError::TooLong {
+        url: url.to_owned(),
+        limit,
+    };
+    if response.content_length().is_some_and(|len| len > limit) {
+        return Err(too_long().into());
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match response.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(Failure::transient(AptError::Body {
+                    url: url.to_owned(),
+                    source,
+                }))
+            }
+        };
+        total += n as u64;
+        if total > limit {
+            return Err(too_long().into());
+        }
+        sink(&buf[..n])?;
+    }
+}
+
+/// `" Not Found"` for 404: the reason phrase of a status, for messages.
+pub(super) fn reason_suffix(status: u16) -> String {
+    StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map(|reason| format!(" {reason}"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_policy_waits_250ms_1s_4s() {
+        let p = RetryPolicy::STANDARD;
+        assert_eq!(p.attempts, 4);
+        let waits: Vec<_> = (1..p.attempts).map(|n| p.delay(n)).collect();
+        assert_eq!(
+            waits,
+            [
+                Duration::from_millis(250),
+                Duration::from_secs(1),
+                Duration::from_secs(4)
+            ]
+        );
+    }
+
+    #[test]
+    fn delay_repeats_last_entry_and_empty_means_none() {
+        const BACKOFF: &[Duration] = &[Duration::from_millis(1), Duration::from_millis(2)];
+        let p = RetryPolicy {
+            attempts: 10,
+            backoff: BACKOFF,
+        };
+        assert_eq!(p.delay(9), Duration::from_millis(2));
+        let none = RetryPolicy {
+            attempts: 3,
+            backoff: &[],
+        };
+        assert_eq!(none.delay(2), Duration::ZERO);
+    }
+
+    #[test]
+    fn retried_statuses() {
+        struct Case {
+            status: u16,
+            want: bool,
+        }
+        let cases = [
+            Case {
+                status: 200,
+                want: false,
+            },
+            Case {
+                status: 400,
+                want: false,
+            },
+            Case {
+                status: 403,
+                want: false,
+            },
+            Case {
+                status: 404,
+                want: false,
+            },
+            Case {
+                status: 408,
+                want: true,
+            },
+            Case {
+                status: 429,
+                want: true,
+            },
+            Case {
+                status: 500,
+                want: true,
+            },
+            Case {
+                status: 503,
+                want: true,
+            },
+            Case {
+                status: 599,
+                want: true,
+            },
+        ];
+        for case in cases {
+            let got = RetryPolicy::retries_status(case.status);
+            assert_eq!(got, case.want, "status {}", case.status);
+        }
+    }
+
+    #[test]
+    fn user_agent_names_the_builder() {
+        assert!(USER_AGENT.starts_with("image-builder/"));
+        assert_eq!(reason_suffix(404), " Not Found");
+    }
+}

@@ -1,0 +1,142 @@
+//! Bad input gets one clear message, a non-zero exit, no panic, and no output that looks
+//! complete (no build.json, no disk.raw).
+
+use std::path::Path;
+
+use tests::{assert_clean_failure, image_builder, init_bin, pool_dir, Scratch};
+
+fn assert_no_output(s: &Scratch) {
+    for f in ["out/build.json", "out/disk.raw"] {
+        assert!(!s.path().join(f).exists(), "{f} was left behind");
+    }
+}
+
+/// A pool with links to the real packages, so single files can be swapped.
+fn linked_pool(s: &Scratch) -> std::path::PathBuf {
+    let pool = s.path().join("pool");
+    std::fs::create_dir(&pool).unwrap();
+    for e in std::fs::read_dir(pool_dir()).unwrap() {
+        let e = e.unwrap();
+        std::os::unix::fs::symlink(e.path(), pool.join(e.file_name())).unwrap();
+    }
+    pool
+}
+
+fn busybox_deb(pool: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(pool)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("busybox-static_"))
+        .expect("busybox-static in the pool")
+}
+
+fn lock(s: &Scratch, pool: &Path) -> std::process::Output {
+    let spec = s.spec("minimal");
+    image_builder(s.path(), &["lock", spec.to_str().unwrap(), "--pool", pool.to_str().unwrap()])
+}
+
+#[test]
+fn malformed_yaml() {
+    let s = Scratch::new("minimal");
+    s.edit_spec("minimal", "  version: 1.0.0", "  version: [1.0.0");
+    let o = s.build("minimal", "out", &pool_dir());
+    assert_clean_failure(&o, "minimal.yaml");
+    assert_no_output(&s);
+}
+
+#[test]
+fn unknown_key_names_file_line_and_key() {
+    let s = Scratch::new("minimal");
+    s.edit_spec("minimal", "  channel: alpha", "  channel: alpha\n  colour: blue");
+    let o = s.build("minimal", "out", &pool_dir());
+    assert_clean_failure(&o, "colour");
+    assert_clean_failure(&o, "minimal.yaml:9");
+    assert_no_output(&s);
+}
+
+#[test]
+fn missing_package() {
+    let s = Scratch::new("minimal");
+    s.edit_spec("minimal", "  - busybox-static", "  - busybox-static\n  - no-such-package");
+    assert_clean_failure(&lock(&s, &pool_dir()), "no-such-package is not available from pool");
+    // With the old lock the build refuses the changed spec.
+    let o = s.build("minimal", "out", &pool_dir());
+    assert_clean_failure(&o, "no-such-package");
+    assert_clean_failure(&o, "image-builder lock");
+    assert_no_output(&s);
+}
+
+#[test]
+fn package_missing_from_pool() {
+    let s = Scratch::new("minimal");
+    let pool = linked_pool(&s);
+    std::fs::remove_file(busybox_deb(&pool)).unwrap();
+    let o = s.build("minimal", "out", &pool);
+    assert_clean_failure(&o, "busybox-static");
+    assert_clean_failure(&o, "missing from the pool");
+    assert_no_output(&s);
+}
+
+#[test]
+fn hash_mismatch_names_package_expected_and_actual() {
+    let s = Scratch::new("minimal");
+    let pool = linked_pool(&s);
+    let deb = busybox_deb(&pool);
+    let mut bytes = std::fs::read(&deb).unwrap();
+    bytes.push(b'\n');
+    std::fs::remove_file(&deb).unwrap();
+    std::fs::write(&deb, &bytes).unwrap();
+    let o = s.build("minimal", "out", &pool);
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path().join("images/minimal.lock")).unwrap()).unwrap();
+    let expected = lock["packages"].as_array().unwrap().iter().find(|p| p["package"] == "busybox-static").unwrap()["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_clean_failure(&o, "busybox-static");
+    assert_clean_failure(&o, "sha256 mismatch");
+    assert_clean_failure(&o, &expected);
+    assert_clean_failure(&o, &tests::sha256_file(&deb));
+    assert_no_output(&s);
+}
+
+#[test]
+fn truncated_deb() {
+    let s = Scratch::new("minimal");
+    let pool = linked_pool(&s);
+    let deb = busybox_deb(&pool);
+    let bytes = std::fs::read(&deb).unwrap();
+    std::fs::remove_file(&deb).unwrap();
+    std::fs::write(&deb, &bytes[..bytes.len() / 2]).unwrap();
+    // Locking the truncated file pins its hash; extraction must still refuse it.
+    let l = lock(&s, &pool);
+    let o = if l.status.success() { s.build("minimal", "out", &pool) } else { l };
+    assert_clean_failure(&o, "busybox-static");
+    assert_clean_failure(&o, "truncated");
+    assert_no_output(&s);
+}
+
+#[test]
+fn deb_with_escaping_entry() {
+    let s = Scratch::new("minimal");
+    let pool = linked_pool(&s);
+    std::fs::write(pool.join("evil_1.0_amd64.deb"), tests::debs::evil_deb("evil", "../../../etc/cron.d/evil")).unwrap();
+    s.edit_spec("minimal", "  - busybox-static", "  - busybox-static\n  - evil");
+    let l = lock(&s, &pool);
+    assert!(l.status.success(), "{}", tests::text(&l));
+    let o = s.build("minimal", "out", &pool);
+    assert_clean_failure(&o, "evil");
+    assert_clean_failure(&o, "escapes");
+    assert_no_output(&s);
+    assert!(!s.path().join("etc").exists() && !Path::new("/etc/cron.d/evil").exists());
+}
+
+#[test]
+fn usr_larger_than_its_partition() {
+    let s = Scratch::new("minimal");
+    s.edit_spec("minimal", "usr_mib: 256", "usr_mib: 8");
+    let o = s.build("minimal", "out", &pool_dir());
+    assert_clean_failure(&o, "raise partitions.usr_mib");
+    assert_no_output(&s);
+    let _ = init_bin();
+}
