@@ -20,7 +20,7 @@ pub enum Ext4Error {
     Materialise { path: String, source: std::io::Error },
     #[error("running mke2fs (package e2fsprogs): {0}")]
     Spawn(std::io::Error),
-    #[error("mke2fs failed for {label}: {stderr}")]
+    #[error("mke2fs/debugfs failed for {label}: {stderr}")]
     Failed { label: String, stderr: String },
 }
 
@@ -98,6 +98,35 @@ pub fn make(tree: Option<&Tree>, out: &Path, size: u64, label: &str, uuid: &Uuid
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
         });
     }
+    if let Some(t) = tree {
+        fix_ctimes(t, out, label, epoch, staging.path())?;
+    }
+    Ok(())
+}
+
+/// debugfs commands setting every inode's ctime to its mtime. `mke2fs -d` copies ctime from
+/// the source files, where the kernel set it to the time they were materialised.
+pub fn ctime_script(tree: &Tree) -> String {
+    tree.iter().map(|(path, e)| format!("sif \"/{path}\" ctime {}\n", e.mtime)).collect()
+}
+
+fn fix_ctimes(tree: &Tree, img: &Path, label: &str, epoch: u64, scratch: &Path) -> Result<(), Ext4Error> {
+    let script = scratch.join("ctimes.debugfs");
+    std::fs::write(&script, ctime_script(tree)).map_err(Ext4Error::Spawn)?;
+    let output = Command::new("debugfs")
+        .env("E2FSPROGS_FAKE_TIME", epoch.to_string())
+        .arg("-w")
+        .arg("-f")
+        .arg(&script)
+        .arg(img)
+        .output()
+        .map_err(Ext4Error::Spawn)?;
+    // debugfs exits 0 even when a command fails; it reports failures on stderr after the echo.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let problems: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("debugfs")).collect();
+    if !output.status.success() || !problems.is_empty() {
+        return Err(Ext4Error::Failed { label: label.to_string(), stderr: problems.join("; ") });
+    }
     Ok(())
 }
 
@@ -129,6 +158,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let uuid = Uuid::nil();
         let err = make(None, &dir.path().join("x.img"), 4096, "ROOT", &uuid, 0).unwrap_err();
-        assert!(err.to_string().contains("mke2fs failed for ROOT"), "{err}");
+        assert!(err.to_string().contains("failed for ROOT"), "{err}");
     }
 }

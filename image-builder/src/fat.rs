@@ -23,6 +23,8 @@
 //!   `MINIMA~1.CON` (Windows also switches to hashed tails after `~4`; we do not);
 //! - every name that is not already an uppercase 8.3 name also gets VFAT long-name entries
 //!   holding it exactly (the NT lowercase bits are never used).
+//!
+//! [`read_files`] reads an ESP back (for `inspect`), also after firmware or Linux changed it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Cursor, Seek, SeekFrom, Write};
@@ -153,7 +155,8 @@ pub enum FatError {
     Io(#[from] io::Error),
 }
 
-/// Builds the whole filesystem image, exactly `params.size_bytes` long.
+/// Builds the whole filesystem image, exactly `params.size_bytes` long. For filesystems of many
+/// GiB, [`write`] to a sparse file needs less memory.
 pub fn build(params: &FatParams, files: &[FatFile]) -> Result<Vec<u8>, FatError> {
     let plan = Plan::compute(params, files)?;
     let out_of_memory = || FatError::OutOfMemory {

@@ -119,9 +119,17 @@ mod tests {
     #[test]
     fn too_large_is_refused() {
         let mut t = Tree::new();
-        let noise: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..200_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
         t.insert("big", Entry::file(noise, 0o644)).unwrap();
-        let err = build(&t, 0, 4096).unwrap_err();
+        let err = build(&t, 0, 100_000).expect_err("incompressible 200 kB cannot fit 100 kB");
         assert!(matches!(err, UsrError::TooLarge { .. }), "{err}");
     }
 }

@@ -11,6 +11,9 @@ fn tar_xz(entries: &[(&str, &[u8], u8)]) -> Vec<u8> {
         name[..path.len()].copy_from_slice(path.as_bytes());
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
         h.set_entry_type(tar::EntryType::new(*kind));
         h.set_cksum();
         b.append(&h, *data).unwrap();

@@ -50,8 +50,9 @@ fn lock_and_build_from_a_loopback_apt_repository() {
 
     let init = init_bin();
     let cache = s.path().join("cache");
+    let url = server.url.clone();
     let args = |out: &'static str| {
-        vec!["build".to_string(), spec.to_string(), "--out".into(), out.into(), "--repo".into(), server.url.clone(),
+        vec!["build".to_string(), spec.to_string(), "--out".into(), out.into(), "--repo".into(), url.clone(),
              "--cache".into(), cache.to_str().unwrap().into(), "--init".into(), init.to_str().unwrap().into()]
     };
     let a: Vec<String> = args("out");
