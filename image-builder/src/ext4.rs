@@ -107,7 +107,7 @@ pub fn make(tree: Option<&Tree>, out: &Path, size: u64, label: &str, uuid: &Uuid
 /// debugfs commands setting every inode's ctime to its mtime. `mke2fs -d` copies ctime from
 /// the source files, where the kernel set it to the time they were materialised.
 pub fn ctime_script(tree: &Tree) -> String {
-    tree.iter().map(|(path, e)| format!("sif \"/{path}\" ctime {}\n", e.mtime)).collect()
+    tree.iter().map(|(path, e)| format!("sif \"/{path}\" ctime @{}\n", e.mtime)).collect()
 }
 
 fn fix_ctimes(tree: &Tree, img: &Path, label: &str, epoch: u64, scratch: &Path) -> Result<(), Ext4Error> {
@@ -151,6 +151,11 @@ mod tests {
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
         let out = Command::new("e2fsck").args(["-fn"]).arg(&a).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        // ctime is the entry's mtime, not the time the source tree was written.
+        let stat = Command::new("debugfs").arg("-R").arg("stat /etc/hostname").arg(&a).output().unwrap();
+        let stat = String::from_utf8_lossy(&stat.stdout);
+        assert!(stat.contains("ctime: 0x00000032:00000000"), "{stat}");
+        assert!(stat.contains("mtime: 0x00000032:00000000"), "{stat}");
     }
 
     #[test]
