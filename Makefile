@@ -7,7 +7,7 @@ OUT ?= out/minimal
 POOL ?= pool
 MUSL := x86_64-unknown-linux-musl
 INIT := target/$(MUSL)/release/init
-IMAGE_BUILDER := target/debug/image-builder
+IMAGE_BUILDER := target/release/image-builder
 # The initramfs /init is part of the image: build it without machine-specific paths.
 INIT_RUSTFLAGS := --remap-path-prefix=$(CURDIR)=/src --remap-path-prefix=$(HOME)/.cargo=/cargo -C strip=symbols
 
@@ -20,7 +20,7 @@ image: tools pool
 	@echo "Inspect:   $(IMAGE_BUILDER) inspect $(OUT)/disk.raw"
 
 test: tools pool
-	cargo test --workspace --no-fail-fast -- --test-threads=2
+	cargo test --release --workspace --no-fail-fast -- --test-threads=2
 
 setup:
 	bash scripts/setup-host.sh
@@ -28,7 +28,7 @@ setup:
 
 tools: setup
 	RUSTFLAGS="$(INIT_RUSTFLAGS)" cargo build -q -p services --bin init --release --target $(MUSL)
-	cargo build -q --workspace --bins
+	cargo build -q --release --workspace --bins
 
 pool: tools
 	$(IMAGE_BUILDER) fetch $(SPEC) --pool $(POOL)

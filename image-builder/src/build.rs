@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -55,7 +55,10 @@ pub struct FileInfo {
 
 impl FileInfo {
     pub fn of(bytes: &[u8]) -> FileInfo {
-        FileInfo { size: bytes.len() as u64, sha256: hex::encode(Sha256::digest(bytes)) }
+        FileInfo {
+            size: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(bytes)),
+        }
     }
 }
 
@@ -78,7 +81,10 @@ pub struct BuildReport {
 
 /// The repository root a spec's `files:` are relative to: the parent of the spec's directory.
 pub fn repo_root(spec_path: &Path) -> PathBuf {
-    let dir = spec_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = spec_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     dir.join("..")
 }
 
@@ -97,37 +103,67 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let digest = input_digest(&spec, &opts.spec_path, &opts.lock_path, &root, &init)?;
     if !opts.force {
         if let Some(report) = unchanged(&opts.out, &digest) {
-            eprintln!("{}: up to date (inputs unchanged)", opts.out.join(DISK).display());
+            eprintln!(
+                "{}: up to date (inputs unchanged)",
+                opts.out.join(DISK).display()
+            );
             return Ok(report);
         }
     }
 
+    let mut timer = Timer::new();
     let mut tree = Tree::new();
     for p in &lock.packages {
         let deb = opts.source.fetch(p, opts.progress)?;
-        rootfs::deb::extract(&deb, &p.package, &mut tree, &ExtractOptions { source_date_epoch: spec.source_date_epoch })
-            .with_context(|| format!("extracting {} {}", p.package, p.version))?;
+        rootfs::deb::extract(
+            &deb,
+            &p.package,
+            &mut tree,
+            &ExtractOptions {
+                source_date_epoch: spec.source_date_epoch,
+            },
+        )
+        .with_context(|| format!("extracting {} {}", p.package, p.version))?;
     }
+    timer.lap("extract");
     let (kernel_release, kernel) = take_kernel(&mut tree)?;
     let bootx64 = match tree.get(esp::SDBOOT_IN_PACKAGE).map(|e| &e.kind) {
         Some(Kind::File(d)) => d.as_slice().to_vec(),
-        _ => bail!("package {} does not ship /{}", spec.bootloader.package.value, esp::SDBOOT_IN_PACKAGE),
+        _ => bail!(
+            "package {} does not ship /{}",
+            spec.bootloader.package.value,
+            esp::SDBOOT_IN_PACKAGE
+        ),
     };
     add_spec_content(&spec, &root, &mut tree)?;
     let index = ModuleIndex::from_tree(&tree, &kernel_release)?;
-    let dep_path = format!("{}/modules.dep", rootfs::modules::module_dir(&kernel_release));
-    tree.insert(&dep_path, Entry::file(index.modules_dep().into_bytes(), 0o644))?;
+    let dep_path = format!(
+        "{}/modules.dep",
+        rootfs::modules::module_dir(&kernel_release)
+    );
+    tree.insert(
+        &dep_path,
+        Entry::file(index.modules_dep().into_bytes(), 0o644),
+    )?;
     tree.clamp_mtimes(spec.source_date_epoch);
     check_only_usr(&tree)?;
 
+    timer.lap("tree");
     let layout = DiskLayout::compute(&spec);
     let usr_part = layout.part(layout::USR_A);
     let usr_img = usr::build(&tree.subtree("usr"), spec.source_date_epoch, usr_part.size)?;
 
-    let wanted: Vec<&str> = spec.kernel.initramfs_modules.iter().map(|m| m.0.as_str()).collect();
+    timer.lap("squashfs");
+    let wanted: Vec<&str> = spec
+        .kernel
+        .initramfs_modules
+        .iter()
+        .map(|m| m.0.as_str())
+        .collect();
     let initrd_tree = initramfs::tree(&index, &wanted, &init, spec.source_date_epoch)?;
     let initrd = initramfs::to_bytes(&initrd_tree)?;
 
+    timer.lap("initramfs");
     let entry = BootEntry {
         os_id: spec.os.id.0.clone(),
         os_name: spec.os.name.0.clone(),
@@ -135,24 +171,45 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         slot: Slot::A,
         usr_partuuid: usr_part.guid.to_string(),
         cmdline: spec.kernel.cmdline.clone(),
-        counter: Some(BootCounter { left: spec.bootloader.tries.0, done: 0 }),
+        counter: Some(BootCounter {
+            left: spec.bootloader.tries.0,
+            done: 0,
+        }),
     };
     let esp_part = layout.part(layout::ESP);
     let esp_files = vec![
-        fat::FatFile { path: esp::SDBOOT_ON_ESP.into(), data: bootx64 },
-        fat::FatFile { path: esp::LOADER_CONF.into(), data: esp::loader_conf(spec.bootloader.timeout).into_bytes() },
-        fat::FatFile { path: format!("{}/{}", esp::ENTRIES_DIR, entry.file_name()), data: entry.render().into_bytes() },
-        fat::FatFile { path: entry.kernel_path(), data: kernel.clone() },
-        fat::FatFile { path: entry.initrd_path(), data: initrd.clone() },
+        fat::FatFile {
+            path: esp::SDBOOT_ON_ESP.into(),
+            data: bootx64,
+        },
+        fat::FatFile {
+            path: esp::LOADER_CONF.into(),
+            data: esp::loader_conf(spec.bootloader.timeout).into_bytes(),
+        },
+        fat::FatFile {
+            path: format!("{}/{}", esp::ENTRIES_DIR, entry.file_name()),
+            data: entry.render().into_bytes(),
+        },
+        fat::FatFile {
+            path: entry.kernel_path(),
+            data: kernel.clone(),
+        },
+        fat::FatFile {
+            path: entry.initrd_path(),
+            data: initrd.clone(),
+        },
     ];
     let esp_params = fat::FatParams {
         size_bytes: esp_part.size,
         volume_id: u32::from_le_bytes(esp_part.guid.as_bytes()[..4].try_into().expect("4 bytes")),
         label: Some("EFI-SYSTEM".into()),
     };
-    let esp_img = fat::build(&esp_params, &esp_files).context("writing the EFI system partition")?;
+    let esp_img =
+        fat::build(&esp_params, &esp_files).context("writing the EFI system partition")?;
 
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
+    timer.lap("esp");
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("creating {}", opts.out.display()))?;
     let staging = tempfile::Builder::new()
         .prefix(".staging-")
         .tempdir_in(&opts.out)
@@ -160,24 +217,44 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let epoch = spec.source_date_epoch;
     let root_img = staging.path().join("root.img");
     let root_part = layout.part(layout::ROOT);
-    ext4::make(Some(&root_tree(epoch)?), &root_img, root_part.size, layout::ROOT, &root_part.guid, epoch)?;
+    ext4::make(
+        Some(&root_tree(epoch)?),
+        &root_img,
+        root_part.size,
+        layout::ROOT,
+        &root_part.guid,
+        epoch,
+    )?;
     let oem_img = staging.path().join("oem.img");
     let oem_part = layout.part(layout::OEM);
-    ext4::make(None, &oem_img, oem_part.size, layout::OEM, &oem_part.guid, epoch)?;
+    ext4::make(
+        None,
+        &oem_img,
+        oem_part.size,
+        layout::OEM,
+        &oem_part.guid,
+        epoch,
+    )?;
 
+    timer.lap("ext4");
     let mut intermediates = BTreeMap::new();
     intermediates.insert("esp.img".to_string(), FileInfo::of(&esp_img));
     intermediates.insert("root.img".to_string(), hash_file(&root_img)?);
     intermediates.insert("oem.img".to_string(), hash_file(&oem_img)?);
 
     let disk_tmp = staging.path().join(DISK);
-    write_disk(&layout, &disk_tmp, &[
-        (layout::ESP, Part::Bytes(&esp_img)),
-        (layout::USR_A, Part::Bytes(&usr_img)),
-        (layout::OEM, Part::File(&oem_img)),
-        (layout::ROOT, Part::File(&root_img)),
-    ])?;
+    write_disk(
+        &layout,
+        &disk_tmp,
+        &[
+            (layout::ESP, Part::Bytes(&esp_img)),
+            (layout::USR_A, Part::Bytes(&usr_img)),
+            (layout::OEM, Part::File(&oem_img)),
+            (layout::ROOT, Part::File(&root_img)),
+        ],
+    )?;
 
+    timer.lap("disk");
     let mut artifacts = BTreeMap::new();
     artifacts.insert(USR_IMG.to_string(), FileInfo::of(&usr_img));
     artifacts.insert(KERNEL.to_string(), FileInfo::of(&kernel));
@@ -187,6 +264,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     std::fs::write(staging.path().join(KERNEL), &kernel)?;
     std::fs::write(staging.path().join(INITRD), &initrd)?;
 
+    timer.lap("hash+write");
     let report = BuildReport {
         os: spec.os.clone(),
         kernel_release,
@@ -210,13 +288,15 @@ fn publish(staging: &Path, out: &Path, report: &BuildReport) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("removing {}", json_path.display())),
     }
     for name in report.artifacts.keys() {
-        std::fs::rename(staging.join(name), out.join(name)).with_context(|| format!("moving {name} into {}", out.display()))?;
+        std::fs::rename(staging.join(name), out.join(name))
+            .with_context(|| format!("moving {name} into {}", out.display()))?;
     }
     let mut text = serde_json::to_string_pretty(report)?;
     text.push('\n');
     let tmp = staging.join(BUILD_JSON);
     std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, &json_path).with_context(|| format!("writing {}", json_path.display()))?;
+    std::fs::rename(&tmp, &json_path)
+        .with_context(|| format!("writing {}", json_path.display()))?;
     Ok(())
 }
 
@@ -235,20 +315,37 @@ fn unchanged(out: &Path, digest: &str) -> Option<BuildReport> {
     Some(report)
 }
 
-fn input_digest(spec: &ImageSpec, spec_path: &Path, lock_path: &Path, root: &Path, init: &[u8]) -> Result<String> {
+fn input_digest(
+    spec: &ImageSpec,
+    spec_path: &Path,
+    lock_path: &Path,
+    root: &Path,
+    init: &[u8],
+) -> Result<String> {
     let mut h = Sha256::new();
     let mut add = |label: &str, bytes: &[u8]| {
         h.update(label.as_bytes());
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(bytes);
     };
-    add("builder", format!("{}/{}", env!("CARGO_PKG_VERSION"), BUILDER_OUTPUT_VERSION).as_bytes());
+    add(
+        "builder",
+        format!("{}/{}", env!("CARGO_PKG_VERSION"), BUILDER_OUTPUT_VERSION).as_bytes(),
+    );
     add("spec", &std::fs::read(spec_path)?);
     add("lock", &std::fs::read(lock_path)?);
     add("init", init);
-    for src in spec.files.iter().map(|f| &f.src.0).chain(spec.units.iter().map(|u| &u.src.0)) {
+    for src in spec
+        .files
+        .iter()
+        .map(|f| &f.src.0)
+        .chain(spec.units.iter().map(|u| &u.src.0))
+    {
         let path = root.join(src);
-        add(src, &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
+        add(
+            src,
+            &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+        );
     }
     Ok(hex::encode(h.finalize()))
 }
@@ -275,17 +372,28 @@ fn take_kernel(tree: &mut Tree) -> Result<(String, Vec<u8>)> {
 
 /// os-release, repository files, units and symlinks.
 fn add_spec_content(spec: &ImageSpec, root: &Path, tree: &mut Tree) -> Result<()> {
-    tree.insert("usr/lib/os-release", Entry::file(os_release(spec).into_bytes(), 0o644))?;
+    tree.insert(
+        "usr/lib/os-release",
+        Entry::file(os_release(spec).into_bytes(), 0o644),
+    )?;
     for f in &spec.files {
         let path = root.join(&f.src.0);
-        let data = std::fs::read(&path).with_context(|| format!("reading {} (files: in the spec)", path.display()))?;
+        let data = std::fs::read(&path)
+            .with_context(|| format!("reading {} (files: in the spec)", path.display()))?;
         tree.insert(&f.dst.tree_path(), Entry::file(data, f.mode.0))?;
     }
     for u in &spec.units {
         let path = root.join(&u.src.0);
-        let data = std::fs::read(&path).with_context(|| format!("reading {} (units: in the spec)", path.display()))?;
-        let name = Path::new(&u.src.0).file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        tree.insert(&format!("usr/lib/systemd/system/{name}"), Entry::file(data, 0o644))?;
+        let data = std::fs::read(&path)
+            .with_context(|| format!("reading {} (units: in the spec)", path.display()))?;
+        let name = Path::new(&u.src.0)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        tree.insert(
+            &format!("usr/lib/systemd/system/{name}"),
+            Entry::file(data, 0o644),
+        )?;
     }
     for s in &spec.symlinks {
         for link in &s.links {
@@ -309,7 +417,10 @@ pub fn os_release(spec: &ImageSpec) -> String {
 
 /// Everything must live under /usr once packages are extracted.
 fn check_only_usr(tree: &Tree) -> Result<()> {
-    if let Some((path, _)) = tree.iter().find(|(p, _)| *p != "usr" && !p.starts_with("usr/")) {
+    if let Some((path, _)) = tree
+        .iter()
+        .find(|(p, _)| *p != "usr" && !p.starts_with("usr/"))
+    {
         bail!("/{path} is outside /usr; all OS content must live under /usr");
     }
     Ok(())
@@ -318,7 +429,12 @@ fn check_only_usr(tree: &Tree) -> Result<()> {
 /// The ROOT filesystem's initial tree: merged-/usr links and empty state directories.
 pub fn root_tree(epoch: u64) -> Result<Tree> {
     let mut t = Tree::new();
-    for (link, target) in [("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib"), ("lib64", "usr/lib64")] {
+    for (link, target) in [
+        ("bin", "usr/bin"),
+        ("sbin", "usr/sbin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+    ] {
         t.insert(link, Entry::symlink(target).with_mtime(epoch))?;
     }
     for (dir, mode) in [
@@ -338,7 +454,10 @@ pub fn root_tree(epoch: u64) -> Result<Tree> {
     ] {
         t.insert(dir, Entry::dir(mode).with_mtime(epoch))?;
     }
-    t.insert("etc/os-release", Entry::symlink("../usr/lib/os-release").with_mtime(epoch))?;
+    t.insert(
+        "etc/os-release",
+        Entry::symlink("../usr/lib/os-release").with_mtime(epoch),
+    )?;
     Ok(t)
 }
 
@@ -363,14 +482,14 @@ fn write_disk(layout: &DiskLayout, path: &Path, parts: &[(&str, Part)]) -> Resul
                 write_sparse(&mut f, b)?;
                 b.len() as u64
             }
-            Part::File(src) => {
-                let data = std::fs::read(src).with_context(|| format!("reading {}", src.display()))?;
-                write_sparse(&mut f, &data)?;
-                data.len() as u64
-            }
+            Part::File(src) => crate::sparse::copy_into(src, &mut f, p.offset)
+                .with_context(|| format!("copying {}", src.display()))?,
         };
         if written > p.size {
-            bail!("{label} content is {written} bytes, more than its {}-byte partition", p.size);
+            bail!(
+                "{label} content is {written} bytes, more than its {}-byte partition",
+                p.size
+            );
         }
     }
     f.sync_all()?;
@@ -391,19 +510,33 @@ fn write_sparse(f: &mut File, data: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// sha256 and size of a file, streamed.
+/// sha256 and size of a file (holes are hashed without being read).
 pub fn hash_file(path: &Path) -> Result<FileInfo> {
-    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
+    let (sha256, size) =
+        crate::sparse::sha256(path).with_context(|| format!("hashing {}", path.display()))?;
+    Ok(FileInfo { size, sha256 })
+}
+
+/// Phase timings on stderr when `IMAGE_BUILDER_TIMINGS` is set (for benchmarks).
+struct Timer {
+    on: bool,
+    last: std::time::Instant,
+}
+
+impl Timer {
+    fn new() -> Timer {
+        Timer {
+            on: std::env::var_os("IMAGE_BUILDER_TIMINGS").is_some(),
+            last: std::time::Instant::now(),
         }
-        h.update(&buf[..n]);
-        size += n as u64;
     }
-    Ok(FileInfo { size, sha256: hex::encode(h.finalize()) })
+    fn lap(&mut self, phase: &str) {
+        if self.on {
+            eprintln!(
+                "timing: {phase:<12} {:>7.2} s",
+                self.last.elapsed().as_secs_f64()
+            );
+        }
+        self.last = std::time::Instant::now();
+    }
 }

@@ -139,22 +139,34 @@ mod tests {
              initrd /minimal/usr-a/initrd\noptions console=ttyS0 panic=10 usr=PARTUUID=0d3f0c6e-8f0d-5c55-9d25-2b3e5a2f9a11\n"
         );
         assert_eq!(entry().file_name(), "minimal-usr-a+3-0.conf");
-        let blessed = BootEntry { counter: None, slot: Slot::B, ..entry() };
+        let blessed = BootEntry {
+            counter: None,
+            slot: Slot::B,
+            ..entry()
+        };
         assert_eq!(blessed.file_name(), "minimal-usr-b.conf");
     }
 
     #[test]
     fn file_names_parse() {
         let cases = [
-            ("minimal-usr-a+3-0.conf", Some(("minimal-usr-a", Some((3, 0))))),
-            ("minimal-usr-b+2.conf", Some(("minimal-usr-b", Some((2, 0))))),
+            (
+                "minimal-usr-a+3-0.conf",
+                Some(("minimal-usr-a", Some((3, 0)))),
+            ),
+            (
+                "minimal-usr-b+2.conf",
+                Some(("minimal-usr-b", Some((2, 0)))),
+            ),
             ("minimal-usr-b.conf", Some(("minimal-usr-b", None))),
             ("minimal-usr-b+x-1.conf", None),
             ("minimal-usr-b.efi", None),
         ];
         for (name, want) in cases {
             let got = parse_file_name(name);
-            let got = got.as_ref().map(|(b, c)| (b.as_str(), c.map(|c| (c.left, c.done))));
+            let got = got
+                .as_ref()
+                .map(|(b, c)| (b.as_str(), c.map(|c| (c.left, c.done))));
             assert_eq!(got, want, "{name}");
         }
     }

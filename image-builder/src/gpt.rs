@@ -59,7 +59,13 @@ fn entries(layout: &DiskLayout) -> Vec<u8> {
     v
 }
 
-fn header(layout: &DiskLayout, my_lba: u64, alt_lba: u64, entries_lba: u64, entries_crc: u32) -> Vec<u8> {
+fn header(
+    layout: &DiskLayout,
+    my_lba: u64,
+    alt_lba: u64,
+    entries_lba: u64,
+    entries_crc: u32,
+) -> Vec<u8> {
     let last_lba = layout.size / SECTOR - 1;
     let mut h = vec![0u8; SECTOR as usize];
     h[0..8].copy_from_slice(SIGNATURE);
@@ -104,7 +110,11 @@ pub fn render(layout: &DiskLayout) -> RenderedGpt {
     head.extend(&ents);
     let mut tail = ents;
     tail.extend(header(layout, last_lba, 1, backup_entries_lba, crc));
-    RenderedGpt { head, tail, tail_offset: backup_entries_lba * SECTOR }
+    RenderedGpt {
+        head,
+        tail,
+        tail_offset: backup_entries_lba * SECTOR,
+    }
 }
 
 /// A partition as read back from a disk.
@@ -153,7 +163,9 @@ pub fn parse(head: &[u8]) -> Result<(Uuid, Vec<ReadPartition>), GptError> {
         return Err(GptError::Malformed("entry array geometry"));
     }
     let start = 512 * lba as usize;
-    let arr = head.get(start..start + count * esize).ok_or(GptError::Malformed("entry array truncated"))?;
+    let arr = head
+        .get(start..start + count * esize)
+        .ok_or(GptError::Malformed("entry array truncated"))?;
     if crc32fast::hash(arr) != u32::from_le_bytes(h[88..92].try_into().unwrap()) {
         return Err(GptError::EntriesCrc);
     }
@@ -215,8 +227,18 @@ mod tests {
         assert_eq!(r.tail_offset + r.tail.len() as u64, l.size);
         let (disk, parts) = parse(&r.head).unwrap();
         assert_eq!(disk, l.disk_guid);
-        let got: Vec<(u32, &str, u64)> = parts.iter().map(|p| (p.number, p.label.as_str(), p.first_lba)).collect();
-        assert_eq!(got, [(1, "EFI-SYSTEM", 2048), (3, "USR-A", 10240), (9, "ROOT", 14336)]);
+        let got: Vec<(u32, &str, u64)> = parts
+            .iter()
+            .map(|p| (p.number, p.label.as_str(), p.first_lba))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "EFI-SYSTEM", 2048),
+                (3, "USR-A", 10240),
+                (9, "ROOT", 14336)
+            ]
+        );
         assert_eq!(parts[1].guid, l.partitions[1].guid);
         assert_eq!(parts[1].last_lba, 14335);
     }
@@ -224,7 +246,10 @@ mod tests {
     #[test]
     fn guid_is_mixed_endian() {
         let u = Uuid::parse_str("c12a7328-f81f-11d2-ba4b-00a0c93ec93b").unwrap();
-        assert_eq!(hex::encode(guid_bytes(&u)), "28732ac11ff8d211ba4b00a0c93ec93b");
+        assert_eq!(
+            hex::encode(guid_bytes(&u)),
+            "28732ac11ff8d211ba4b00a0c93ec93b"
+        );
     }
 
     #[test]
@@ -250,7 +275,11 @@ mod tests {
         disk[..r.head.len()].copy_from_slice(&r.head);
         disk[r.tail_offset as usize..].copy_from_slice(&r.tail);
         std::fs::write(&path, &disk).unwrap();
-        let out = std::process::Command::new("sgdisk").arg("-v").arg(&path).output().expect("sgdisk (gdisk) is installed by scripts/setup-host.sh");
+        let out = std::process::Command::new("sgdisk")
+            .arg("-v")
+            .arg(&path)
+            .output()
+            .expect("sgdisk (gdisk) is installed by scripts/setup-host.sh");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{text}");
         assert!(text.contains("No problems found"), "{text}");

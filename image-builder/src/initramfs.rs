@@ -21,17 +21,28 @@ pub enum InitramfsError {
 }
 
 /// The initramfs tree: `/init`, the module closure and its load-order list. Pure.
-pub fn tree(index: &ModuleIndex, wanted: &[&str], init: &[u8], epoch: u64) -> Result<Tree, InitramfsError> {
+pub fn tree(
+    index: &ModuleIndex,
+    wanted: &[&str],
+    init: &[u8],
+    epoch: u64,
+) -> Result<Tree, InitramfsError> {
     let mut t = Tree::new();
     t.insert("init", Entry::file(init.to_vec(), 0o755).with_mtime(epoch))?;
     let mut list = String::new();
     for m in index.closure(wanted)? {
         let path = format!("lib/modules/{}/{}", index.kernel_release(), m.path);
-        t.insert(&path, Entry::file(m.data.as_slice().to_vec(), 0o644).with_mtime(epoch))?;
+        t.insert(
+            &path,
+            Entry::file(m.data.as_slice().to_vec(), 0o644).with_mtime(epoch),
+        )?;
         list.push_str(&m.path);
         list.push('\n');
     }
-    t.insert(MODULE_LIST, Entry::file(list.into_bytes(), 0o644).with_mtime(epoch))?;
+    t.insert(
+        MODULE_LIST,
+        Entry::file(list.into_bytes(), 0o644).with_mtime(epoch),
+    )?;
     for dir in ["dev", "proc", "sys", "run", "sysroot"] {
         t.insert(dir, Entry::dir(0o755).with_mtime(epoch))?;
     }

@@ -16,7 +16,13 @@ pub enum InputSource {
     /// A directory of `.deb` files.
     Pool(PathBuf),
     /// An HTTP apt repository; downloads are cached by content hash in `cache`.
-    Repo { repo: AptRepo, client: HttpClient, cache: PathBuf, url: String, suite: String },
+    Repo {
+        repo: AptRepo,
+        client: HttpClient,
+        cache: PathBuf,
+        url: String,
+        suite: String,
+    },
 }
 
 /// A package's input does not match the lockfile.
@@ -48,19 +54,22 @@ impl InputSource {
     pub fn describe(&self) -> String {
         match self {
             InputSource::Pool(_) => "pool".into(),
-            InputSource::Repo { url, suite, .. } => format!("{} {suite}", url.trim_end_matches('/')),
+            InputSource::Repo { url, suite, .. } => {
+                format!("{} {suite}", url.trim_end_matches('/'))
+            }
         }
     }
 
     /// Every package the source offers.
     pub fn candidates(&self) -> Result<Vec<Candidate>> {
         match self {
-            InputSource::Pool(dir) => {
-                rootfs::pool::scan(dir).with_context(|| format!("reading package pool {}", dir.display()))
-            }
-            InputSource::Repo { repo, client, url, .. } => {
-                repo.index(client).with_context(|| format!("reading apt repository {url}"))
-            }
+            InputSource::Pool(dir) => rootfs::pool::scan(dir)
+                .with_context(|| format!("reading package pool {}", dir.display())),
+            InputSource::Repo {
+                repo, client, url, ..
+            } => repo
+                .index(client)
+                .with_context(|| format!("reading apt repository {url}")),
         }
     }
 
@@ -68,7 +77,12 @@ impl InputSource {
     pub fn fetch(&self, p: &LockedPackage, progress: bool) -> Result<Vec<u8>> {
         let path = match self {
             InputSource::Pool(dir) => find_in_pool(dir, p)?,
-            InputSource::Repo { repo, client, cache, .. } => repo.fetch_deb(client, &p.candidate(), cache, progress)?,
+            InputSource::Repo {
+                repo,
+                client,
+                cache,
+                ..
+            } => repo.fetch_deb(client, &p.candidate(), cache, progress)?,
         };
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         verify(p, &bytes)?;
@@ -100,7 +114,9 @@ fn find_in_pool(dir: &Path, p: &LockedPackage) -> Result<PathBuf> {
     let found = rootfs::pool::scan(dir)
         .with_context(|| format!("reading package pool {}", dir.display()))?
         .into_iter()
-        .find(|c| c.package == p.package && c.version == p.version && c.architecture == p.architecture);
+        .find(|c| {
+            c.package == p.package && c.version == p.version && c.architecture == p.architecture
+        });
     match found {
         Some(c) => Ok(dir.join(c.filename)),
         None => bail!(
@@ -117,7 +133,8 @@ fn find_in_pool(dir: &Path, p: &LockedPackage) -> Result<PathBuf> {
 /// A version the host's apt sources no longer serve is reported with the way out: re-lock.
 pub fn fill_pool(dir: &Path, packages: &[LockedPackage], spec_path: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let have = rootfs::pool::scan(dir).with_context(|| format!("reading package pool {}", dir.display()))?;
+    let have = rootfs::pool::scan(dir)
+        .with_context(|| format!("reading package pool {}", dir.display()))?;
     for p in packages {
         if have.iter().any(|c| c.sha256 == p.sha256) {
             continue;
@@ -130,7 +147,11 @@ pub fn fill_pool(dir: &Path, packages: &[LockedPackage], spec_path: &Path) -> Re
                  `image-builder lock {} --pool {} --download` to pin the versions served now",
                 p.package,
                 p.version,
-                String::from_utf8_lossy(&out.stderr).lines().find(|l| l.starts_with("E:")).unwrap_or("apt-get failed").trim(),
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .find(|l| l.starts_with("E:"))
+                    .unwrap_or("apt-get failed")
+                    .trim(),
                 spec_path.display(),
                 dir.display(),
             );
@@ -145,7 +166,10 @@ pub fn download_latest(dir: &Path, names: &[String]) -> Result<()> {
     for name in names {
         let out = apt_get_download(dir, name)?;
         if !out.status.success() {
-            bail!("apt-get download {name} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "apt-get download {name} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
     }
     Ok(())

@@ -45,19 +45,30 @@ pub struct EntryInfo {
 fn read_at(f: &mut File, offset: u64, len: usize) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     f.seek(SeekFrom::Start(offset))?;
-    f.read_exact(&mut buf).context("the disk image is truncated")?;
+    f.read_exact(&mut buf)
+        .context("the disk image is truncated")?;
     Ok(buf)
 }
 
 pub fn inspect(path: &Path) -> Result<Inspection> {
     let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let size = f.metadata()?.len();
-    let head = read_at(&mut f, 0, 34 * SECTOR as usize).with_context(|| format!("reading the GPT of {}", path.display()))?;
-    let (disk_guid, partitions) = gpt::parse(&head).with_context(|| format!("{} has no valid GPT", path.display()))?;
-    let part_bytes = |p: &ReadPartition| (p.first_lba * SECTOR, (p.last_lba + 1 - p.first_lba) * SECTOR);
+    let head = read_at(&mut f, 0, 34 * SECTOR as usize)
+        .with_context(|| format!("reading the GPT of {}", path.display()))?;
+    let (disk_guid, partitions) =
+        gpt::parse(&head).with_context(|| format!("{} has no valid GPT", path.display()))?;
+    let part_bytes = |p: &ReadPartition| {
+        (
+            p.first_lba * SECTOR,
+            (p.last_lba + 1 - p.first_lba) * SECTOR,
+        )
+    };
 
     let mut slots = Vec::new();
-    for p in partitions.iter().filter(|p| p.label == layout::USR_A || p.label == layout::USR_B) {
+    for p in partitions
+        .iter()
+        .filter(|p| p.label == layout::USR_A || p.label == layout::USR_B)
+    {
         let (off, len) = part_bytes(p);
         let magic = read_at(&mut f, off, 4)?;
         let (content, version) = if &magic == b"hsqs" {
@@ -66,7 +77,12 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
         } else {
             ("empty".to_string(), None)
         };
-        slots.push(SlotInfo { label: p.label.clone(), partuuid: p.guid.to_string(), content, version });
+        slots.push(SlotInfo {
+            label: p.label.clone(),
+            partuuid: p.guid.to_string(),
+            content,
+            version,
+        });
     }
 
     let mut boot_entries = Vec::new();
@@ -74,17 +90,30 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
         let (off, len) = part_bytes(p);
         let img = read_at(&mut f, off, len as usize)?;
         let files = crate::fat::read_files(&img).context("reading the EFI system partition")?;
-        for file in files.iter().filter(|f| f.path.starts_with(&format!("{}/", esp::ENTRIES_DIR))) {
+        for file in files
+            .iter()
+            .filter(|f| f.path.starts_with(&format!("{}/", esp::ENTRIES_DIR)))
+        {
             let name = file.path.rsplit('/').next().unwrap_or_default().to_string();
             let text = String::from_utf8_lossy(&file.data);
             let field = |k: &str| {
-                text.lines().find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix(' ')).map(|v| v.trim().to_string()))
+                text.lines().find_map(|l| {
+                    l.strip_prefix(k)
+                        .and_then(|r| r.strip_prefix(' '))
+                        .map(|v| v.trim().to_string())
+                })
             };
             let counter: Option<BootCounter> = esp::parse_file_name(&name).and_then(|(_, c)| c);
             let partuuid = field("options").and_then(|o| {
-                o.split_whitespace().find_map(|a| a.strip_prefix("usr=PARTUUID=").map(|u| u.to_lowercase()))
+                o.split_whitespace()
+                    .find_map(|a| a.strip_prefix("usr=PARTUUID=").map(|u| u.to_lowercase()))
             });
-            let slot = partuuid.and_then(|u| partitions.iter().find(|p| p.guid.to_string() == u).map(|p| p.label.clone()));
+            let slot = partuuid.and_then(|u| {
+                partitions
+                    .iter()
+                    .find(|p| p.guid.to_string() == u)
+                    .map(|p| p.label.clone())
+            });
             boot_entries.push(EntryInfo {
                 file: name,
                 title: field("title").unwrap_or_default(),
@@ -95,7 +124,13 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
             });
         }
     }
-    Ok(Inspection { disk_guid: disk_guid.to_string(), size, partitions, slots, boot_entries })
+    Ok(Inspection {
+        disk_guid: disk_guid.to_string(),
+        size,
+        partitions,
+        slots,
+        boot_entries,
+    })
 }
 
 /// `VERSION_ID` from `lib/os-release` inside a squashfs slot image.
@@ -108,7 +143,10 @@ fn slot_version(img: &[u8]) -> Option<String> {
         if let backhand::InnerNode::File(file) = &node.inner {
             let mut text = String::new();
             reader.file(file).reader().read_to_string(&mut text).ok()?;
-            return text.lines().find_map(|l| l.strip_prefix("VERSION_ID=").map(|v| v.trim_matches('"').to_string()));
+            return text.lines().find_map(|l| {
+                l.strip_prefix("VERSION_ID=")
+                    .map(|v| v.trim_matches('"').to_string())
+            });
         }
     }
     None
@@ -130,7 +168,11 @@ pub fn render(i: &Inspection) -> String {
     }
     s.push_str("\nslots:\n");
     for sl in &i.slots {
-        let v = sl.version.as_deref().map(|v| format!(" version {v}")).unwrap_or_default();
+        let v = sl
+            .version
+            .as_deref()
+            .map(|v| format!(" version {v}"))
+            .unwrap_or_default();
         s.push_str(&format!("  {}  {}{}\n", sl.label, sl.content, v));
     }
     s.push_str("\nboot entries:\n");

@@ -118,7 +118,8 @@ impl DiskLayout {
 
     /// The partition with this label; the layout always has all six.
     pub fn part(&self, label: &str) -> &Partition {
-        self.by_label(label).expect("layout has every standard partition")
+        self.by_label(label)
+            .expect("layout has every standard partition")
     }
 }
 
@@ -141,10 +142,29 @@ mod tests {
 
     #[test]
     fn container_linux_numbering_and_labels() {
-        let parts = Partitions { esp_mib: SizeMib(128), usr_mib: SizeMib(256), oem_mib: SizeMib(16), root_mib: SizeMib(64) };
+        let parts = Partitions {
+            esp_mib: SizeMib(128),
+            usr_mib: SizeMib(256),
+            oem_mib: SizeMib(16),
+            root_mib: SizeMib(64),
+        };
         let l = DiskLayout::compute(&spec_with(parts));
-        let got: Vec<(u32, &str)> = l.partitions.iter().map(|p| (p.number, p.label.as_str())).collect();
-        assert_eq!(got, [(1, ESP), (2, BIOS_BOOT), (3, USR_A), (4, USR_B), (6, OEM), (9, ROOT)]);
+        let got: Vec<(u32, &str)> = l
+            .partitions
+            .iter()
+            .map(|p| (p.number, p.label.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, ESP),
+                (2, BIOS_BOOT),
+                (3, USR_A),
+                (4, USR_B),
+                (6, OEM),
+                (9, ROOT)
+            ]
+        );
         assert_eq!(l.part(USR_A).size, l.part(USR_B).size);
         assert_eq!(l.part(ESP).offset, MIB);
         assert_eq!(l.size, (1 + 128 + 2 + 256 * 2 + 16 + 64 + 1) * MIB);
@@ -152,7 +172,12 @@ mod tests {
 
     #[test]
     fn guids_are_stable_and_distinct() {
-        let parts = Partitions { esp_mib: SizeMib(64), usr_mib: SizeMib(64), oem_mib: SizeMib(8), root_mib: SizeMib(64) };
+        let parts = Partitions {
+            esp_mib: SizeMib(64),
+            usr_mib: SizeMib(64),
+            oem_mib: SizeMib(8),
+            root_mib: SizeMib(64),
+        };
         let a = DiskLayout::compute(&spec_with(parts.clone()));
         let b = DiskLayout::compute(&spec_with(parts));
         assert_eq!(a, b);

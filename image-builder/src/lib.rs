@@ -16,6 +16,7 @@ pub mod inspect;
 pub mod layout;
 pub mod lock;
 pub mod run;
+pub mod sparse;
 pub mod spec;
 pub mod usr;
 
@@ -24,7 +25,10 @@ use std::path::Path;
 
 /// Write a file atomically: a temporary file in the same directory, then a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;

@@ -54,26 +54,41 @@ pub struct Lockfile {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("package {package} is not available from {source_desc} for {arch} (have: {have})")]
-    NotAvailable { package: String, source_desc: String, arch: String, have: String },
+    NotAvailable {
+        package: String,
+        source_desc: String,
+        arch: String,
+        have: String,
+    },
     #[error("{path} is out of date: {reason}; run `image-builder lock` to update it")]
     Stale { path: PathBuf, reason: String },
     #[error("reading lockfile {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("lockfile {path} is malformed: {message}")]
     Malformed { path: PathBuf, message: String },
 }
 
 /// The newest candidate for each spec package, as a lockfile. Pure.
-pub fn resolve(spec: &ImageSpec, candidates: &[Candidate], source_desc: &str) -> Result<Lockfile, LockError> {
+pub fn resolve(
+    spec: &ImageSpec,
+    candidates: &[Candidate],
+    source_desc: &str,
+) -> Result<Lockfile, LockError> {
     let packages = spec
         .package_names()
         .into_iter()
         .map(|name| {
             let best = candidates
                 .iter()
-                .filter(|c| c.package == name && (c.architecture == ARCH || c.architecture == "all"))
+                .filter(|c| {
+                    c.package == name && (c.architecture == ARCH || c.architecture == "all")
+                })
                 .max_by(|a, b| {
-                    rootfs::version::compare(&a.version, &b.version).then_with(|| a.sha256.cmp(&b.sha256))
+                    rootfs::version::compare(&a.version, &b.version)
+                        .then_with(|| a.sha256.cmp(&b.sha256))
                 });
             let c = best.ok_or_else(|| LockError::NotAvailable {
                 package: name.clone(),
@@ -92,7 +107,10 @@ pub fn resolve(spec: &ImageSpec, candidates: &[Candidate], source_desc: &str) ->
             })
         })
         .collect::<Result<Vec<_>, LockError>>()?;
-    Ok(Lockfile { format: LOCK_FORMAT, packages })
+    Ok(Lockfile {
+        format: LOCK_FORMAT,
+        packages,
+    })
 }
 
 fn other_versions(candidates: &[Candidate], name: &str) -> String {
@@ -117,13 +135,21 @@ impl Lockfile {
     }
 
     pub fn load(path: &Path) -> Result<Lockfile, LockError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LockError::Read { path: path.to_path_buf(), source })?;
-        let lock: Lockfile = serde_json::from_str(&text)
-            .map_err(|e| LockError::Malformed { path: path.to_path_buf(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|source| LockError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let lock: Lockfile = serde_json::from_str(&text).map_err(|e| LockError::Malformed {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         if lock.format != LOCK_FORMAT {
             return Err(LockError::Malformed {
                 path: path.to_path_buf(),
-                message: format!("format {} is not supported (expected {LOCK_FORMAT})", lock.format),
+                message: format!(
+                    "format {} is not supported (expected {LOCK_FORMAT})",
+                    lock.format
+                ),
             });
         }
         Ok(lock)
@@ -143,7 +169,10 @@ impl Lockfile {
             (true, false) => format!("the lock pins {extra:?}, which the spec no longer lists"),
             (true, true) => "the package order differs from the spec".into(),
         };
-        Err(LockError::Stale { path: path.to_path_buf(), reason })
+        Err(LockError::Stale {
+            path: path.to_path_buf(),
+            reason,
+        })
     }
 }
 
@@ -187,10 +216,18 @@ mod tests {
             cand("busybox-static", "1.36.0-1", "amd64"),
         ];
         let lock = resolve(&spec(), &cands, "pool").unwrap();
-        let got: Vec<(&str, &str)> = lock.packages.iter().map(|p| (p.package.as_str(), p.version.as_str())).collect();
+        let got: Vec<(&str, &str)> = lock
+            .packages
+            .iter()
+            .map(|p| (p.package.as_str(), p.version.as_str()))
+            .collect();
         assert_eq!(
             got,
-            [("linux-image-x", "6.1.192-2"), ("systemd-boot-efi", "252.39-1"), ("busybox-static", "1:1.35.0-4")]
+            [
+                ("linux-image-x", "6.1.192-2"),
+                ("systemd-boot-efi", "252.39-1"),
+                ("busybox-static", "1:1.35.0-4")
+            ]
         );
         let text = lock.to_text();
         assert_eq!(serde_json::from_str::<Lockfile>(&text).unwrap(), lock);
@@ -199,8 +236,13 @@ mod tests {
 
     #[test]
     fn missing_package_names_it() {
-        let err = resolve(&spec(), &[cand("linux-image-x", "1", "arm64")], "pool").unwrap_err().to_string();
-        assert!(err.contains("linux-image-x is not available from pool"), "{err}");
+        let err = resolve(&spec(), &[cand("linux-image-x", "1", "arm64")], "pool")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("linux-image-x is not available from pool"),
+            "{err}"
+        );
         assert!(err.contains("1 arm64"), "{err}");
     }
 
@@ -208,12 +250,22 @@ mod tests {
     fn stale_lock_is_refused() {
         let mut lock = resolve(
             &spec(),
-            &[cand("linux-image-x", "1", "amd64"), cand("systemd-boot-efi", "1", "amd64"), cand("busybox-static", "1", "amd64")],
+            &[
+                cand("linux-image-x", "1", "amd64"),
+                cand("systemd-boot-efi", "1", "amd64"),
+                cand("busybox-static", "1", "amd64"),
+            ],
             "pool",
         )
         .unwrap();
         lock.packages.pop();
-        let err = lock.check_matches(&spec(), Path::new("t.lock")).unwrap_err().to_string();
-        assert!(err.contains("busybox-static") && err.contains("image-builder lock"), "{err}");
+        let err = lock
+            .check_matches(&spec(), Path::new("t.lock"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("busybox-static") && err.contains("image-builder lock"),
+            "{err}"
+        );
     }
 }

@@ -12,7 +12,11 @@ use image_builder::run::{self, Outcome, RunOptions};
 use image_builder::{inspect, lock};
 
 #[derive(Parser)]
-#[command(name = "image-builder", version, about = "Build reproducible A/B OS disk images from pinned Debian packages")]
+#[command(
+    name = "image-builder",
+    version,
+    about = "Build reproducible A/B OS disk images from pinned Debian packages"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -98,13 +102,18 @@ struct SourceArgs {
 
 impl SourceArgs {
     fn pool_dir(&self, spec: &Path) -> PathBuf {
-        self.pool.clone().unwrap_or_else(|| build::repo_root(spec).join("pool"))
+        self.pool
+            .clone()
+            .unwrap_or_else(|| build::repo_root(spec).join("pool"))
     }
 
     fn source(&self, spec: &Path) -> Result<InputSource> {
         match &self.repo {
             Some(url) => {
-                let cache = self.cache.clone().unwrap_or_else(|| build::repo_root(spec).join("cache"));
+                let cache = self
+                    .cache
+                    .clone()
+                    .unwrap_or_else(|| build::repo_root(spec).join("cache"));
                 InputSource::repo(url, &self.suite, &self.component, &cache)
             }
             None => Ok(InputSource::pool(&self.pool_dir(spec))),
@@ -127,16 +136,32 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Cmd::Lock { spec, source, download } => cmd_lock(&spec, &source, download),
+        Cmd::Lock {
+            spec,
+            source,
+            download,
+        } => cmd_lock(&spec, &source, download),
         Cmd::Fetch { spec, pool } => {
             let lock_path = lock::path_for(&spec);
             let l = lock::Lockfile::load(&lock_path)?;
             image_builder::inputs::fill_pool(&pool, &l.packages, &spec)?;
-            eprintln!("pool {} holds every package of {}", pool.display(), lock_path.display());
+            eprintln!(
+                "pool {} holds every package of {}",
+                pool.display(),
+                lock_path.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Build { spec, out, source, init, force } => {
-            let init = init.unwrap_or_else(|| build::repo_root(&spec).join("target/x86_64-unknown-linux-musl/release/init"));
+        Cmd::Build {
+            spec,
+            out,
+            source,
+            init,
+            force,
+        } => {
+            let init = init.unwrap_or_else(|| {
+                build::repo_root(&spec).join("target/x86_64-unknown-linux-musl/release/init")
+            });
             let opts = BuildOptions {
                 lock_path: lock::path_for(&spec),
                 source: source.source(&spec)?,
@@ -148,8 +173,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             };
             let report = build::build(&opts)?;
             let disk = &report.artifacts[build::DISK];
-            println!("{}: {} bytes, sha256 {}", opts.out.join(build::DISK).display(), disk.size, disk.sha256);
-            println!("boot it: image-builder run {}", opts.out.join(build::DISK).display());
+            println!(
+                "{}: {} bytes, sha256 {}",
+                opts.out.join(build::DISK).display(),
+                disk.size,
+                disk.sha256
+            );
+            println!(
+                "boot it: image-builder run {}",
+                opts.out.join(build::DISK).display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Inspect { disk, json } => {
@@ -161,8 +194,19 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Run { disk, expect, timeout, format, memory, snapshot, qemu_args } => {
-            let expect = expect.map(|e| regex::Regex::new(&e)).transpose().context("--expect is not a valid regular expression")?;
+        Cmd::Run {
+            disk,
+            expect,
+            timeout,
+            format,
+            memory,
+            snapshot,
+            qemu_args,
+        } => {
+            let expect = expect
+                .map(|e| regex::Regex::new(&e))
+                .transpose()
+                .context("--expect is not a valid regular expression")?;
             let opts = RunOptions {
                 disk,
                 format,
@@ -179,7 +223,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     eprintln!("\nimage-builder run: matched: {line}");
                     Ok(ExitCode::SUCCESS)
                 }
-                Outcome::Exited(code) if opts.expect.is_none() && code == Some(0) => Ok(ExitCode::SUCCESS),
+                Outcome::Exited(code) if opts.expect.is_none() && code == Some(0) => {
+                    Ok(ExitCode::SUCCESS)
+                }
                 Outcome::Exited(code) => {
                     eprintln!("\nimage-builder run: QEMU exited ({code:?}) before the expected output; console tail:");
                     eprintln!("{}", run::tail(&console, run::TAIL_LINES));
@@ -206,7 +252,10 @@ fn cmd_lock(spec_path: &Path, source: &SourceArgs, download: bool) -> Result<Exi
     let path = lock::path_for(spec_path);
     image_builder::write_atomic(&path, l.to_text().as_bytes())?;
     for p in &l.packages {
-        println!("{} {} {} {}", p.package, p.version, p.architecture, p.sha256);
+        println!(
+            "{} {} {} {}",
+            p.package, p.version, p.architecture, p.sha256
+        );
     }
     eprintln!("wrote {}", path.display());
     Ok(ExitCode::SUCCESS)

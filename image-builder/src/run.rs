@@ -53,12 +53,26 @@ pub fn qemu_command(opts: &RunOptions, vars: &Path) -> Command {
         .args(["-m", &opts.memory_mib.to_string()])
         .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
         .arg("-drive")
-        .arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"))
+        .arg(format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
+        ))
         .arg("-drive")
-        .arg(format!("if=pflash,format=raw,unit=1,file={}", vars.display()))
+        .arg(format!(
+            "if=pflash,format=raw,unit=1,file={}",
+            vars.display()
+        ))
         .arg("-drive")
-        .arg(format!("file={},format={},if=virtio", opts.disk.display(), opts.format))
-        .args(["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0"])
+        .arg(format!(
+            "file={},format={},if=virtio",
+            opts.disk.display(),
+            opts.format
+        ))
+        .args([
+            "-netdev",
+            "user,id=net0",
+            "-device",
+            "virtio-net-pci,netdev=net0",
+        ])
         .args(["-no-user-config", "-nodefaults"]);
     if opts.snapshot {
         cmd.arg("-snapshot");
@@ -87,12 +101,17 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, String)> {
             bail!("{fw} is missing: install the ovmf package (scripts/setup-host.sh does)");
         }
     }
-    let vars_dir = tempfile::tempdir().context("creating a directory for the OVMF variable store")?;
+    let vars_dir =
+        tempfile::tempdir().context("creating a directory for the OVMF variable store")?;
     let vars = vars_dir.path().join("OVMF_VARS.fd");
     std::fs::copy(OVMF_VARS, &vars).with_context(|| format!("copying {OVMF_VARS}"))?;
     let mut cmd = qemu_command(opts, &vars);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = cmd.spawn().context("starting qemu-system-x86_64 (package qemu-system-x86)")?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd
+        .spawn()
+        .context("starting qemu-system-x86_64 (package qemu-system-x86)")?;
     let mut guard = ChildGuard(child);
     let stdout = guard.0.stdout.take().expect("piped stdout");
     let stderr = guard.0.stderr.take().expect("piped stderr");
@@ -175,7 +194,8 @@ fn scan(line: &mut Vec<u8>, chunk: &[u8], re: Option<&Regex>) -> Option<String> 
 
 /// Strip ANSI escape sequences and carriage returns.
 pub fn clean(s: &str) -> String {
-    let ansi = Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\r").expect("constant regex");
+    let ansi =
+        Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\r").expect("constant regex");
     ansi.replace_all(s, "").trim_end().to_string()
 }
 
@@ -194,12 +214,22 @@ mod tests {
         let re = Regex::new("booted slot=USR-A").unwrap();
         let mut line = Vec::new();
         assert_eq!(scan(&mut line, b"noise\r\nbooted sl", Some(&re)), None);
-        assert_eq!(scan(&mut line, b"ot=USR-A version=1.0.0\r\n", Some(&re)).as_deref(), Some("booted slot=USR-A version=1.0.0"));
+        assert_eq!(
+            scan(&mut line, b"ot=USR-A version=1.0.0\r\n", Some(&re)).as_deref(),
+            Some("booted slot=USR-A version=1.0.0")
+        );
         let re = Regex::new("login: $").unwrap();
         let mut line = Vec::new();
-        assert_eq!(scan(&mut line, b"\x1b[0mhost login: ", Some(&re)), None, "trailing space is trimmed");
+        assert_eq!(
+            scan(&mut line, b"\x1b[0mhost login: ", Some(&re)),
+            None,
+            "trailing space is trimmed"
+        );
         let re = Regex::new("login:$").unwrap();
-        assert_eq!(scan(&mut line, b"", Some(&re)).as_deref(), Some("host login:"));
+        assert_eq!(
+            scan(&mut line, b"", Some(&re)).as_deref(),
+            Some("host login:")
+        );
     }
 
     #[test]
@@ -220,7 +250,10 @@ mod tests {
             echo: false,
         };
         let cmd = qemu_command(&opts, Path::new("/tmp/v.fd"));
-        let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let line = args.join(" ");
         assert!(line.contains("q35,accel=tcg"));
         assert!(line.contains("unit=1,file=/tmp/v.fd"));

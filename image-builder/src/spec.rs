@@ -129,18 +129,27 @@ fn default_outputs() -> Vec<Output> {
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("{path}:{line}: {message}")]
-    At { path: PathBuf, line: u64, message: String },
+    At {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
 }
 
 impl ImageSpec {
     /// Parse and check a spec file.
     pub fn load(path: &Path) -> Result<ImageSpec, SpecError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
@@ -159,17 +168,25 @@ impl ImageSpec {
     }
 
     fn check(&self, path: &Path) -> Result<(), SpecError> {
-        let at = |line: u64, message: String| SpecError::At { path: path.to_path_buf(), line, message };
+        let at = |line: u64, message: String| SpecError::At {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
         let mut seen = BTreeSet::new();
         for p in self.all_packages() {
             if !seen.insert(p.value.0.clone()) {
-                return Err(at(p.referenced.line(), format!("packages: {} is listed twice", p.value)));
+                return Err(at(
+                    p.referenced.line(),
+                    format!("packages: {} is listed twice", p.value),
+                ));
             }
         }
         if self.kernel.initramfs_modules.is_empty() {
             return Err(SpecError::Invalid {
                 path: path.to_path_buf(),
-                message: "kernel.initramfs_modules: must name at least the modules that reach /usr".into(),
+                message: "kernel.initramfs_modules: must name at least the modules that reach /usr"
+                    .into(),
             });
         }
         let mut dsts = BTreeSet::new();
@@ -193,7 +210,10 @@ impl ImageSpec {
 
     /// Names of every package, in spec order.
     pub fn package_names(&self) -> Vec<String> {
-        self.all_packages().iter().map(|p| p.value.0.clone()).collect()
+        self.all_packages()
+            .iter()
+            .map(|p| p.value.0.clone())
+            .collect()
     }
 }
 
@@ -356,7 +376,14 @@ partitions:
         assert_eq!(s.os.version.0, "1.0.0");
         assert_eq!(s.bootloader.tries.0, 3);
         assert_eq!(s.files[0].mode.0, 0o644);
-        assert_eq!(s.package_names(), ["linux-image-6.1.0-56-cloud-amd64", "systemd-boot-efi", "busybox-static"]);
+        assert_eq!(
+            s.package_names(),
+            [
+                "linux-image-6.1.0-56-cloud-amd64",
+                "systemd-boot-efi",
+                "busybox-static"
+            ]
+        );
         assert_eq!(s.outputs, [Output::Raw]);
     }
 
@@ -370,16 +397,66 @@ partitions:
     #[test]
     fn bad_specs_name_file_line_and_key() {
         let cases = [
-            Case { name: "unknown key", from: "  channel: alpha", to: "  channel: alpha\n  colour: red", want: "colour" },
-            Case { name: "wrong type", from: "source_date_epoch: 1767225600", to: "source_date_epoch: soon", want: "source_date_epoch" },
-            Case { name: "bad version", from: "version: 1.0.0", to: "version: 1.0", want: "x.y.z" },
-            Case { name: "zero size", from: "usr_mib: 128", to: "usr_mib: 0", want: "out of range" },
-            Case { name: "dst outside usr", from: "dst: /usr/share/factory/etc/inittab", to: "dst: /etc/inittab", want: "under /usr" },
-            Case { name: "src escapes", from: "src: services/minimal/inittab", to: "src: ../etc/passwd", want: "inside the repository" },
-            Case { name: "bad id", from: "id: minimal", to: "id: Minimal", want: "lower-case" },
-            Case { name: "tries", from: "package: systemd-boot-efi", to: "package: systemd-boot-efi\n  tries: 99", want: "tries" },
-            Case { name: "dup package", from: "packages: [busybox-static]", to: "packages: [busybox-static, busybox-static]", want: "listed twice" },
-            Case { name: "missing key", from: "  oem_mib: 16\n", to: "", want: "oem_mib" },
+            Case {
+                name: "unknown key",
+                from: "  channel: alpha",
+                to: "  channel: alpha\n  colour: red",
+                want: "colour",
+            },
+            Case {
+                name: "wrong type",
+                from: "source_date_epoch: 1767225600",
+                to: "source_date_epoch: soon",
+                want: "source_date_epoch",
+            },
+            Case {
+                name: "bad version",
+                from: "version: 1.0.0",
+                to: "version: 1.0",
+                want: "x.y.z",
+            },
+            Case {
+                name: "zero size",
+                from: "usr_mib: 128",
+                to: "usr_mib: 0",
+                want: "out of range",
+            },
+            Case {
+                name: "dst outside usr",
+                from: "dst: /usr/share/factory/etc/inittab",
+                to: "dst: /etc/inittab",
+                want: "under /usr",
+            },
+            Case {
+                name: "src escapes",
+                from: "src: services/minimal/inittab",
+                to: "src: ../etc/passwd",
+                want: "inside the repository",
+            },
+            Case {
+                name: "bad id",
+                from: "id: minimal",
+                to: "id: Minimal",
+                want: "lower-case",
+            },
+            Case {
+                name: "tries",
+                from: "package: systemd-boot-efi",
+                to: "package: systemd-boot-efi\n  tries: 99",
+                want: "tries",
+            },
+            Case {
+                name: "dup package",
+                from: "packages: [busybox-static]",
+                to: "packages: [busybox-static, busybox-static]",
+                want: "listed twice",
+            },
+            Case {
+                name: "missing key",
+                from: "  oem_mib: 16\n",
+                to: "",
+                want: "oem_mib",
+            },
         ];
         for c in cases {
             assert!(GOOD.contains(c.from), "{}: fixture", c.name);

@@ -16,7 +16,10 @@ pub const ZSTD_LEVEL: u32 = 15;
 #[derive(Debug, thiserror::Error)]
 pub enum UsrError {
     #[error("writing squashfs entry {path}: {source}")]
-    Entry { path: String, source: backhand::BackhandError },
+    Entry {
+        path: String,
+        source: backhand::BackhandError,
+    },
     #[error("writing squashfs image: {0}")]
     Write(backhand::BackhandError),
     #[error("hard link {path} points to {target}, which is not a file under /usr")]
@@ -35,33 +38,56 @@ impl AsRef<[u8]> for Shared {
 }
 
 fn header(mode: u32, uid: u32, gid: u32, mtime: u64) -> NodeHeader {
-    NodeHeader::new(mode as u16 & 0o7777, uid, gid, mtime.min(u32::MAX as u64) as u32)
+    NodeHeader::new(
+        mode as u16 & 0o7777,
+        uid,
+        gid,
+        mtime.min(u32::MAX as u64) as u32,
+    )
 }
 
 /// Write `tree` (already re-rooted at /usr) as a squashfs to `out`; returns the image size.
-pub fn write_squashfs(tree: &Tree, epoch: u64, out: &mut (impl Write + Seek)) -> Result<u64, UsrError> {
+pub fn write_squashfs(
+    tree: &Tree,
+    epoch: u64,
+    out: &mut (impl Write + Seek),
+) -> Result<u64, UsrError> {
     let mut fs = FilesystemWriter::default();
     fs.set_time(epoch.min(u32::MAX as u64) as u32);
     fs.set_root_mode(0o755);
     fs.set_root_uid(0);
     fs.set_root_gid(0);
-    let zstd = CompressionOptions::Zstd(Zstd { compression_level: ZSTD_LEVEL });
-    let compressor = FilesystemCompressor::new(Compressor::Zstd, Some(zstd)).map_err(UsrError::Write)?;
+    let zstd = CompressionOptions::Zstd(Zstd {
+        compression_level: ZSTD_LEVEL,
+    });
+    let compressor =
+        FilesystemCompressor::new(Compressor::Zstd, Some(zstd)).map_err(UsrError::Write)?;
     fs.set_compressor(compressor);
     for (path, e) in tree.iter() {
         let h = header(e.mode, e.uid, e.gid, e.mtime);
-        let entry_err = |source| UsrError::Entry { path: path.clone(), source };
+        let entry_err = |source| UsrError::Entry {
+            path: path.clone(),
+            source,
+        };
         match &e.kind {
             Kind::Dir => fs.push_dir(path, h).map_err(entry_err)?,
-            Kind::File(data) => fs.push_file(Cursor::new(Shared(data.clone())), path, h).map_err(entry_err)?,
+            Kind::File(data) => fs
+                .push_file(Cursor::new(Shared(data.clone())), path, h)
+                .map_err(entry_err)?,
             Kind::Symlink(target) => fs.push_symlink(target, path, h).map_err(entry_err)?,
             // squashfs in backhand has no hard links; duplicate detection stores the data once.
             Kind::Hardlink(target) => {
                 let data = match tree.get(target).map(|t| &t.kind) {
                     Some(Kind::File(d)) => d.clone(),
-                    _ => return Err(UsrError::DanglingHardlink { path: path.clone(), target: target.clone() }),
+                    _ => {
+                        return Err(UsrError::DanglingHardlink {
+                            path: path.clone(),
+                            target: target.clone(),
+                        })
+                    }
                 };
-                fs.push_file(Cursor::new(Shared(data)), path, h).map_err(entry_err)?
+                fs.push_file(Cursor::new(Shared(data)), path, h)
+                    .map_err(entry_err)?
             }
         }
     }
@@ -75,7 +101,10 @@ pub fn build(tree: &Tree, epoch: u64, limit: u64) -> Result<Vec<u8>, UsrError> {
     write_squashfs(tree, epoch, &mut cur)?;
     let img = cur.into_inner();
     if img.len() as u64 > limit {
-        return Err(UsrError::TooLarge { size: img.len() as u64, limit });
+        return Err(UsrError::TooLarge {
+            size: img.len() as u64,
+            limit,
+        });
     }
     Ok(img)
 }
@@ -87,13 +116,25 @@ mod tests {
 
     fn sample() -> Tree {
         let mut t = Tree::new();
-        t.insert("bin/busybox", Entry::file(vec![7u8; 300_000], 0o755).with_mtime(100)).unwrap();
-        t.insert("bin/sh", Entry::symlink("busybox").with_mtime(100)).unwrap();
-        t.insert("lib/os-release", Entry::file(b"NAME=x\n".to_vec(), 0o644).with_mtime(100)).unwrap();
+        t.insert(
+            "bin/busybox",
+            Entry::file(vec![7u8; 300_000], 0o755).with_mtime(100),
+        )
+        .unwrap();
+        t.insert("bin/sh", Entry::symlink("busybox").with_mtime(100))
+            .unwrap();
+        t.insert(
+            "lib/os-release",
+            Entry::file(b"NAME=x\n".to_vec(), 0o644).with_mtime(100),
+        )
+        .unwrap();
         let mut su = Entry::file(b"suid".to_vec(), 0o4755);
         su.gid = 42;
         t.insert("bin/su", su).unwrap();
-        let link = Entry { kind: Kind::Hardlink("bin/busybox".into()), ..Entry::dir(0o755) };
+        let link = Entry {
+            kind: Kind::Hardlink("bin/busybox".into()),
+            ..Entry::dir(0o755)
+        };
         t.insert("bin/busybox2", link).unwrap();
         t
     }
@@ -106,12 +147,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("usr.img");
         std::fs::write(&img, &a).unwrap();
-        let out = std::process::Command::new("unsquashfs").args(["-lln"]).arg(&img).output().expect("unsquashfs");
+        let out = std::process::Command::new("unsquashfs")
+            .args(["-lln"])
+            .arg(&img)
+            .output()
+            .expect("unsquashfs");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{text}");
         assert!(text.contains("squashfs-root/bin/sh -> busybox"), "{text}");
         assert!(text.contains("-rwsr-xr-x 0/42"), "{text}");
-        let sb = std::process::Command::new("unsquashfs").arg("-s").arg(&img).output().unwrap();
+        let sb = std::process::Command::new("unsquashfs")
+            .arg("-s")
+            .arg(&img)
+            .output()
+            .unwrap();
         let sb = String::from_utf8_lossy(&sb.stdout);
         assert!(sb.contains("Compression zstd"), "{sb}");
     }

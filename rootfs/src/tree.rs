@@ -34,13 +34,31 @@ pub struct Entry {
 
 impl Entry {
     pub fn dir(mode: u32) -> Self {
-        Entry { kind: Kind::Dir, mode, uid: 0, gid: 0, mtime: 0 }
+        Entry {
+            kind: Kind::Dir,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+        }
     }
     pub fn file(data: impl Into<Vec<u8>>, mode: u32) -> Self {
-        Entry { kind: Kind::File(Arc::new(data.into())), mode, uid: 0, gid: 0, mtime: 0 }
+        Entry {
+            kind: Kind::File(Arc::new(data.into())),
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+        }
     }
     pub fn symlink(target: impl Into<String>) -> Self {
-        Entry { kind: Kind::Symlink(target.into()), mode: 0o777, uid: 0, gid: 0, mtime: 0 }
+        Entry {
+            kind: Kind::Symlink(target.into()),
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+        }
     }
     pub fn with_mtime(mut self, mtime: u64) -> Self {
         self.mtime = mtime;
@@ -73,8 +91,16 @@ pub fn normalize(raw: &str) -> Result<String, TreeError> {
     for comp in raw.split('/') {
         match comp {
             "" | "." => {}
-            ".." => return Err(TreeError::Escapes { path: raw.to_string() }),
-            c if c.contains('\0') => return Err(TreeError::Escapes { path: raw.to_string() }),
+            ".." => {
+                return Err(TreeError::Escapes {
+                    path: raw.to_string(),
+                })
+            }
+            c if c.contains('\0') => {
+                return Err(TreeError::Escapes {
+                    path: raw.to_string(),
+                })
+            }
             c => parts.push(c),
         }
     }
@@ -143,14 +169,21 @@ impl Tree {
             prefix.push_str(comp);
             match self.entries.get(&prefix).map(|e| &e.kind) {
                 None => {
-                    self.entries.insert(prefix.clone(), Entry::dir(0o755).with_mtime(mtime));
+                    self.entries
+                        .insert(prefix.clone(), Entry::dir(0o755).with_mtime(mtime));
                 }
                 Some(Kind::Dir) => {}
                 Some(Kind::Symlink(_)) => {
-                    return Err(TreeError::BeneathSymlink { path: path.to_string(), link: prefix })
+                    return Err(TreeError::BeneathSymlink {
+                        path: path.to_string(),
+                        link: prefix,
+                    })
                 }
                 Some(_) => {
-                    return Err(TreeError::ParentNotDir { path: path.to_string(), parent: prefix })
+                    return Err(TreeError::ParentNotDir {
+                        path: path.to_string(),
+                        parent: prefix,
+                    })
                 }
             }
         }
@@ -243,7 +276,11 @@ mod tests {
     #[test]
     fn parents_are_created() {
         let mut t = Tree::new();
-        t.insert("usr/bin/x", Entry::file(b"hi".to_vec(), 0o755).with_mtime(5)).unwrap();
+        t.insert(
+            "usr/bin/x",
+            Entry::file(b"hi".to_vec(), 0o755).with_mtime(5),
+        )
+        .unwrap();
         assert!(t.get("usr").unwrap().is_dir());
         assert!(t.get("usr/bin").unwrap().is_dir());
         let keys: Vec<_> = t.iter().map(|(k, _)| k.as_str()).collect();
@@ -254,16 +291,31 @@ mod tests {
     fn refuses_beneath_symlink() {
         let mut t = Tree::new();
         t.insert("lib", Entry::symlink("/etc")).unwrap();
-        let err = t.insert("lib/passwd", Entry::file(b"x".to_vec(), 0o644)).unwrap_err();
-        assert_eq!(err, TreeError::BeneathSymlink { path: "lib/passwd".into(), link: "lib".into() });
+        let err = t
+            .insert("lib/passwd", Entry::file(b"x".to_vec(), 0o644))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            TreeError::BeneathSymlink {
+                path: "lib/passwd".into(),
+                link: "lib".into()
+            }
+        );
     }
 
     #[test]
     fn hardlink_needs_existing_file() {
         let mut t = Tree::new();
-        let link = Entry { kind: Kind::Hardlink("usr/a".into()), ..Entry::dir(0o644) };
-        assert!(matches!(t.insert("usr/b", link.clone()), Err(TreeError::BadHardlink { .. })));
-        t.insert("usr/a", Entry::file(b"x".to_vec(), 0o644)).unwrap();
+        let link = Entry {
+            kind: Kind::Hardlink("usr/a".into()),
+            ..Entry::dir(0o644)
+        };
+        assert!(matches!(
+            t.insert("usr/b", link.clone()),
+            Err(TreeError::BadHardlink { .. })
+        ));
+        t.insert("usr/a", Entry::file(b"x".to_vec(), 0o644))
+            .unwrap();
         t.insert("usr/b", link).unwrap();
         assert_eq!(t.get("usr/b").unwrap().kind, Kind::Hardlink("usr/a".into()));
     }
@@ -280,8 +332,10 @@ mod tests {
     #[test]
     fn subtree_reroots() {
         let mut t = Tree::new();
-        t.insert("usr/bin/x", Entry::file(b"1".to_vec(), 0o755)).unwrap();
-        t.insert("etc/y", Entry::file(b"2".to_vec(), 0o644)).unwrap();
+        t.insert("usr/bin/x", Entry::file(b"1".to_vec(), 0o755))
+            .unwrap();
+        t.insert("etc/y", Entry::file(b"2".to_vec(), 0o644))
+            .unwrap();
         let s = t.subtree("usr");
         let keys: Vec<_> = s.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["bin", "bin/x"]);

@@ -28,10 +28,21 @@ fn tar_xz(entries: &[(&str, &[u8], u8)]) -> Vec<u8> {
 pub fn evil_deb(name: &str, hostile_path: &str) -> Vec<u8> {
     let control = format!("Package: {name}\nVersion: 1.0\nArchitecture: amd64\nMaintainer: t <t@example.invalid>\nDescription: test\n");
     let control_tar = tar_xz(&[("./control", control.as_bytes(), b'0')]);
-    let data_tar = tar_xz(&[("./usr/", b"", b'5'), (hostile_path, b"* * * * * root rm -rf /\n", b'0')]);
+    let data_tar = tar_xz(&[
+        ("./usr/", b"", b'5'),
+        (hostile_path, b"* * * * * root rm -rf /\n", b'0'),
+    ]);
     let mut ar = ar::Builder::new(Vec::new());
-    for (n, d) in [("debian-binary", b"2.0\n".to_vec()), ("control.tar.xz", control_tar), ("data.tar.xz", data_tar)] {
-        ar.append(&ar::Header::new(n.as_bytes().to_vec(), d.len() as u64), d.as_slice()).unwrap();
+    for (n, d) in [
+        ("debian-binary", b"2.0\n".to_vec()),
+        ("control.tar.xz", control_tar),
+        ("data.tar.xz", data_tar),
+    ] {
+        ar.append(
+            &ar::Header::new(n.as_bytes().to_vec(), d.len() as u64),
+            d.as_slice(),
+        )
+        .unwrap();
     }
     ar.into_inner().unwrap()
 }

@@ -17,16 +17,28 @@ pub struct StaticServer {
 impl StaticServer {
     pub fn start(root: &Path) -> StaticServer {
         let server = tiny_http::Server::http("127.0.0.1:0").expect("bind loopback");
-        let url = format!("http://{}", server.server_addr().to_ip().expect("ip address"));
+        let url = format!(
+            "http://{}",
+            server.server_addr().to_ip().expect("ip address")
+        );
         let stop = Arc::new(AtomicBool::new(false));
         let hits = Arc::new(AtomicUsize::new(0));
         let root: PathBuf = root.to_path_buf();
         let (s, h) = (stop.clone(), hits.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
-                let Ok(Some(req)) = server.recv_timeout(std::time::Duration::from_millis(100)) else { continue };
+                let Ok(Some(req)) = server.recv_timeout(std::time::Duration::from_millis(100))
+                else {
+                    continue;
+                };
                 h.fetch_add(1, Ordering::SeqCst);
-                let rel = req.url().trim_start_matches('/').split('?').next().unwrap_or_default().to_string();
+                let rel = req
+                    .url()
+                    .trim_start_matches('/')
+                    .split('?')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
                 let path = root.join(&rel);
                 let resp = if rel.split('/').any(|c| c == "..") || !path.is_file() {
                     req.respond(tiny_http::Response::from_string("not found").with_status_code(404))
@@ -37,7 +49,12 @@ impl StaticServer {
                 let _ = resp;
             }
         });
-        StaticServer { url, stop, hits, thread: Some(thread) }
+        StaticServer {
+            url,
+            stop,
+            hits,
+            thread: Some(thread),
+        }
     }
 }
 

@@ -15,38 +15,68 @@ use sha2::{Digest, Sha256};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repository root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("repository root")
 }
 
-/// The `image-builder` binary (built by `make tools` / `cargo test --workspace`).
+/// The `image-builder` binary of the same build profile as this test (`make test` builds
+/// `--release`).
 pub fn image_builder_bin() -> PathBuf {
-    let p = repo_root().join("target/debug/image-builder");
-    assert!(p.exists(), "{} is missing: run the tests through `make test`", p.display());
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/image-builder
+    let p = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .join("image-builder");
+    assert!(
+        p.exists(),
+        "{} is missing: run the tests through `make test`",
+        p.display()
+    );
     p
 }
 
 /// The pool of pinned Debian packages (`make pool`).
 pub fn pool_dir() -> PathBuf {
     let p = repo_root().join("pool");
-    assert!(p.is_dir(), "{} is missing: run the tests through `make test`", p.display());
+    assert!(
+        p.is_dir(),
+        "{} is missing: run the tests through `make test`",
+        p.display()
+    );
     p
 }
 
 /// The static initramfs /init (`make tools`).
 pub fn init_bin() -> PathBuf {
     let p = repo_root().join("target/x86_64-unknown-linux-musl/release/init");
-    assert!(p.exists(), "{} is missing: run the tests through `make test`", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run the tests through `make test`",
+        p.display()
+    );
     p
 }
 
 /// Run `image-builder ARGS` in `dir`.
 pub fn image_builder(dir: &Path, args: &[&str]) -> Output {
-    Command::new(image_builder_bin()).args(args).current_dir(dir).output().expect("running image-builder")
+    Command::new(image_builder_bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running image-builder")
 }
 
 /// stdout + stderr as text.
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// A scratch workspace: `images/` with a copy of a shipped spec and its lock, `services/`
@@ -62,7 +92,11 @@ impl Scratch {
         std::fs::create_dir(dir.path().join("images")).unwrap();
         std::os::unix::fs::symlink(root.join("services"), dir.path().join("services")).unwrap();
         for ext in ["yaml", "lock"] {
-            std::fs::copy(root.join(format!("images/{spec}.{ext}")), dir.path().join(format!("images/{spec}.{ext}"))).unwrap();
+            std::fs::copy(
+                root.join(format!("images/{spec}.{ext}")),
+                dir.path().join(format!("images/{spec}.{ext}")),
+            )
+            .unwrap();
         }
         Scratch { dir }
     }
@@ -89,7 +123,16 @@ impl Scratch {
         let init = init_bin();
         image_builder(
             self.path(),
-            &["build", spec.to_str().unwrap(), "--out", out, "--pool", pool.to_str().unwrap(), "--init", init.to_str().unwrap()],
+            &[
+                "build",
+                spec.to_str().unwrap(),
+                "--out",
+                out,
+                "--pool",
+                pool.to_str().unwrap(),
+                "--init",
+                init.to_str().unwrap(),
+            ],
         )
     }
 }

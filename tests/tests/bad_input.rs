@@ -26,13 +26,26 @@ fn busybox_deb(pool: &Path) -> std::path::PathBuf {
     std::fs::read_dir(pool)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("busybox-static_"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("busybox-static_")
+        })
         .expect("busybox-static in the pool")
 }
 
 fn lock(s: &Scratch, pool: &Path) -> std::process::Output {
     let spec = s.spec("minimal");
-    image_builder(s.path(), &["lock", spec.to_str().unwrap(), "--pool", pool.to_str().unwrap()])
+    image_builder(
+        s.path(),
+        &[
+            "lock",
+            spec.to_str().unwrap(),
+            "--pool",
+            pool.to_str().unwrap(),
+        ],
+    )
 }
 
 #[test]
@@ -47,7 +60,11 @@ fn malformed_yaml() {
 #[test]
 fn unknown_key_names_file_line_and_key() {
     let s = Scratch::new("minimal");
-    s.edit_spec("minimal", "  channel: alpha", "  channel: alpha\n  colour: blue");
+    s.edit_spec(
+        "minimal",
+        "  channel: alpha",
+        "  channel: alpha\n  colour: blue",
+    );
     let o = s.build("minimal", "out", &pool_dir());
     assert_clean_failure(&o, "colour");
     assert_clean_failure(&o, "minimal.yaml:9");
@@ -57,8 +74,15 @@ fn unknown_key_names_file_line_and_key() {
 #[test]
 fn missing_package() {
     let s = Scratch::new("minimal");
-    s.edit_spec("minimal", "  - busybox-static", "  - busybox-static\n  - no-such-package");
-    assert_clean_failure(&lock(&s, &pool_dir()), "no-such-package is not available from pool");
+    s.edit_spec(
+        "minimal",
+        "  - busybox-static",
+        "  - busybox-static\n  - no-such-package",
+    );
+    assert_clean_failure(
+        &lock(&s, &pool_dir()),
+        "no-such-package is not available from pool",
+    );
     // With the old lock the build refuses the changed spec.
     let o = s.build("minimal", "out", &pool_dir());
     assert_clean_failure(&o, "no-such-package");
@@ -87,9 +111,16 @@ fn hash_mismatch_names_package_expected_and_actual() {
     std::fs::remove_file(&deb).unwrap();
     std::fs::write(&deb, &bytes).unwrap();
     let o = s.build("minimal", "out", &pool);
-    let lock: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(s.path().join("images/minimal.lock")).unwrap()).unwrap();
-    let expected = lock["packages"].as_array().unwrap().iter().find(|p| p["package"] == "busybox-static").unwrap()["sha256"]
+    let lock: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.path().join("images/minimal.lock")).unwrap(),
+    )
+    .unwrap();
+    let expected = lock["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["package"] == "busybox-static")
+        .unwrap()["sha256"]
         .as_str()
         .unwrap()
         .to_string();
@@ -110,7 +141,11 @@ fn truncated_deb() {
     std::fs::write(&deb, &bytes[..bytes.len() / 2]).unwrap();
     // Locking the truncated file pins its hash; extraction must still refuse it.
     let l = lock(&s, &pool);
-    let o = if l.status.success() { s.build("minimal", "out", &pool) } else { l };
+    let o = if l.status.success() {
+        s.build("minimal", "out", &pool)
+    } else {
+        l
+    };
     assert_clean_failure(&o, "busybox-static");
     assert_clean_failure(&o, "truncated");
     assert_no_output(&s);
@@ -120,8 +155,16 @@ fn truncated_deb() {
 fn deb_with_escaping_entry() {
     let s = Scratch::new("minimal");
     let pool = linked_pool(&s);
-    std::fs::write(pool.join("evil_1.0_amd64.deb"), tests::debs::evil_deb("evil", "../../../etc/cron.d/evil")).unwrap();
-    s.edit_spec("minimal", "  - busybox-static", "  - busybox-static\n  - evil");
+    std::fs::write(
+        pool.join("evil_1.0_amd64.deb"),
+        tests::debs::evil_deb("evil", "../../../etc/cron.d/evil"),
+    )
+    .unwrap();
+    s.edit_spec(
+        "minimal",
+        "  - busybox-static",
+        "  - busybox-static\n  - evil",
+    );
     let l = lock(&s, &pool);
     assert!(l.status.success(), "{}", tests::text(&l));
     let o = s.build("minimal", "out", &pool);

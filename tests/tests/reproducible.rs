@@ -15,7 +15,14 @@ fn build_with(s: &Scratch, out: &str, umask: &str, tz: &str) -> serde_json::Valu
         pool_dir().display(),
         init_bin().display()
     );
-    let o = Command::new("sh").arg("-c").arg(&cmd).env("TZ", tz).env("LC_ALL", "C").current_dir(s.path()).output().unwrap();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .env("TZ", tz)
+        .env("LC_ALL", "C")
+        .current_dir(s.path())
+        .output()
+        .unwrap();
     assert!(o.status.success(), "build failed:\n{}", text(&o));
     let json = std::fs::read_to_string(s.path().join(out).join("build.json")).unwrap();
     serde_json::from_str(&json).unwrap()
@@ -45,7 +52,13 @@ fn builds_are_bit_for_bit_reproducible() {
 
     // No change: the build is skipped and the bytes stay.
     let o = Command::new(image_builder_bin())
-        .args(["build", a.spec("minimal").to_str().unwrap(), "--out", "first/out", "--pool"])
+        .args([
+            "build",
+            a.spec("minimal").to_str().unwrap(),
+            "--out",
+            "first/out",
+            "--pool",
+        ])
         .arg(pool_dir())
         .arg("--init")
         .arg(init_bin())
