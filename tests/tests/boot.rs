@@ -1,7 +1,37 @@
 //! Build the minimal image and boot it in QEMU (UEFI, TCG): the console must show the banner,
 //! the booted slot and a login prompt. `inspect` must describe the same disk.
 
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::process::Command;
+
 use tests::{image_builder, pool_dir, text, Scratch};
+
+/// Copy one partition of the disk to a file, by its label in build.json's layout.
+fn extract_partition(disk: &Path, report: &serde_json::Value, label: &str, to: &Path) {
+    let part = report["layout"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["label"] == label)
+        .unwrap();
+    let (offset, size) = (
+        part["offset"].as_u64().unwrap(),
+        part["size"].as_u64().unwrap(),
+    );
+    let mut f = std::fs::File::open(disk).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    let mut buf = vec![0u8; size as usize];
+    f.read_exact(&mut buf).unwrap();
+    std::fs::write(to, buf).unwrap();
+}
+
+fn check(cmd: &mut Command, want: &str) {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let t = text(&o);
+    assert!(o.status.success(), "{cmd:?} failed:\n{t}");
+    assert!(t.contains(want), "{cmd:?} does not say {want:?}:\n{t}");
+}
 
 #[test]
 fn minimal_image_boots_to_banner_and_login() {
@@ -9,6 +39,43 @@ fn minimal_image_boots_to_banner_and_login() {
     let o = s.build("minimal", "out", &pool_dir());
     assert!(o.status.success(), "build failed:\n{}", text(&o));
     let disk = s.path().join("out/disk.raw");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path().join("out/build.json")).unwrap())
+            .unwrap();
+
+    // Every filesystem passes its own checker, and the GPT passes sgdisk.
+    check(
+        Command::new("sgdisk").arg("-v").arg(&disk),
+        "No problems found",
+    );
+    let esp = s.path().join("esp.img");
+    extract_partition(&disk, &report, "EFI-SYSTEM", &esp);
+    check(Command::new("fsck.fat").arg("-n").arg(&esp), " files, ");
+    let fsck = text(&Command::new("fsck.fat").arg("-n").arg(&esp).output().unwrap());
+    assert_eq!(fsck.lines().count(), 2, "fsck.fat has complaints:\n{fsck}");
+    check(
+        Command::new("mdir")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .args(["-/", "-b", "-i"])
+            .arg(&esp)
+            .arg("::"),
+        "BOOTX64.EFI",
+    );
+    for label in ["ROOT", "OEM"] {
+        let img = s.path().join(format!("{label}.img"));
+        extract_partition(&disk, &report, label, &img);
+        check(Command::new("e2fsck").arg("-fn").arg(&img), label);
+    }
+    let usr = s.path().join("usr.img");
+    extract_partition(&disk, &report, "USR-A", &usr);
+    check(
+        Command::new("unsquashfs").arg("-s").arg(&usr),
+        "Compression zstd",
+    );
+    check(
+        Command::new("unsquashfs").arg("-l").arg(&usr),
+        "squashfs-root/lib/os-release",
+    );
 
     let insp = image_builder(s.path(), &["inspect", disk.to_str().unwrap()]);
     let t = text(&insp);
