@@ -5,11 +5,12 @@ SHELL := /bin/bash
 SPEC ?= images/minimal.yaml
 OUT ?= out/minimal
 POOL ?= pool
-MUSL := x86_64-unknown-linux-musl
-INIT := target/$(MUSL)/release/init
+# /init is a static glibc binary: no extra Rust target to install (HOST.md).
+INIT_TARGET := x86_64-unknown-linux-gnu
+INIT := target/$(INIT_TARGET)/release/init
 IMAGE_BUILDER := target/release/image-builder
 # The initramfs /init is part of the image: build it without machine-specific paths.
-INIT_RUSTFLAGS := --remap-path-prefix=$(CURDIR)=/src --remap-path-prefix=$(HOME)/.cargo=/cargo -C strip=symbols
+INIT_RUSTFLAGS := -C target-feature=+crt-static --remap-path-prefix=$(CURDIR)=/src --remap-path-prefix=$(HOME)/.cargo=/cargo -C strip=symbols
 
 .PHONY: image test setup tools pool lint bench clean
 
@@ -24,10 +25,9 @@ test: tools pool
 
 setup:
 	bash scripts/setup-host.sh
-	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL) || rustup target add $(MUSL)
 
 tools: setup
-	RUSTFLAGS="$(INIT_RUSTFLAGS)" cargo build -q -p services --bin init --release --target $(MUSL)
+	RUSTFLAGS="$(INIT_RUSTFLAGS)" cargo build -q -p services --bin init --release --target $(INIT_TARGET)
 	cargo build -q --release --workspace --bins
 
 pool: tools

@@ -49,7 +49,7 @@ tools() {
   # initramfs: /init + the same module closure
   local I=$T/initrd
   mkdir -p "$I/etc" "$I/dev" "$I/proc" "$I/sys" "$I/run" "$I/sysroot"
-  cp target/x86_64-unknown-linux-musl/release/init "$I/init"
+  cp target/x86_64-unknown-linux-gnu/release/init "$I/init"
   zstd -dc "$W/ib/initrd.img" | (cd "$W" && cpio -i --quiet --to-stdout etc/initrd-modules) > "$I/etc/initrd-modules"
   while read -r m; do install -D -m644 "$R/usr/lib/modules/$KREL/$m" "$I/lib/modules/$KREL/$m"; done < "$I/etc/initrd-modules"
   (cd "$I" && find . -mindepth 1 | sort | cpio -o -H newc --quiet -R 0:0 | zstd -19 -q > "$T/initrd.img")

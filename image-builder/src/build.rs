@@ -39,7 +39,7 @@ pub struct BuildOptions {
     pub lock_path: PathBuf,
     pub out: PathBuf,
     pub source: InputSource,
-    /// The static `/init` for the initramfs (services crate, musl build).
+    /// The static `/init` for the initramfs (the services crate, built with crt-static).
     pub init: PathBuf,
     pub progress: bool,
     /// Rebuild even when nothing changed.
@@ -96,7 +96,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let root = repo_root(&opts.spec_path);
     let init = std::fs::read(&opts.init).with_context(|| {
         format!(
-            "reading the initramfs /init at {} (build it with `cargo build -p services --bin init --release --target x86_64-unknown-linux-musl`, or `make`)",
+            "reading the initramfs /init at {} (build it with `make tools`: a static build of the services crate's `init`)",
             opts.init.display()
         )
     })?;

@@ -46,7 +46,7 @@ enum Cmd {
         out: PathBuf,
         #[command(flatten)]
         source: SourceArgs,
-        /// The static initramfs /init (default: target/x86_64-unknown-linux-musl/release/init
+        /// The static initramfs /init (default: target/x86_64-unknown-linux-gnu/release/init
         /// under the repository root).
         #[arg(long)]
         init: Option<PathBuf>,
@@ -160,7 +160,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             force,
         } => {
             let init = init.unwrap_or_else(|| {
-                build::repo_root(&spec).join("target/x86_64-unknown-linux-musl/release/init")
+                build::repo_root(&spec).join("target/x86_64-unknown-linux-gnu/release/init")
             });
             let opts = BuildOptions {
                 lock_path: lock::path_for(&spec),

@@ -52,7 +52,7 @@ pub fn pool_dir() -> PathBuf {
 
 /// The static initramfs /init (`make tools`).
 pub fn init_bin() -> PathBuf {
-    let p = repo_root().join("target/x86_64-unknown-linux-musl/release/init");
+    let p = repo_root().join("target/x86_64-unknown-linux-gnu/release/init");
     assert!(
         p.exists(),
         "{} is missing: run the tests through `make test`",

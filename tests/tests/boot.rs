@@ -51,7 +51,13 @@ fn minimal_image_boots_to_banner_and_login() {
     let esp = s.path().join("esp.img");
     extract_partition(&disk, &report, "EFI-SYSTEM", &esp);
     check(Command::new("fsck.fat").arg("-n").arg(&esp), " files, ");
-    let fsck = text(&Command::new("fsck.fat").arg("-n").arg(&esp).output().unwrap());
+    let fsck = text(
+        &Command::new("fsck.fat")
+            .arg("-n")
+            .arg(&esp)
+            .output()
+            .unwrap(),
+    );
     assert_eq!(fsck.lines().count(), 2, "fsck.fat has complaints:\n{fsck}");
     check(
         Command::new("mdir")
