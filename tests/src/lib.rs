@@ -153,3 +153,29 @@ pub fn assert_clean_failure(o: &Output, want: &str) {
     assert!(t.contains("error: "), "no `error:` line:\n{t}");
     assert!(t.contains(want), "error does not mention {want:?}:\n{t}");
 }
+
+/// A build of a shipped spec shared by the tests of one binary, kept under
+/// `target/test-images/<spec>` so repeated runs reuse it (an unchanged build is skipped).
+/// Returns the output directory.
+pub fn shared_build(spec: &str) -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let out = repo_root().join("target/test-images").join(spec);
+    let spec_path = repo_root().join(format!("images/{spec}.yaml"));
+    let init = init_bin();
+    let o = image_builder(
+        &repo_root(),
+        &[
+            "build",
+            spec_path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--pool",
+            pool_dir().to_str().unwrap(),
+            "--init",
+            init.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "build of {spec} failed:\n{}", text(&o));
+    out
+}

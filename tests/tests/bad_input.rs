@@ -183,3 +183,32 @@ fn usr_larger_than_its_partition() {
     assert_no_output(&s);
     let _ = init_bin();
 }
+
+#[test]
+fn pinned_version_no_longer_served_says_how_to_relock() {
+    let s = Scratch::new("minimal");
+    let lock_path = s.path().join("images/minimal.lock");
+    let lock = std::fs::read_to_string(&lock_path).unwrap();
+    let lock = lock.replace(
+        "\"version\": \"1:1.35.0-4+deb12u1+b1\"",
+        "\"version\": \"1:0.0.0-gone1\"",
+    );
+    let lock = lock.replace(
+        "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    );
+    std::fs::write(&lock_path, lock).unwrap();
+    let pool = s.path().join("pool");
+    let spec = s.spec("minimal");
+    let o = image_builder(
+        s.path(),
+        &[
+            "fetch",
+            spec.to_str().unwrap(),
+            "--pool",
+            pool.to_str().unwrap(),
+        ],
+    );
+    assert_clean_failure(&o, "busybox-static 1:0.0.0-gone1 is no longer served");
+    assert_clean_failure(&o, "image-builder lock");
+}

@@ -1,11 +1,13 @@
 //! Build the minimal image and boot it in QEMU (UEFI, TCG): the console must show the banner,
-//! the booted slot and a login prompt. `inspect` must describe the same disk.
+//! the booted slot and a login prompt; every filesystem passes its checker; `inspect` describes
+//! the disk; `/init` failures are reported and end in a clean power-off; `run` gives up with the
+//! console tail.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::process::Command;
 
-use tests::{image_builder, pool_dir, text, Scratch};
+use tests::{image_builder, repo_root, shared_build, text};
 
 /// Copy one partition of the disk to a file, by its label in build.json's layout.
 fn extract_partition(disk: &Path, report: &serde_json::Value, label: &str, to: &Path) {
@@ -34,21 +36,17 @@ fn check(cmd: &mut Command, want: &str) {
 }
 
 #[test]
-fn minimal_image_boots_to_banner_and_login() {
-    let s = Scratch::new("minimal");
-    let o = s.build("minimal", "out", &pool_dir());
-    assert!(o.status.success(), "build failed:\n{}", text(&o));
-    let disk = s.path().join("out/disk.raw");
+fn every_filesystem_passes_its_checker() {
+    let out = shared_build("minimal");
+    let disk = out.join("disk.raw");
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(s.path().join("out/build.json")).unwrap())
-            .unwrap();
-
-    // Every filesystem passes its own checker, and the GPT passes sgdisk.
+        serde_json::from_str(&std::fs::read_to_string(out.join("build.json")).unwrap()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     check(
         Command::new("sgdisk").arg("-v").arg(&disk),
         "No problems found",
     );
-    let esp = s.path().join("esp.img");
+    let esp = tmp.path().join("esp.img");
     extract_partition(&disk, &report, "EFI-SYSTEM", &esp);
     check(Command::new("fsck.fat").arg("-n").arg(&esp), " files, ");
     let fsck = text(
@@ -68,11 +66,11 @@ fn minimal_image_boots_to_banner_and_login() {
         "BOOTX64.EFI",
     );
     for label in ["ROOT", "OEM"] {
-        let img = s.path().join(format!("{label}.img"));
+        let img = tmp.path().join(format!("{label}.img"));
         extract_partition(&disk, &report, label, &img);
         check(Command::new("e2fsck").arg("-fn").arg(&img), label);
     }
-    let usr = s.path().join("usr.img");
+    let usr = tmp.path().join("usr.img");
     extract_partition(&disk, &report, "USR-A", &usr);
     check(
         Command::new("unsquashfs").arg("-s").arg(&usr),
@@ -82,8 +80,18 @@ fn minimal_image_boots_to_banner_and_login() {
         Command::new("unsquashfs").arg("-l").arg(&usr),
         "squashfs-root/lib/os-release",
     );
+    // The slot holds usr.img, then zeros to the end of the partition.
+    let slot = std::fs::read(&usr).unwrap();
+    let img = std::fs::read(out.join("usr.img")).unwrap();
+    assert_eq!(&slot[..img.len()], &img[..], "USR-A does not hold usr.img");
+    assert!(slot[img.len()..].iter().all(|&b| b == 0));
+}
 
-    let insp = image_builder(s.path(), &["inspect", disk.to_str().unwrap()]);
+#[test]
+fn inspect_shows_slots_and_boot_entries() {
+    let out = shared_build("minimal");
+    let disk = out.join("disk.raw");
+    let insp = image_builder(&repo_root(), &["inspect", disk.to_str().unwrap()]);
     let t = text(&insp);
     assert!(insp.status.success(), "{t}");
     assert!(t.contains("USR-A  squashfs version 1.0.0"), "{t}");
@@ -92,16 +100,25 @@ fn minimal_image_boots_to_banner_and_login() {
         t.contains("minimal-usr-a+3-0.conf  version 1.0.0  slot USR-A  tries left 3, done 0"),
         "{t}"
     );
+    let json = image_builder(&repo_root(), &["inspect", disk.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["boot_entries"][0]["tries_left"], 3);
+    assert_eq!(v["partitions"].as_array().unwrap().len(), 6);
+}
 
+#[test]
+fn minimal_image_boots_to_banner_and_login() {
+    let out = shared_build("minimal");
+    let disk = out.join("disk.raw");
     // The loader renames the entry (boot counting) and so writes the disk: boot a snapshot.
     let run = image_builder(
-        s.path(),
+        &repo_root(),
         &[
             "run",
             disk.to_str().unwrap(),
             "--snapshot",
             "--timeout",
-            "240",
+            "300",
             "--expect",
             "login:",
         ],
@@ -119,4 +136,68 @@ fn minimal_image_boots_to_banner_and_login() {
         banner < login && slot < login,
         "banner and slot must come before the login prompt:\n{console}"
     );
+    assert!(console.contains("init: usr=/dev/vda3 (USR-A)"), "{console}");
+}
+
+#[test]
+fn init_failure_is_reported_and_powers_off_cleanly() {
+    let out = shared_build("minimal");
+    let disk = out.join("disk.raw");
+    // Direct kernel boot with a usr= that names no partition: /init must say what failed, list
+    // what it saw, and power off (QEMU then exits by itself) instead of a kernel panic.
+    let append = "console=ttyS0 usr=PARTUUID=00000000-0000-4000-8000-000000000001";
+    let run = image_builder(
+        &repo_root(),
+        &[
+            "run",
+            disk.to_str().unwrap(),
+            "--snapshot",
+            "--timeout",
+            "300",
+            "--",
+            "-kernel",
+            out.join("vmlinuz").to_str().unwrap(),
+            "-initrd",
+            out.join("initrd.img").to_str().unwrap(),
+            "-append",
+            append,
+        ],
+    );
+    let console = text(&run);
+    assert!(
+        run.status.success(),
+        "QEMU must exit by itself (clean power-off):\n{console}"
+    );
+    assert!(console.contains("init: FATAL"), "{console}");
+    assert!(
+        console.contains("00000000-0000-4000-8000-000000000001"),
+        "{console}"
+    );
+    assert!(
+        console.contains("USR-A"),
+        "the hint lists the partitions seen:\n{console}"
+    );
+    assert!(console.contains("reboot: Power down"), "{console}");
+    assert!(!console.contains("Kernel panic"), "{console}");
+}
+
+#[test]
+fn run_gives_up_with_the_console_tail() {
+    let out = shared_build("minimal");
+    let disk = out.join("disk.raw");
+    let run = image_builder(
+        &repo_root(),
+        &[
+            "run",
+            disk.to_str().unwrap(),
+            "--snapshot",
+            "--timeout",
+            "8",
+            "--expect",
+            "this never appears",
+        ],
+    );
+    let t = text(&run);
+    assert!(!run.status.success(), "{t}");
+    assert!(t.contains("timed out; console tail:"), "{t}");
 }
