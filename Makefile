@@ -16,9 +16,6 @@ INIT_RUSTFLAGS := -C target-feature=+crt-static --remap-path-prefix=$(CURDIR)=/s
 
 image: tools pool
 	$(IMAGE_BUILDER) build $(SPEC) --out $(OUT) --pool $(POOL)
-	@echo
-	@echo "Boot it:   $(IMAGE_BUILDER) run $(OUT)/disk.raw"
-	@echo "Inspect:   $(IMAGE_BUILDER) inspect $(OUT)/disk.raw"
 
 test: tools pool
 	cargo test --release --workspace --no-fail-fast -- --test-threads=2

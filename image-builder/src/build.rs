@@ -151,19 +151,27 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     timer.lap("tree");
     let layout = DiskLayout::compute(&spec);
     let usr_part = layout.part(layout::USR_A);
-    let usr_img = usr::build(&tree.subtree("usr"), spec.source_date_epoch, usr_part.size)?;
-
-    timer.lap("squashfs");
     let wanted: Vec<&str> = spec
         .kernel
         .initramfs_modules
         .iter()
         .map(|m| m.0.as_str())
         .collect();
-    let initrd_tree = initramfs::tree(&index, &wanted, &init, spec.source_date_epoch)?;
-    let initrd = initramfs::to_bytes(&initrd_tree)?;
+    // The squashfs and the initramfs are independent: make them side by side.
+    let (usr_img, initrd) = std::thread::scope(|s| {
+        let initrd = s.spawn(|| -> Result<Vec<u8>> {
+            let t = initramfs::tree(&index, &wanted, &init, spec.source_date_epoch)?;
+            Ok(initramfs::to_bytes(&t)?)
+        });
+        let usr_img = usr::build(&tree.subtree("usr"), spec.source_date_epoch, usr_part.size);
+        let initrd = initrd
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the initramfs thread panicked")));
+        (usr_img, initrd)
+    });
+    let (usr_img, initrd) = (usr_img?, initrd?);
 
-    timer.lap("initramfs");
+    timer.lap("usr+initrd");
     let entry = BootEntry {
         os_id: spec.os.id.0.clone(),
         os_name: spec.os.name.0.clone(),

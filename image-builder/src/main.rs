@@ -179,10 +179,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 disk.size,
                 disk.sha256
             );
-            println!(
-                "boot it: image-builder run {}",
-                opts.out.join(build::DISK).display()
-            );
+            let exe = std::env::args()
+                .next()
+                .unwrap_or_else(|| "image-builder".into());
+            let disk_path = opts.out.join(build::DISK);
+            println!("boot it:    {exe} run {}", disk_path.display());
+            println!("inspect it: {exe} inspect {}", disk_path.display());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Inspect { disk, json } => {
