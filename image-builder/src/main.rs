@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use image_builder::build::{self, BuildOptions};
 use image_builder::inputs::InputSource;
 use image_builder::run::{self, Outcome, RunOptions};
-use image_builder::{inspect, lock};
+use image_builder::{inspect, lock, publish, serve};
 
 #[derive(Parser)]
 #[command(
@@ -60,6 +60,41 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Generate an ed25519 key (root or signing) into FILE.
+    Keygen { file: PathBuf },
+    /// Create a channel repository trusting the given signing keys, signed by the root key.
+    InitRepo {
+        #[arg(long)]
+        repo: PathBuf,
+        #[arg(long)]
+        root_key: PathBuf,
+        #[arg(long = "signing-key", required = true)]
+        signing_keys: Vec<PathBuf>,
+        #[arg(long, default_value_t = 365)]
+        expires_days: u64,
+    },
+    /// Write BUILD_DIR/payload: the slot image, kernel, initramfs and release.json.
+    Payload { build_dir: PathBuf },
+    /// Publish a build as the current release of a channel.
+    Publish(PublishCmd),
+    /// Make the current release of one channel (same bytes) the release of another.
+    Promote {
+        #[arg(long)]
+        repo: PathBuf,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        key: PathBuf,
+        version: String,
+    },
+    /// Serve a repository over HTTP (GET, HEAD, byte ranges) for local use.
+    Serve {
+        repo: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
     /// Boot a disk in QEMU with the serial console on stdout.
     Run {
         disk: PathBuf,
@@ -81,6 +116,29 @@ enum Cmd {
         #[arg(last = true)]
         qemu_args: Vec<String>,
     },
+}
+
+#[derive(Args)]
+struct PublishCmd {
+    /// The repository directory.
+    #[arg(long)]
+    repo: PathBuf,
+    #[arg(long)]
+    channel: String,
+    /// A signing key listed in the repository's keys.json.
+    #[arg(long)]
+    key: PathBuf,
+    /// Days until the manifest expires (machines refuse an expired manifest).
+    #[arg(long, default_value_t = 30)]
+    expires_days: u64,
+    /// Machines never install a version below this one from this manifest.
+    #[arg(long)]
+    version_floor: Option<String>,
+    /// Publish even if the channel already has the same or a newer version.
+    #[arg(long)]
+    force: bool,
+    /// The build output directory (holding build.json).
+    build_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -187,6 +245,61 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             println!("inspect it: {exe} inspect {}", disk_path.display());
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Keygen { file } => {
+            let public = publish::keygen(&file)?;
+            println!("{} key id {}", file.display(), public.key_id());
+            println!("public {public}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::InitRepo {
+            repo,
+            root_key,
+            signing_keys,
+            expires_days,
+        } => {
+            publish::init_repo(&repo, &root_key, &signing_keys, unix_now(), expires_days)?;
+            println!("initialised {}", repo.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Payload { build_dir } => {
+            println!("{}", publish::payload(&build_dir)?.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Publish(p) => {
+            let m = publish::publish(&publish::PublishOptions {
+                repo: &p.repo,
+                channel: &p.channel,
+                key: &p.key,
+                build_dir: &p.build_dir,
+                now: unix_now(),
+                expires_days: p.expires_days,
+                version_floor: p.version_floor,
+                force: p.force,
+            })?;
+            println!(
+                "published {} to {} (sequence {})",
+                m.version, m.channel, m.sequence
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Promote {
+            repo,
+            from,
+            to,
+            key,
+            version,
+        } => {
+            let m = publish::promote(&repo, &from, &to, &version, &key, unix_now())?;
+            println!(
+                "promoted {} from {from} to {} (sequence {})",
+                m.version, m.channel, m.sequence
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Serve { repo, listen } => {
+            serve::serve(&repo, &listen)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Inspect { disk, json } => {
             let report = inspect::inspect(&disk)?;
             if json {
@@ -261,4 +374,11 @@ fn cmd_lock(spec_path: &Path, source: &SourceArgs, download: bool) -> Result<Exi
     }
     eprintln!("wrote {}", path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The wall clock, read only at this edge (release times and expiry of published manifests).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -1,0 +1,187 @@
+//! Publishing builds into a channel repository (the format is the `channels` crate's):
+//! `keygen`, `init-repo`, `payload`, `publish`, `promote`.
+//!
+//! A build's payload is what a machine needs to switch slots: the USR image, the kernel, the
+//! initramfs, and `release.json` describing them. `publish` adds those files to the
+//! content-addressed payload store and signs a manifest naming them; `promote` re-signs the
+//! same payload hashes for another channel (no rebuild, same bytes).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use channels::{Manifest, PublicKey, Release, Repo, SecretKey};
+use serde::{Deserialize, Serialize};
+
+use crate::build::{self, BuildReport};
+
+/// Files of a payload, by the names the manifest uses.
+pub const PAYLOAD_FILES: [&str; 3] = [build::USR_IMG, build::KERNEL, build::INITRD];
+pub const RELEASE_JSON: &str = "release.json";
+pub const PAYLOAD_DIR: &str = "payload";
+pub const DAY_SECS: u64 = 24 * 3600;
+
+/// `release.json`: what the payload is (read by the update engine before it writes a slot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseInfo {
+    pub os_id: String,
+    pub os_name: String,
+    pub version: String,
+    pub channel: String,
+    pub kernel_release: String,
+    /// Size of the USR partition the image was built for (bytes); a slot must be at least this.
+    pub usr_partition_size: u64,
+    pub files: BTreeMap<String, build::FileInfo>,
+}
+
+/// Generate a signing key into `out` (mode 0600, never overwriting). Returns its public key.
+pub fn keygen(out: &Path) -> Result<PublicKey> {
+    let key = SecretKey::generate().context("generating a key")?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| {
+            format!(
+                "creating {} (an existing key is never overwritten)",
+                out.display()
+            )
+        })?;
+    f.write_all(key.to_file_text().as_bytes())?;
+    f.sync_all()?;
+    Ok(key.public())
+}
+
+pub fn load_key(path: &Path) -> Result<SecretKey> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading key {}", path.display()))?;
+    SecretKey::from_file_text(&text).with_context(|| {
+        format!(
+            "{} is not a key made by `image-builder keygen`",
+            path.display()
+        )
+    })
+}
+
+/// Create a repository whose keys.json (signed by `root`) trusts `signing` keys.
+pub fn init_repo(repo: &Path, root: &Path, signing: &[PathBuf], now: u64, days: u64) -> Result<()> {
+    std::fs::create_dir_all(repo).with_context(|| format!("creating {}", repo.display()))?;
+    let root = load_key(root)?;
+    let keys: Vec<PublicKey> = signing
+        .iter()
+        .map(|p| load_key(p).map(|k| k.public()))
+        .collect::<Result<_>>()?;
+    Repo::init(repo, &root, &keys, now + days * DAY_SECS)?;
+    Ok(())
+}
+
+/// Write `BUILD_DIR/payload/` (the slot image, kernel, initramfs and release.json) from a build.
+/// Returns the payload directory. Idempotent; files are hard links (or copies) of the build's.
+pub fn payload(build_dir: &Path) -> Result<PathBuf> {
+    let report: BuildReport = serde_json::from_str(
+        &std::fs::read_to_string(build_dir.join(build::BUILD_JSON)).with_context(|| {
+            format!(
+                "{} is not a finished build (no build.json)",
+                build_dir.display()
+            )
+        })?,
+    )
+    .context("reading build.json")?;
+    let mut files = BTreeMap::new();
+    for name in PAYLOAD_FILES {
+        let info = report
+            .artifacts
+            .get(name)
+            .with_context(|| format!("build.json lists no {name}"))?;
+        let actual = build::hash_file(&build_dir.join(name))?;
+        if &actual != info {
+            bail!(
+                "{} does not match build.json (sha256 {}, build.json says {})",
+                name,
+                actual.sha256,
+                info.sha256
+            );
+        }
+        files.insert(name.to_string(), info.clone());
+    }
+    let usr_partition_size = report
+        .layout
+        .partitions
+        .iter()
+        .find(|p| p.label == crate::layout::USR_A)
+        .map(|p| p.size)
+        .unwrap_or_default();
+    let info = ReleaseInfo {
+        os_id: report.os.id.0.clone(),
+        os_name: report.os.name.0.clone(),
+        version: report.os.version.0.clone(),
+        channel: report.os.channel.0.clone(),
+        kernel_release: report.kernel_release.clone(),
+        usr_partition_size,
+        files,
+    };
+    let dir = build_dir.join(PAYLOAD_DIR);
+    std::fs::create_dir_all(&dir)?;
+    for name in PAYLOAD_FILES {
+        let dst = dir.join(name);
+        let _ = std::fs::remove_file(&dst);
+        if std::fs::hard_link(build_dir.join(name), &dst).is_err() {
+            std::fs::copy(build_dir.join(name), &dst).with_context(|| format!("copying {name}"))?;
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&info)?;
+    text.push('\n');
+    crate::write_atomic(&dir.join(RELEASE_JSON), text.as_bytes())?;
+    Ok(dir)
+}
+
+/// Options of `publish`.
+pub struct PublishOptions<'a> {
+    pub repo: &'a Path,
+    pub channel: &'a str,
+    pub key: &'a Path,
+    pub build_dir: &'a Path,
+    pub now: u64,
+    pub expires_days: u64,
+    pub version_floor: Option<String>,
+    pub force: bool,
+}
+
+/// Publish a build as the current release of a channel.
+pub fn publish(o: &PublishOptions) -> Result<Manifest> {
+    let key = load_key(o.key)?;
+    let dir = payload(o.build_dir)?;
+    let info: ReleaseInfo =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(RELEASE_JSON))?)?;
+    let mut payloads = BTreeMap::new();
+    for name in PAYLOAD_FILES.iter().copied().chain([RELEASE_JSON]) {
+        let r = Repo::add_payload_file(o.repo, &dir.join(name))
+            .with_context(|| format!("adding {name} to the repository"))?;
+        payloads.insert(name.to_string(), r);
+    }
+    let release = Release {
+        channel: o.channel.to_string(),
+        version: info.version.clone(),
+        release_time: o.now,
+        expires: o.now + o.expires_days * DAY_SECS,
+        version_floor: o.version_floor.clone(),
+        payloads,
+    };
+    Ok(Repo::publish(o.repo, release, &key, o.now, o.force)?)
+}
+
+/// Make the current release of `from` (which must be `version`) the current release of `to`.
+pub fn promote(
+    repo: &Path,
+    from: &str,
+    to: &str,
+    version: &str,
+    key: &Path,
+    now: u64,
+) -> Result<Manifest> {
+    let key = load_key(key)?;
+    Ok(Repo::promote(repo, from, to, version, &key, now)?)
+}
