@@ -343,12 +343,7 @@ fn input_digest(
     add("spec", &std::fs::read(spec_path)?);
     add("lock", &std::fs::read(lock_path)?);
     add("init", init);
-    for src in spec
-        .files
-        .iter()
-        .map(|f| &f.src.0)
-        .chain(spec.units.iter().map(|u| &u.src.0))
-    {
+    for src in spec.source_files() {
         let path = root.join(src);
         add(
             src,
@@ -403,12 +398,61 @@ fn add_spec_content(spec: &ImageSpec, root: &Path, tree: &mut Tree) -> Result<()
             Entry::file(data, 0o644),
         )?;
     }
+    if let Some(u) = &spec.update {
+        add_update_engine(spec, u, root, tree)?;
+    }
     for s in &spec.symlinks {
         for link in &s.links {
             tree.insert(&link.tree_path(), Entry::symlink(s.target.clone()))?;
         }
     }
     Ok(())
+}
+
+/// The engine binary, its default `update.conf` and the root keys.
+fn add_update_engine(
+    spec: &ImageSpec,
+    u: &crate::spec::UpdateSpec,
+    root: &Path,
+    tree: &mut Tree,
+) -> Result<()> {
+    let read = |rel: &str| {
+        let path = root.join(rel);
+        std::fs::read(&path)
+            .with_context(|| format!("reading {} (update: in the spec)", path.display()))
+    };
+    let keys = read(&u.root_keys.0)?;
+    channels::canonical::from_slice::<channels::RootKeys>(&keys)
+        .with_context(|| format!("{} is not a repository root.json", u.root_keys.0))?;
+    tree.insert(
+        "usr/bin/update-engine",
+        Entry::file(read(&u.engine.0)?, 0o755),
+    )?;
+    tree.insert(
+        "usr/bin/update_engine_client",
+        Entry::symlink("update-engine"),
+    )?;
+    tree.insert(
+        "usr/share/update-engine/root.json",
+        Entry::file(keys, 0o644),
+    )?;
+    tree.insert(
+        "usr/share/update-engine/update.conf",
+        Entry::file(update_conf(spec, u).into_bytes(), 0o644),
+    )?;
+    Ok(())
+}
+
+/// The default `update.conf` (Container Linux format); `/etc/update-engine/update.conf`
+/// overrides it key by key.
+pub fn update_conf(spec: &ImageSpec, u: &crate::spec::UpdateSpec) -> String {
+    let group = u.group.as_ref().unwrap_or(&spec.os.channel);
+    format!(
+        "GROUP={}\nSERVER={}\nREBOOT_STRATEGY={}\n",
+        group.0,
+        u.server.0,
+        u.reboot_strategy.as_str()
+    )
 }
 
 /// `/usr/lib/os-release` (os-release(5)) with the channel as `RELEASE_CHANNEL`.

@@ -35,6 +35,55 @@ pub struct ImageSpec {
     pub partitions: Partitions,
     #[serde(default = "default_outputs")]
     pub outputs: Vec<Output>,
+    /// The on-host update engine and its defaults; absent: the image does not update itself.
+    #[serde(default)]
+    pub update: Option<UpdateSpec>,
+}
+
+/// `update:` — installs the update engine with `/usr/share/update-engine/update.conf`
+/// (Container Linux format) and the repository's root keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSpec {
+    /// Repository base URL (`SERVER=`).
+    pub server: NonEmpty,
+    /// Channel (`GROUP=`); defaults to `os.channel`.
+    #[serde(default)]
+    pub group: Option<OsId>,
+    /// `REBOOT_STRATEGY=`.
+    #[serde(default = "default_strategy")]
+    pub reboot_strategy: RebootStrategy,
+    /// The repository's `root.json` (public root keys), relative to the repository root.
+    pub root_keys: RelPath,
+    /// The static `update-engine` binary, relative to the repository root.
+    pub engine: RelPath,
+}
+
+/// Container Linux reboot strategies.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RebootStrategy {
+    Off,
+    Reboot,
+    EtcdLock,
+    BestEffort,
+    Fleetlock,
+}
+
+impl RebootStrategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RebootStrategy::Off => "off",
+            RebootStrategy::Reboot => "reboot",
+            RebootStrategy::EtcdLock => "etcd-lock",
+            RebootStrategy::BestEffort => "best-effort",
+            RebootStrategy::Fleetlock => "fleetlock",
+        }
+    }
+}
+
+fn default_strategy() -> RebootStrategy {
+    RebootStrategy::Reboot
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -205,6 +254,17 @@ impl ImageSpec {
     pub fn all_packages(&self) -> Vec<&Spanned<PackageName>> {
         let mut v = vec![&self.kernel.package, &self.bootloader.package];
         v.extend(self.packages.iter());
+        v
+    }
+
+    /// Repository files the image is made from (for the input digest).
+    pub fn source_files(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.files.iter().map(|f| f.src.0.as_str()).collect();
+        v.extend(self.units.iter().map(|u| u.src.0.as_str()));
+        if let Some(u) = &self.update {
+            v.push(&u.root_keys.0);
+            v.push(&u.engine.0);
+        }
         v
     }
 
@@ -473,6 +533,20 @@ partitions:
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("line 5 column 12"), "{err}");
         assert!(err.contains("images/test.yaml:5:12"), "{err}");
+    }
+
+    #[test]
+    fn update_section() {
+        let text = format!(
+            "{GOOD}update:\n  server: http://10.0.2.2:8080/\n  root_keys: keys/root.json\n  engine: target/ue\n"
+        );
+        let s = parse(&text).unwrap();
+        let u = s.update.as_ref().unwrap();
+        assert_eq!(u.reboot_strategy, RebootStrategy::Reboot);
+        assert!(s.source_files().contains(&"keys/root.json"));
+        let bad = text.replace("  engine: target/ue\n", "  engine: target/ue\n  reboot_strategy: sometimes\n");
+        assert!(parse(&bad).unwrap_err().to_string().contains("sometimes"));
+        assert!(parse(GOOD).unwrap().update.is_none());
     }
 
     #[test]
