@@ -1,8 +1,10 @@
 #!/bin/sh
-# Runs the update engine's daemon under busybox init (respawned if it exits), logging to
-# /var/log/update-engine.log. Images built without `update:` have no engine: then this sleeps.
+# Runs the update engine's daemon under busybox init (respawned if it exits). Its log goes to
+# /var/log/update-engine.log and to the console, where its events (update applied, slot marked
+# good, rollback) are visible like the rest of the boot. Images built without `update:` have no
+# engine: then this only sleeps.
 if [ ! -x /usr/bin/update-engine ]; then
 	exec sleep 2147483647
 fi
 mkdir -p /var/log
-exec /usr/bin/update-engine daemon >>/var/log/update-engine.log 2>&1
+/usr/bin/update-engine daemon 2>&1 | tee -a /var/log/update-engine.log >/dev/console
