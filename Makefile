@@ -9,7 +9,7 @@ POOL ?= pool
 INIT_TARGET := x86_64-unknown-linux-gnu
 INIT := target/$(INIT_TARGET)/release/init
 IMAGE_BUILDER := target/release/image-builder
-# The initramfs /init is part of the image: build it without machine-specific paths.
+# The initramfs /init and the update engine are part of images: static, without machine-specific paths.
 INIT_RUSTFLAGS := -C target-feature=+crt-static --remap-path-prefix=$(CURDIR)=/src --remap-path-prefix=$(HOME)/.cargo=/cargo -C strip=symbols
 
 .PHONY: image test setup tools pool lint bench clean
@@ -24,7 +24,7 @@ setup:
 	bash scripts/setup-host.sh
 
 tools: setup
-	RUSTFLAGS="$(INIT_RUSTFLAGS)" cargo build -q -p services --bin init --release --target $(INIT_TARGET)
+	RUSTFLAGS="$(INIT_RUSTFLAGS)" cargo build -q -p services --bin init -p update-engine --bin update-engine --release --target $(INIT_TARGET)
 	cargo build -q --release --workspace --bins
 
 pool: tools

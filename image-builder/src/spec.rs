@@ -544,7 +544,10 @@ partitions:
         let u = s.update.as_ref().unwrap();
         assert_eq!(u.reboot_strategy, RebootStrategy::Reboot);
         assert!(s.source_files().contains(&"keys/root.json"));
-        let bad = text.replace("  engine: target/ue\n", "  engine: target/ue\n  reboot_strategy: sometimes\n");
+        let bad = text.replace(
+            "  engine: target/ue\n",
+            "  engine: target/ue\n  reboot_strategy: sometimes\n",
+        );
         assert!(parse(&bad).unwrap_err().to_string().contains("sometimes"));
         assert!(parse(GOOD).unwrap().update.is_none());
     }

@@ -176,6 +176,30 @@ impl SlotTable {
     }
 }
 
+impl SlotTable {
+    /// Mark `slot` bad: rename its entry to `+0-N` (exhausted), so the loader prefers the other
+    /// slot. Returns the new file name.
+    pub fn mark_bad(&mut self, slot: Slot) -> io::Result<String> {
+        let Some(e) = self.entries.iter_mut().find(|e| e.slot == slot) else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no boot entry for {slot}"),
+            ));
+        };
+        let tries = e.counter.map_or(1, |c| (c.left + c.done).max(1));
+        let bad = format!("{}-{}+0-{tries}.conf", self.os_id, slot.key());
+        let dir = self.esp.join(ENTRIES_DIR);
+        fs::rename(dir.join(&e.file_name), dir.join(&bad))?;
+        e.file_name = bad.clone();
+        e.counter = Some(BootCounter {
+            left: 0,
+            done: tries,
+        });
+        sync_dir(&dir)?;
+        Ok(bad)
+    }
+}
+
 /// Write through a temporary file in the same directory and rename over `path`.
 fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_file_name(format!(
@@ -188,8 +212,18 @@ fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// Flush the whole filesystem holding `dir`. On vfat (the ESP) an fsync of a directory does
+/// not write the renamed or new directory entries; a power cut right after would leave a
+/// zero-length entry the loader ignores. `syncfs` writes everything.
 fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
+    use std::os::unix::io::AsRawFd;
+    let d = fs::File::open(dir)?;
+    d.sync_all()?;
+    // SAFETY: syncfs on a descriptor we own; no memory is passed.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -264,6 +298,19 @@ mod tests {
         let t = SlotTable::load(d.path(), "minimal").unwrap();
         let names: Vec<&str> = t.entries().iter().map(|e| e.file_name.as_str()).collect();
         assert_eq!(names, ["minimal-usr-b+3-0.conf"]);
+    }
+
+    #[test]
+    fn mark_bad_exhausts_the_entry() {
+        let d = esp();
+        let mut t = SlotTable::load(d.path(), "minimal").unwrap();
+        t.stage(&entry(Slot::A, "1.0.0", None), b"k", b"i").unwrap();
+        t.stage(&entry(Slot::B, "1.0.1", Some((2, 1))), b"k", b"i")
+            .unwrap();
+        assert_eq!(t.mark_bad(Slot::B).unwrap(), "minimal-usr-b+0-3.conf");
+        let t = SlotTable::load(d.path(), "minimal").unwrap();
+        assert_eq!(t.preferred().unwrap().slot, Slot::A);
+        assert_eq!(t.rolled_back_from(Slot::A).unwrap().version, "1.0.1");
     }
 
     #[test]

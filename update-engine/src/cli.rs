@@ -1,0 +1,261 @@
+//! The command line: `update-engine status [--json] | check | update | rollback | mark-good |
+//! daemon`, and Container Linux's `update_engine_client -status | -check_for_update` when run
+//! under that name (argv[0]). Each subcommand is one call into the library.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::{load_root_keys, Config, Paths};
+use crate::engine::{CheckOutcome, Engine, UpdateOutcome};
+use crate::host::RealHost;
+use crate::http::RetryPolicy;
+use crate::lifecycle::{MarkGood, HEALTH_POLL};
+use crate::state::State;
+use crate::status::Phase;
+
+/// The name Container Linux's client is called by.
+pub const CLIENT_NAME: &str = "update_engine_client";
+
+/// `update-engine`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "update-engine",
+    version,
+    about = "Signed A/B updates of the USR partition"
+)]
+pub struct Cli {
+    /// The file system root (tests and chroots).
+    #[arg(long, global = true, default_value = "/")]
+    pub root: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Print the status (update_engine_client -status fields; --json adds slot, rollback, errors).
+    Status {
+        /// The whole status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the channel and print what it offers, without installing.
+    Check,
+    /// Check and apply now; then follow REBOOT_STRATEGY.
+    Update,
+    /// Mark the booted slot bad so the loader boots the other one, then reboot.
+    Rollback {
+        /// Do not reboot.
+        #[arg(long)]
+        no_reboot: bool,
+    },
+    /// Run the health check once and, if it passes, mark the booted slot good.
+    MarkGood,
+    /// Mark good after boot (rebooting if unhealthy), then check periodically.
+    Daemon,
+}
+
+/// Parses `args` (argv[0] included): as `update_engine_client` when argv[0] names it.
+pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+    let argv0 = args.first().map(PathBuf::from).unwrap_or_default();
+    if argv0.file_name().is_some_and(|n| n == CLIENT_NAME) {
+        return parse_client(&args[1..]);
+    }
+    Cli::try_parse_from(args)
+}
+
+/// `update_engine_client` flags (gflags style: `-status` or `--status`).
+fn parse_client(args: &[OsString]) -> Result<Cli, clap::Error> {
+    let mut command = None;
+    for arg in args {
+        let flag = arg.to_string_lossy();
+        command = Some(match flag.trim_start_matches('-') {
+            "status" => Command::Status { json: false },
+            "check_for_update" => Command::Update,
+            other => {
+                return Err(clap::Error::raw(
+                    clap::error::ErrorKind::UnknownArgument,
+                    format!("{CLIENT_NAME}: unknown flag -{other} (supported: -status, -check_for_update)\n"),
+                ))
+            }
+        });
+    }
+    Ok(Cli {
+        root: PathBuf::from("/"),
+        command: command.unwrap_or(Command::Status { json: false }),
+    })
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Runs `cli`; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    let paths = Paths::new(&cli.root);
+    let config = Config::load(&paths).context("loading update.conf")?;
+    let needs_keys = matches!(
+        cli.command,
+        Command::Check | Command::Update | Command::Daemon
+    );
+    let root_keys = if needs_keys {
+        load_root_keys(&paths).context("loading the root keys")?
+    } else {
+        channels::RootKeys { keys: Vec::new() }
+    };
+    let host = RealHost::new(paths.clone());
+    let engine = Engine {
+        paths: &paths,
+        config: &config,
+        root_keys: &root_keys,
+        host: &host,
+        policy: RetryPolicy::default(),
+    };
+    match cli.command {
+        Command::Status { json } => {
+            let state = State::load(&paths.state())?;
+            let status = engine.base_status(&state);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", status.render_plain());
+            }
+        }
+        Command::Check => match engine.check(now(), &mut |_| {})? {
+            CheckOutcome::UpToDate { version } => println!("up to date: {version}"),
+            CheckOutcome::AlreadyStaged { version } => {
+                println!("{version} is staged on the other slot; reboot to use it")
+            }
+            CheckOutcome::Available(found) => println!(
+                "update available: {} ({} bytes)",
+                found.manifest.version,
+                found
+                    .manifest
+                    .payloads
+                    .get(crate::engine::USR_IMG)
+                    .map_or(0, |p| p.size)
+            ),
+        },
+        Command::Update => update(&engine)?,
+        Command::Rollback { no_reboot } => {
+            let r = engine.rollback(!no_reboot)?;
+            println!(
+                "marked {} bad; the loader boots {} ({}) next",
+                r.marked_bad, r.next_slot, r.next_version
+            );
+        }
+        Command::MarkGood => match engine.mark_good(now(), Duration::ZERO, HEALTH_POLL)? {
+            MarkGood::AlreadyGood => println!("booted slot is already marked good"),
+            MarkGood::Blessed => println!("healthy: booted slot marked good"),
+            MarkGood::Unhealthy(reason) => {
+                eprintln!("not healthy: {reason}");
+                return Ok(1);
+            }
+        },
+        Command::Daemon => {
+            let machine_id = std::fs::read(paths.machine_id()).unwrap_or_default();
+            engine.daemon(&now, &mut std::thread::sleep, &machine_id, None)?;
+        }
+    }
+    Ok(0)
+}
+
+fn update(engine: &Engine<RealHost>) -> Result<()> {
+    let bar = if std::io::stdout().is_terminal() {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut observe = |phase: &Phase| {
+        if let Some(t) = phase.target() {
+            bar.set_length(t.size);
+        }
+        bar.set_message(phase.operation().as_str());
+        if let Phase::Downloading { received, .. } = phase {
+            bar.set_position(*received);
+        }
+    };
+    let outcome = engine.update(now(), &mut observe);
+    bar.finish_and_clear();
+    match outcome? {
+        UpdateOutcome::UpToDate { version } => println!("up to date: {version}"),
+        UpdateOutcome::Staged {
+            version,
+            slot,
+            rebooting,
+        } => {
+            let next = if rebooting {
+                "rebooting".to_owned()
+            } else {
+                let mut s = format!(
+                    "reboot to use it (REBOOT_STRATEGY={})",
+                    engine.config.reboot_strategy
+                );
+                if let Some(note) = engine.config.reboot_strategy.note() {
+                    s = format!("{s}; {note}");
+                }
+                s
+            };
+            println!("{version} staged on {slot}; {next}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn parses() {
+        let c = parse(args(&["update-engine", "status", "--json"])).unwrap();
+        assert_eq!(c.command, Command::Status { json: true });
+        let c = parse(args(&[
+            "update-engine",
+            "--root",
+            "/tmp/x",
+            "rollback",
+            "--no-reboot",
+        ]))
+        .unwrap();
+        assert_eq!(
+            (c.root, c.command),
+            (
+                PathBuf::from("/tmp/x"),
+                Command::Rollback { no_reboot: true }
+            )
+        );
+        assert!(parse(args(&["update-engine", "frobnicate"])).is_err());
+    }
+
+    #[test]
+    fn answers_to_update_engine_client() {
+        let c = parse(args(&["/usr/bin/update_engine_client", "-status"])).unwrap();
+        assert_eq!(c.command, Command::Status { json: false });
+        let c = parse(args(&["update_engine_client", "-check_for_update"])).unwrap();
+        assert_eq!(c.command, Command::Update);
+        assert!(parse(args(&["update_engine_client", "-reset_status"])).is_err());
+    }
+}

@@ -1,0 +1,402 @@
+//! Configuration: Container Linux's `update.conf` (`KEY=VALUE` lines, `#` comments, optional
+//! quotes), defaults from `/usr/share/update-engine/update.conf` overridden key by key by
+//! `/etc/update-engine/update.conf`, and the image's root keys (`root.json`, canonical JSON).
+//!
+//! Keys: `GROUP` (the channel), `SERVER` (the repository base URL), `REBOOT_STRATEGY` (DESIGN.md
+//! "Reboot coordination"), plus ours: `CHECK_INTERVAL` and `HEALTH_TIMEOUT` (seconds). Other
+//! Container Linux keys (`LOCKSMITHD_*`, `PXE`, ...) are accepted and ignored.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use channels::RootKeys;
+
+/// Time between two checks of the daemon, before jitter.
+pub const DEFAULT_CHECK_INTERVAL_SECS: u64 = 3600; // 1 hour
+/// How long a freshly booted slot may take to pass its health check before the engine reboots.
+pub const DEFAULT_HEALTH_TIMEOUT_SECS: u64 = 300; // 5 minutes
+/// The channel when `GROUP` is not set (Container Linux's default).
+pub const DEFAULT_GROUP: &str = "stable";
+
+/// Every file the engine reads or writes, under one root (`/` in production, a tempdir in tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// The file system root.
+    pub root: PathBuf,
+}
+
+impl Paths {
+    /// Paths under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Paths {
+        Paths { root: root.into() }
+    }
+    fn at(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+    /// `/usr/share/update-engine/update.conf`: the image's defaults.
+    pub fn defaults_conf(&self) -> PathBuf {
+        self.at("usr/share/update-engine/update.conf")
+    }
+    /// `/etc/update-engine/update.conf`: the machine's overrides.
+    pub fn overrides_conf(&self) -> PathBuf {
+        self.at("etc/update-engine/update.conf")
+    }
+    /// `/usr/share/update-engine/root.json`: the root keys baked into the image.
+    pub fn root_keys(&self) -> PathBuf {
+        self.at("usr/share/update-engine/root.json")
+    }
+    /// `/var/lib/update-engine/state.json`.
+    pub fn state(&self) -> PathBuf {
+        self.at("var/lib/update-engine/state.json")
+    }
+    /// `/run/update-engine/status.json`.
+    pub fn status(&self) -> PathBuf {
+        self.at("run/update-engine/status.json")
+    }
+    /// `/run/boot-slot`, written by the initramfs `/init`.
+    pub fn boot_slot(&self) -> PathBuf {
+        self.at("run/boot-slot")
+    }
+    /// `/usr/lib/os-release`.
+    pub fn os_release(&self) -> PathBuf {
+        self.at("usr/lib/os-release")
+    }
+    /// `/etc/machine-id` (seeds the check jitter).
+    pub fn machine_id(&self) -> PathBuf {
+        self.at("etc/machine-id")
+    }
+    /// `/etc/<os_id>/health.d`: optional executable health checks.
+    pub fn health_dir(&self, os_id: &str) -> PathBuf {
+        self.at("etc").join(os_id).join("health.d")
+    }
+    /// `/proc`.
+    pub fn proc(&self) -> PathBuf {
+        self.at("proc")
+    }
+}
+
+/// `REBOOT_STRATEGY`: what happens once an update is staged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebootStrategy {
+    /// Stay in `UPDATED_NEED_REBOOT`; the operator reboots.
+    Off,
+    /// Reboot right away.
+    Reboot,
+    /// locksmith's etcd semaphore (not implemented yet: behaves as `off`).
+    EtcdLock,
+    /// etcd-lock if etcd is configured, else reboot (not implemented yet: behaves as `off`).
+    BestEffort,
+    /// FleetLock (not implemented yet: behaves as `off`).
+    FleetLock,
+}
+
+impl RebootStrategy {
+    /// The `update.conf` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RebootStrategy::Off => "off",
+            RebootStrategy::Reboot => "reboot",
+            RebootStrategy::EtcdLock => "etcd-lock",
+            RebootStrategy::BestEffort => "best-effort",
+            RebootStrategy::FleetLock => "fleetlock",
+        }
+    }
+    /// Whether the engine reboots by itself after staging.
+    pub fn reboots(self) -> bool {
+        self == RebootStrategy::Reboot
+    }
+    /// For a strategy that is parsed but not implemented yet, what status says about it.
+    pub fn note(self) -> Option<String> {
+        match self {
+            RebootStrategy::Off | RebootStrategy::Reboot => None,
+            other => Some(format!(
+                "REBOOT_STRATEGY={} is not implemented yet; behaving as off (reboot by hand)",
+                other.as_str()
+            )),
+        }
+    }
+}
+
+impl fmt::Display for RebootStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RebootStrategy {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<RebootStrategy, ConfigError> {
+        Ok(match s {
+            "off" => RebootStrategy::Off,
+            "reboot" => RebootStrategy::Reboot,
+            "etcd-lock" => RebootStrategy::EtcdLock,
+            "best-effort" => RebootStrategy::BestEffort,
+            "fleetlock" => RebootStrategy::FleetLock,
+            other => {
+                return Err(ConfigError::BadValue {
+                    key: "REBOOT_STRATEGY".into(),
+                    value: other.into(),
+                    expected: "off, reboot, etcd-lock, best-effort or fleetlock".into(),
+                })
+            }
+        })
+    }
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A line that is neither `KEY=VALUE`, a comment nor blank.
+    #[error("{file}:{line}: expected KEY=VALUE, got {text:?}")]
+    Syntax {
+        /// The file (or `<input>`).
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// The line.
+        text: String,
+    },
+    /// A value of the wrong form.
+    #[error("{key}={value:?}: expected {expected}")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// Its value.
+        value: String,
+        /// What was expected.
+        expected: String,
+    },
+    /// A file that exists but cannot be read.
+    #[error("reading {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// root.json that is not canonical JSON root keys.
+    #[error("{}: {reason}", path.display())]
+    RootKeys {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The engine's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `GROUP`: the channel.
+    pub group: String,
+    /// `SERVER`: the repository base URL (`None`: not configured, checks fail saying so).
+    pub server: Option<String>,
+    /// `REBOOT_STRATEGY`.
+    pub reboot_strategy: RebootStrategy,
+    /// `CHECK_INTERVAL` in seconds.
+    pub check_interval_secs: u64,
+    /// `HEALTH_TIMEOUT` in seconds.
+    pub health_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            group: DEFAULT_GROUP.into(),
+            server: None,
+            reboot_strategy: RebootStrategy::Reboot,
+            check_interval_secs: DEFAULT_CHECK_INTERVAL_SECS,
+            health_timeout_secs: DEFAULT_HEALTH_TIMEOUT_SECS,
+        }
+    }
+}
+
+/// Parses `update.conf` text into its keys (later lines win). `file` names it in errors. Pure.
+pub fn parse_conf(file: &str, text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let syntax = || ConfigError::Syntax {
+            file: file.into(),
+            line: i + 1,
+            text: raw.into(),
+        };
+        let (key, value) = line.split_once('=').ok_or_else(syntax)?;
+        let key = key.trim();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(syntax());
+        }
+        out.insert(key.to_owned(), unquote(value.trim()).to_owned());
+    }
+    Ok(out)
+}
+
+/// `"x"` and `'x'` → `x`; anything else unchanged.
+fn unquote(v: &str) -> &str {
+    for q in ['"', '\''] {
+        if let Some(inner) = v.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
+            return inner;
+        }
+    }
+    v
+}
+
+impl Config {
+    /// The configuration from `defaults` overridden key by key by `overrides`. Pure.
+    pub fn from_layers(
+        defaults: &BTreeMap<String, String>,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut merged = defaults.clone();
+        merged.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Config::from_keys(&merged)
+    }
+
+    fn from_keys(keys: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        let get = |k: &str| keys.get(k).map(String::as_str).filter(|v| !v.is_empty());
+        if let Some(group) = get("GROUP") {
+            channels::validate_channel_name(group).map_err(|reason| ConfigError::BadValue {
+                key: "GROUP".into(),
+                value: group.into(),
+                expected: reason,
+            })?;
+            config.group = group.into();
+        }
+        config.server = get("SERVER").map(|s| s.trim_end_matches('/').to_owned());
+        if let Some(s) = get("REBOOT_STRATEGY") {
+            config.reboot_strategy = s.parse()?;
+        }
+        if let Some(v) = get("CHECK_INTERVAL") {
+            config.check_interval_secs = seconds("CHECK_INTERVAL", v)?;
+        }
+        if let Some(v) = get("HEALTH_TIMEOUT") {
+            config.health_timeout_secs = seconds("HEALTH_TIMEOUT", v)?;
+        }
+        Ok(config)
+    }
+
+    /// Reads both files under `paths` (a missing file counts as empty).
+    pub fn load(paths: &Paths) -> Result<Config, ConfigError> {
+        let defaults = read_conf(&paths.defaults_conf())?;
+        let overrides = read_conf(&paths.overrides_conf())?;
+        Config::from_layers(&defaults, &overrides)
+    }
+}
+
+fn seconds(key: &str, v: &str) -> Result<u64, ConfigError> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ConfigError::BadValue {
+            key: key.into(),
+            value: v.into(),
+            expected: "a positive number of seconds".into(),
+        })
+}
+
+fn read_conf(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_conf(&path.display().to_string(), &text),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(source) => Err(ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Reads the image's root keys.
+pub fn load_root_keys(paths: &Paths) -> Result<RootKeys, ConfigError> {
+    let path = paths.root_keys();
+    let bytes = std::fs::read(&path).map_err(|source| ConfigError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    channels::canonical::from_slice(&bytes).map_err(|e| ConfigError::RootKeys {
+        path,
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Case {
+        name: &'static str,
+        defaults: &'static str,
+        overrides: &'static str,
+        want: Result<(&'static str, Option<&'static str>, RebootStrategy), &'static str>,
+    }
+
+    #[test]
+    fn table() {
+        use RebootStrategy::*;
+        let cases = [
+            Case { name: "empty", defaults: "", overrides: "", want: Ok(("stable", None, Reboot)) },
+            Case { name: "plain", defaults: "GROUP=alpha\nSERVER=http://10.0.2.2:8080/\nREBOOT_STRATEGY=off\n", overrides: "", want: Ok(("alpha", Some("http://10.0.2.2:8080"), Off)) },
+            Case { name: "quotes comments blanks", defaults: "# image defaults\n\n  GROUP = \"beta\"\nSERVER='http://x/repo'\n", overrides: "", want: Ok(("beta", Some("http://x/repo"), Reboot)) },
+            Case { name: "override key by key", defaults: "GROUP=alpha\nSERVER=http://a\nREBOOT_STRATEGY=reboot\n", overrides: "GROUP=beta\n", want: Ok(("beta", Some("http://a"), Reboot)) },
+            Case { name: "later line wins", defaults: "GROUP=alpha\nGROUP=beta\n", overrides: "", want: Ok(("beta", None, Reboot)) },
+            Case { name: "locking strategies parse", defaults: "REBOOT_STRATEGY=etcd-lock\n", overrides: "REBOOT_STRATEGY=fleetlock", want: Ok(("stable", None, FleetLock)) },
+            Case { name: "best-effort", defaults: "REBOOT_STRATEGY=best-effort\n", overrides: "", want: Ok(("stable", None, BestEffort)) },
+            Case { name: "unknown keys ignored", defaults: "LOCKSMITHD_ENDPOINT=http://e:2379\n", overrides: "", want: Ok(("stable", None, Reboot)) },
+            Case { name: "bad strategy", defaults: "REBOOT_STRATEGY=sometimes\n", overrides: "", want: Err("REBOOT_STRATEGY=\"sometimes\": expected off, reboot, etcd-lock, best-effort or fleetlock") },
+            Case { name: "no equals", defaults: "GROUP alpha\n", overrides: "", want: Err("d:1: expected KEY=VALUE, got \"GROUP alpha\"") },
+            Case { name: "bad group", defaults: "GROUP=../x\n", overrides: "", want: Err("GROUP") },
+        ];
+        for case in cases {
+            let got = parse_conf("d", case.defaults)
+                .and_then(|d| Ok((d, parse_conf("o", case.overrides)?)))
+                .and_then(|(d, o)| Config::from_layers(&d, &o));
+            match (got, case.want) {
+                (Ok(c), Ok((group, server, strategy))) => {
+                    assert_eq!(c.group, group, "{}", case.name);
+                    assert_eq!(c.server.as_deref(), server, "{}", case.name);
+                    assert_eq!(c.reboot_strategy, strategy, "{}", case.name);
+                }
+                (Err(e), Err(want)) => {
+                    assert!(e.to_string().starts_with(want), "{}: {e}", case.name)
+                }
+                (got, want) => panic!("{}: got {got:?}, want {want:?}", case.name),
+            }
+        }
+    }
+
+    #[test]
+    fn intervals_and_notes() {
+        let d = parse_conf("d", "CHECK_INTERVAL=600\nHEALTH_TIMEOUT=30\n").unwrap();
+        let c = Config::from_layers(&d, &BTreeMap::new()).unwrap();
+        assert_eq!((c.check_interval_secs, c.health_timeout_secs), (600, 30));
+        let d = parse_conf("d", "CHECK_INTERVAL=0\n").unwrap();
+        assert!(Config::from_layers(&d, &BTreeMap::new()).is_err());
+        assert!(RebootStrategy::EtcdLock
+            .note()
+            .unwrap()
+            .contains("behaving as off"));
+        assert_eq!(RebootStrategy::Reboot.note(), None);
+        assert!(RebootStrategy::Reboot.reboots() && !RebootStrategy::FleetLock.reboots());
+    }
+
+    #[test]
+    fn load_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        assert_eq!(Config::load(&paths).unwrap(), Config::default());
+        std::fs::create_dir_all(paths.defaults_conf().parent().unwrap()).unwrap();
+        std::fs::create_dir_all(paths.overrides_conf().parent().unwrap()).unwrap();
+        std::fs::write(paths.defaults_conf(), "GROUP=alpha\nSERVER=http://s\n").unwrap();
+        std::fs::write(paths.overrides_conf(), "REBOOT_STRATEGY=off\n").unwrap();
+        let c = Config::load(&paths).unwrap();
+        assert_eq!(c.group, "alpha");
+        assert_eq!(c.reboot_strategy, RebootStrategy::Off);
+        assert!(load_root_keys(&paths).is_err());
+    }
+}

@@ -1,0 +1,452 @@
+//! The channel client: GETs repository files from `SERVER` with one written-down retry policy,
+//! and streams payloads with resume.
+//!
+//! Retry policy ([`RetryPolicy`]): a request is retried on connection errors, timeouts, a body
+//! that breaks off, and the statuses 408, 429 and 5xx; after each failure the client waits a
+//! constant `delay` (default 5 s). It gives up after `max_failures_in_row` failures without a
+//! byte of progress in between (default 12, so about a minute of waiting) or `max_failures`
+//! failures in all for one file (default 100). Other statuses (403, 404, ...) fail at once.
+//! A payload download that breaks off resumes with `Range: bytes=<received>-`, continuing the
+//! same sha256; a server that answers a range with 200 has the bytes already received skipped.
+//! Proxies come from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`: reqwest's default).
+//! Never more bytes than declared are read: documents are bounded by [`MAX_DOCUMENT_BYTES`],
+//! payloads by their [`PayloadRef`] size ([`VerifyingReader`]).
+
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use channels::{PayloadError, PayloadRef, VerifyingReader};
+use reqwest::blocking::Response;
+use reqwest::StatusCode;
+
+/// Largest keys.json, manifest or signature accepted.
+pub const MAX_DOCUMENT_BYTES: u64 = 1 << 20; // 1 MiB
+/// Bytes per read/write when streaming a payload.
+pub const CHUNK_BYTES: usize = 1 << 20; // 1 MiB
+
+/// When and how often to retry (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Wait after each failure.
+    pub delay: Duration,
+    /// Give up after this many failures without progress.
+    pub max_failures_in_row: u32,
+    /// Give up after this many failures for one file.
+    pub max_failures: u32,
+    /// Connect timeout, and the longest a read may wait for bytes.
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            delay: Duration::from_secs(5),
+            max_failures_in_row: 12,
+            max_failures: 100,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Whether a status is worth retrying: 408, 429 and 5xx.
+pub fn retryable_status(status: u16) -> bool {
+    status == 408 || status == 429 || (500..600).contains(&status)
+}
+
+/// A download failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The client could not be built (TLS setup).
+    #[error("HTTP client: {0}")]
+    Client(String),
+    /// A status that is not retried, or a retried one at the end.
+    #[error("GET {url}: HTTP {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status.
+        status: u16,
+    },
+    /// Retries exhausted.
+    #[error("GET {url}: giving up after {failures} failures; last: {last}")]
+    GaveUp {
+        /// The URL.
+        url: String,
+        /// Failures counted.
+        failures: u32,
+        /// The last failure.
+        last: String,
+    },
+    /// A document larger than [`MAX_DOCUMENT_BYTES`].
+    #[error("GET {url}: more than {limit} bytes")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// A payload whose bytes do not match the manifest.
+    #[error("{name}: {source}")]
+    Payload {
+        /// The payload's name.
+        name: String,
+        /// What is wrong.
+        source: PayloadError,
+    },
+    /// A 206 for another range than asked.
+    #[error("GET {url}: asked for bytes from {asked}, got Content-Range {got:?}")]
+    BadRange {
+        /// The URL.
+        url: String,
+        /// The offset asked for.
+        asked: u64,
+        /// The header received.
+        got: String,
+    },
+    /// Writing the received bytes failed.
+    #[error("writing {name}: {source}")]
+    Write {
+        /// The payload's name.
+        name: String,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+/// A client for one repository base URL.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::blocking::Client,
+    policy: RetryPolicy,
+}
+
+/// Counts failures of one file against the policy, sleeping between them.
+struct Failures<'a> {
+    policy: &'a RetryPolicy,
+    url: &'a str,
+    in_row: u32,
+    total: u32,
+}
+
+impl Failures<'_> {
+    fn failed(&mut self, what: String) -> Result<(), FetchError> {
+        self.in_row += 1;
+        self.total += 1;
+        if self.in_row >= self.policy.max_failures_in_row || self.total >= self.policy.max_failures
+        {
+            return Err(FetchError::GaveUp {
+                url: self.url.to_owned(),
+                failures: self.total,
+                last: what,
+            });
+        }
+        std::thread::sleep(self.policy.delay);
+        Ok(())
+    }
+    fn progressed(&mut self) {
+        self.in_row = 0;
+    }
+}
+
+/// What [`Client::open`] got.
+enum Opened {
+    /// A body starting at the offset asked for, after skipping `skip` bytes.
+    Body { response: Response, skip: u64 },
+    /// The server has no bytes at that offset (416).
+    End,
+}
+
+impl Client {
+    /// A client for the repository at `base` (`http://host:port/path`, no trailing slash needed).
+    pub fn new(base: &str, policy: RetryPolicy) -> Result<Client, FetchError> {
+        let http = reqwest::blocking::Client::builder()
+            .user_agent(concat!("update-engine/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(policy.timeout)
+            .timeout(policy.timeout)
+            .build()
+            .map_err(|e| FetchError::Client(error_chain(&e)))?;
+        Ok(Client {
+            base: base.trim_end_matches('/').to_owned(),
+            http,
+            policy,
+        })
+    }
+
+    /// The URL of repository path `rel`.
+    pub fn url(&self, rel: &str) -> String {
+        format!("{}/{}", self.base, rel.trim_start_matches('/'))
+    }
+
+    /// One GET from `offset`, retried per the policy until a usable response.
+    fn open(&self, url: &str, offset: u64, failures: &mut Failures) -> Result<Opened, FetchError> {
+        loop {
+            let mut req = self.http.get(url);
+            if offset > 0 {
+                req = req.header(reqwest::header::RANGE, format!("bytes={offset}-"));
+            }
+            let resp = match req.send() {
+                Ok(r) => r,
+                Err(e) => {
+                    failures.failed(error_chain(&e))?;
+                    continue;
+                }
+            };
+            let status = resp.status();
+            if status == StatusCode::RANGE_NOT_SATISFIABLE && offset > 0 {
+                return Ok(Opened::End);
+            }
+            if retryable_status(status.as_u16()) {
+                failures.failed(format!("HTTP {status}"))?;
+                continue;
+            }
+            if status == StatusCode::OK {
+                return Ok(Opened::Body {
+                    response: resp,
+                    skip: offset,
+                });
+            }
+            if status == StatusCode::PARTIAL_CONTENT && offset > 0 {
+                let got = resp
+                    .headers()
+                    .get(reqwest::header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                if !got.starts_with(&format!("bytes {offset}-")) {
+                    return Err(FetchError::BadRange {
+                        url: url.to_owned(),
+                        asked: offset,
+                        got,
+                    });
+                }
+                return Ok(Opened::Body {
+                    response: resp,
+                    skip: 0,
+                });
+            }
+            return Err(FetchError::Status {
+                url: url.to_owned(),
+                status: status.as_u16(),
+            });
+        }
+    }
+
+    /// GETs a repository document (keys.json, a manifest, a signature), at most
+    /// [`MAX_DOCUMENT_BYTES`].
+    pub fn get_document(&self, rel: &str) -> Result<Vec<u8>, FetchError> {
+        let url = self.url(rel);
+        let mut failures = self.failures(&url);
+        loop {
+            let Opened::Body { response, .. } = self.open(&url, 0, &mut failures)? else {
+                unreachable!("416 is only handled for ranged requests");
+            };
+            let mut body = Vec::new();
+            match response.take(MAX_DOCUMENT_BYTES + 1).read_to_end(&mut body) {
+                Ok(_) if body.len() as u64 > MAX_DOCUMENT_BYTES => {
+                    return Err(FetchError::TooLarge {
+                        url,
+                        limit: MAX_DOCUMENT_BYTES,
+                    })
+                }
+                Ok(_) => return Ok(body),
+                Err(e) => failures.failed(error_chain(&e))?,
+            }
+        }
+    }
+
+    fn failures<'a>(&'a self, url: &'a str) -> Failures<'a> {
+        Failures {
+            policy: &self.policy,
+            url,
+            in_row: 0,
+            total: 0,
+        }
+    }
+
+    /// GETs payload `name` into memory, verified against `payload`.
+    pub fn get_payload(&self, name: &str, payload: &PayloadRef) -> Result<Vec<u8>, FetchError> {
+        let mut out = Vec::with_capacity(usize::try_from(payload.size).unwrap_or(0).min(1 << 28));
+        self.stream_payload(name, payload, &mut out, &mut |_| {})?;
+        Ok(out)
+    }
+
+    /// Streams payload `name` into `out`, verifying size and sha256 on the way and resuming
+    /// after interruptions. `progress` gets the bytes written so far. On success every byte
+    /// written verified; on error `out` may hold a prefix.
+    pub fn stream_payload(
+        &self,
+        name: &str,
+        payload: &PayloadRef,
+        out: &mut impl Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), FetchError> {
+        let url = self.url(&payload.path());
+        let body = ResumingBody {
+            client: self,
+            url: &url,
+            name,
+            payload,
+            offset: 0,
+            skip: 0,
+            response: None,
+            failures: self.failures(&url),
+        };
+        let mut reader = VerifyingReader::new(body, payload);
+        let mut buf = vec![0u8; CHUNK_BYTES];
+        let mut written = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) => return Err(read_error(name, e)),
+            };
+            out.write_all(&buf[..n])
+                .map_err(|source| FetchError::Write {
+                    name: name.to_owned(),
+                    source,
+                })?;
+            written += n as u64;
+            progress(written);
+        }
+    }
+}
+
+/// Maps an error out of a [`VerifyingReader`] over a [`ResumingBody`] back to what it was.
+fn read_error(name: &str, e: io::Error) -> FetchError {
+    if let Some(p) = PayloadError::from_io(&e) {
+        return FetchError::Payload {
+            name: name.to_owned(),
+            source: p.clone(),
+        };
+    }
+    match e.into_inner().map(|inner| inner.downcast::<FetchError>()) {
+        Some(Ok(fetch)) => *fetch,
+        Some(Err(other)) => FetchError::Client(other.to_string()),
+        None => FetchError::Client("read failed".into()),
+    }
+}
+
+/// A payload body that reconnects with `Range` when the connection breaks.
+struct ResumingBody<'a> {
+    client: &'a Client,
+    url: &'a str,
+    name: &'a str,
+    payload: &'a PayloadRef,
+    offset: u64,
+    skip: u64,
+    response: Option<Response>,
+    failures: Failures<'a>,
+}
+
+impl ResumingBody<'_> {
+    fn connect(&mut self) -> io::Result<bool> {
+        match self.client.open(self.url, self.offset, &mut self.failures) {
+            Ok(Opened::Body { response, skip }) => {
+                let remaining = self.payload.size.saturating_sub(self.offset);
+                if let Some(len) = response.content_length() {
+                    // Refuse before reading a byte of a body announced longer than declared.
+                    if len.saturating_sub(skip) > remaining {
+                        return Err(io::Error::other(FetchError::Payload {
+                            name: self.name.to_owned(),
+                            source: PayloadError::TooLong {
+                                sha256: self.payload.sha256.clone(),
+                                expected: self.payload.size,
+                            },
+                        }));
+                    }
+                }
+                self.response = Some(response);
+                self.skip = skip;
+                Ok(true)
+            }
+            Ok(Opened::End) => Ok(false),
+            Err(e) => Err(io::Error::other(e)),
+        }
+    }
+}
+
+impl Read for ResumingBody<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.response.is_none() && !self.connect()? {
+                return Ok(0);
+            }
+            let Some(response) = self.response.as_mut() else {
+                return Ok(0);
+            };
+            match response.read(buf) {
+                Ok(n) if self.skip > 0 && n > 0 => {
+                    // A 200 answer to a ranged request: drop what we already have.
+                    let dropped = (n as u64).min(self.skip);
+                    self.skip -= dropped;
+                    let rest = n - dropped as usize;
+                    if rest > 0 {
+                        buf.copy_within(dropped as usize..n, 0);
+                        self.offset += rest as u64;
+                        self.failures.progressed();
+                        return Ok(rest);
+                    }
+                }
+                Ok(n) => {
+                    self.offset += n as u64;
+                    if n > 0 {
+                        self.failures.progressed();
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.response = None;
+                    self.failures
+                        .failed(format!(
+                            "body broke off at byte {}: {}",
+                            self.offset,
+                            error_chain(&e)
+                        ))
+                        .map_err(io::Error::other)?;
+                }
+            }
+        }
+    }
+}
+
+/// `error: cause: cause` on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        for s in [408, 429, 500, 502, 503, 599] {
+            assert!(retryable_status(s), "{s}");
+        }
+        for s in [200, 206, 301, 400, 403, 404, 416, 600] {
+            assert!(!retryable_status(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn urls() {
+        let c = Client::new("http://h:1/repo/", RetryPolicy::default()).unwrap();
+        assert_eq!(c.url("/keys.json"), "http://h:1/repo/keys.json");
+        assert_eq!(
+            c.url("channels/a/manifest.json"),
+            "http://h:1/repo/channels/a/manifest.json"
+        );
+    }
+}

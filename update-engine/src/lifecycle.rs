@@ -1,0 +1,243 @@
+//! After boot: rollback detection, the health check and blessing (SPECS.md S4: the engine does
+//! what systemd-bless-boot does), the manual `rollback`, and the daemon loop.
+//!
+//! Health: a `getty`/`agetty` process runs (the OS reached its login prompt), the engine itself
+//! runs (it is the one checking), and every executable in `/etc/<os-id>/health.d/` exits 0.
+//! Until the booted slot's entry is blessed, `update` refuses to write the other slot. If health
+//! does not pass within `HEALTH_TIMEOUT`, the daemon reboots: the loader's counter then runs out
+//! and the machine falls back to the other slot.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use slots::{Slot, SlotTable, ENTRIES_DIR};
+
+use crate::config::Paths;
+use crate::engine::{Engine, EngineError};
+use crate::host::{Host, HEALTH_CHECK_TIMEOUT};
+use crate::policy::jittered_interval;
+use crate::state::{FailedVersion, State};
+
+/// Names of the processes that show the login prompt is up.
+pub const GETTY_NAMES: [&str; 2] = ["getty", "agetty"];
+/// Time between two health probes while waiting.
+pub const HEALTH_POLL: Duration = Duration::from_secs(5);
+
+/// After a failed check, the daemon tries again this soon (seconds).
+pub const RETRY_AFTER_ERROR_SECS: u64 = 30;
+
+/// What `mark-good` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarkGood {
+    /// The booted slot's entry had no counter already.
+    AlreadyGood,
+    /// The health check passed and the entry was blessed.
+    Blessed,
+    /// The health check did not pass (in time); the reason.
+    Unhealthy(String),
+}
+
+/// What `rollback` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolledBack {
+    /// The entry marked bad.
+    pub marked_bad: String,
+    /// The slot the loader boots next.
+    pub next_slot: Slot,
+    /// Its version.
+    pub next_version: String,
+}
+
+/// One health probe: `Err` says what is not healthy yet.
+pub fn health_check(paths: &Paths, host: &impl Host, os_id: &str) -> Result<(), String> {
+    let names = host.process_names().map_err(|e| e.to_string())?;
+    if !names.iter().any(|n| GETTY_NAMES.contains(&n.as_str())) {
+        return Err("no getty running: the login prompt is not up".into());
+    }
+    for program in health_programs(&paths.health_dir(os_id))? {
+        match host.run_check(&program, HEALTH_CHECK_TIMEOUT) {
+            Ok(true) => {}
+            Ok(false) => return Err(format!("health check {} failed", program.display())),
+            Err(e) => return Err(format!("health check {}: {e}", program.display())),
+        }
+    }
+    Ok(())
+}
+
+/// The executable regular files of `dir`, sorted; none if it does not exist.
+fn health_programs(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("reading {}: {e}", dir.display())),
+    };
+    let mut programs: Vec<_> = entries
+        .flatten()
+        .filter(|e| {
+            e.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .map(|e| e.path())
+        .collect();
+    programs.sort();
+    Ok(programs)
+}
+
+impl<H: Host> Engine<'_, H> {
+    fn table(&self) -> Result<(Slot, String, String, SlotTable, std::path::PathBuf), EngineError> {
+        let slot = self.host.booted_slot()?;
+        let os = self.host.os_release()?;
+        let esp = self.host.esp()?;
+        let table = SlotTable::load(&esp, &os.id).map_err(|source| EngineError::Io {
+            what: format!(
+                "reading boot entries in {}",
+                esp.join(ENTRIES_DIR).display()
+            ),
+            source,
+        })?;
+        Ok((slot, os.id, os.version_id, table, esp))
+    }
+
+    /// Records a rollback the loader did (the other slot's newer entry ran out of tries), and
+    /// clears the pending update once it is the booted one. Returns the rollback, if any.
+    pub fn after_boot(&self, now: u64) -> Result<Option<FailedVersion>, EngineError> {
+        let (slot, _, version, table, _) = self.table()?;
+        let mut state = State::load(&self.paths.state())?;
+        let mut changed = false;
+        let failed = table.rolled_back_from(slot).map(|e| FailedVersion {
+            version: e.version.clone(),
+            slot: e.slot.label().into(),
+            rolled_back_to: version.clone(),
+            detected_at: now,
+        });
+        if let Some(f) = &failed {
+            changed |= state.record_failure(f.clone());
+        }
+        if state.pending.as_ref().is_some_and(|p| p.version == version) {
+            state.pending = None;
+            changed = true;
+        }
+        if changed {
+            state.save(&self.paths.state())?;
+        }
+        let status = self.base_status(&state);
+        let _ = status.save(&self.paths.status());
+        Ok(failed)
+    }
+
+    /// Blesses the booted slot once it is healthy, probing every `poll` for up to `wait`
+    /// (`Duration::ZERO`: probe once).
+    pub fn mark_good(
+        &self,
+        now: u64,
+        wait: Duration,
+        poll: Duration,
+    ) -> Result<MarkGood, EngineError> {
+        self.after_boot(now)?;
+        let (slot, os_id, _, mut table, esp) = self.table()?;
+        match table.entry(slot) {
+            None => return Err(EngineError::NoBootedEntry { slot, esp }),
+            Some(e) if e.counter.is_none() => return Ok(MarkGood::AlreadyGood),
+            Some(_) => {}
+        }
+        let start = Instant::now();
+        loop {
+            match health_check(self.paths, self.host, &os_id) {
+                Ok(()) => break,
+                Err(reason) if start.elapsed() + poll > wait => {
+                    return Ok(MarkGood::Unhealthy(reason))
+                }
+                Err(_) => std::thread::sleep(poll),
+            }
+        }
+        table.bless(slot).map_err(|source| EngineError::Io {
+            what: format!("blessing the boot entry of {slot}"),
+            source,
+        })?;
+        let state = State::load(&self.paths.state())?;
+        let _ = self.base_status(&state).save(&self.paths.status());
+        Ok(MarkGood::Blessed)
+    }
+
+    /// Marks the booted entry bad (`+0-N`) so the loader boots the other slot, which must have
+    /// an entry with tries left. Reboots if `reboot`.
+    pub fn rollback(&self, reboot: bool) -> Result<RolledBack, EngineError> {
+        let (slot, _, _, mut table, esp) = self.table()?;
+        let other = table
+            .entry(slot.other())
+            .filter(|e| !e.exhausted())
+            .cloned()
+            .ok_or(EngineError::NoFallback { slot: slot.other() })?;
+        if table.entry(slot).is_none() {
+            return Err(EngineError::NoBootedEntry { slot, esp });
+        }
+        let bad = table.mark_bad(slot).map_err(|source| EngineError::Io {
+            what: format!("marking the boot entry of {slot} bad"),
+            source,
+        })?;
+        if reboot {
+            self.host.reboot()?;
+        }
+        Ok(RolledBack {
+            marked_bad: bad,
+            next_slot: other.slot,
+            next_version: other.version,
+        })
+    }
+
+    /// The daemon: rollback detection and the health check (rebooting when it does not pass
+    /// within `HEALTH_TIMEOUT`), then `update` at start and every `CHECK_INTERVAL ± 10 %`.
+    /// `clock` gives unix seconds; `sleep` waits; `rounds` bounds the loop (tests), `None` runs
+    /// forever.
+    pub fn daemon(
+        &self,
+        clock: &dyn Fn() -> u64,
+        sleep: &mut dyn FnMut(Duration),
+        machine_id: &[u8],
+        rounds: Option<u64>,
+    ) -> Result<(), EngineError> {
+        let wait = Duration::from_secs(self.config.health_timeout_secs);
+        match self.mark_good(clock(), wait, HEALTH_POLL.min(wait))? {
+            MarkGood::Unhealthy(reason) => {
+                eprintln!(
+                    "update-engine: booted slot unhealthy after {}s ({reason}); rebooting",
+                    wait.as_secs()
+                );
+                self.host.reboot()?;
+                return Ok(());
+            }
+            outcome => {
+                let slot = self.host.booted_slot()?;
+                let version = self
+                    .host
+                    .os_release()
+                    .map(|o| o.version_id)
+                    .unwrap_or_default();
+                match outcome {
+                    MarkGood::Blessed => eprintln!("update-engine: marked {slot} good ({version})"),
+                    _ => eprintln!("update-engine: {slot} ({version}) is already marked good"),
+                }
+            }
+        }
+        let mut round = 0u64;
+        while rounds.is_none_or(|n| round < n) {
+            let interval = jittered_interval(self.config.check_interval_secs, machine_id, round);
+            let next = match self.update(clock(), &mut |_| {}) {
+                Ok(outcome) => {
+                    eprintln!("update-engine: {outcome:?}");
+                    interval
+                }
+                Err(e) => {
+                    // The network may not be up yet (DHCP runs in the background at boot):
+                    // try again soon rather than after a whole interval.
+                    eprintln!("update-engine: {}", crate::http::error_chain(&e));
+                    interval.min(RETRY_AFTER_ERROR_SECS)
+                }
+            };
+            sleep(Duration::from_secs(next));
+            round += 1;
+        }
+        Ok(())
+    }
+}
