@@ -1,7 +1,12 @@
 //! The update path end to end, in QEMU: build 1.0.0 and 1.0.1 of the minimal image with the
 //! update engine, publish 1.0.1 into `alpha` of a repository served on loopback (the guest
-//! reaches the host at 10.0.2.2), boot 1.0.0 on USR-A and watch it update itself: download,
-//! verify, write USR-B, reboot into 1.0.1 and mark it good.
+//! reaches the host at 10.0.2.2), boot 1.0.0 on USR-A and
+//! - cut the power while it downloads 1.0.1 onto USR-B: the next boot is 1.0.0 again (no entry
+//!   for a half-written slot), and the engine completes the update;
+//! - watch it reboot into 1.0.1 on USR-B and mark it good;
+//! - publish a broken 1.0.2 (its initramfs cannot mount /usr): it is written to USR-A, fails to
+//!   boot until its counter runs out, the loader comes back to 1.0.1 by itself, and the engine
+//!   reports the rollback.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -23,7 +28,7 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 }
 
 #[test]
-fn boots_1_0_0_updates_itself_to_1_0_1_and_marks_it_good() {
+fn power_cut_update_to_1_0_1_and_rollback_from_broken_1_0_2() {
     let s = Scratch::new("minimal");
     let w = s.path();
     let p = |rel: &str| w.join(rel).to_str().unwrap().to_string();
@@ -92,32 +97,78 @@ fn boots_1_0_0_updates_itself_to_1_0_1_and_marks_it_good() {
     );
     let disk = w.join("disk.raw");
     std::fs::copy(w.join("v100/disk.raw"), &disk).unwrap();
-    let run = image_builder(
-        w,
-        &[
+    let boot = |expect: &str| {
+        let args = [
             "run",
             disk.to_str().unwrap(),
             "--timeout",
             "900",
             "--expect",
-            "update-engine: marked USR-B good",
-        ],
-    );
-    let console = text(&run);
-    assert!(run.status.success(), "no update to 1.0.1:\n{console}");
-    let first = console
-        .find("booted slot=USR-A version=1.0.0")
-        .unwrap_or_else(|| panic!("{console}"));
-    let second = console
-        .find("booted slot=USR-B version=1.0.1")
-        .unwrap_or_else(|| panic!("{console}"));
-    assert!(first < second, "{console}");
-    assert!(console.contains("Minimal Linux alpha (1.0.1)"), "{console}");
+            expect,
+        ];
+        let run = image_builder(w, &args);
+        let console = text(&run);
+        assert!(run.status.success(), "never saw {expect:?}:\n{console}");
+        console
+    };
+    let inspect = || ok(w, &["inspect", disk.to_str().unwrap()]);
 
-    let insp = ok(w, &["inspect", disk.to_str().unwrap()]);
+    // Power cut in the middle of the apply (QEMU is killed as soon as the download starts).
+    let console = boot("update-engine: downloading 1.0.1 to the other slot");
+    assert!(
+        console.contains("update-engine: marked USR-A good (1.0.0)"),
+        "{console}"
+    );
+    let insp = inspect();
+    assert!(
+        !insp.contains("minimal-usr-b"),
+        "a half-written slot has no entry:\n{insp}"
+    );
+
+    // Next boot: still 1.0.0 on USR-A; the engine completes the update and 1.0.1 comes up.
+    let console = boot("update-engine: marked USR-B good");
+    let first = console.find("booted slot=USR-A version=1.0.0");
+    let second = console.find("booted slot=USR-B version=1.0.1");
+    assert!(
+        first.is_some() && second.is_some() && first < second,
+        "{console}"
+    );
+    assert!(console.contains("Minimal Linux alpha (1.0.1)"), "{console}");
+    let insp = inspect();
     assert!(insp.contains("USR-B  squashfs version 1.0.1"), "{insp}");
     assert!(
         insp.contains("minimal-usr-b.conf  version 1.0.1  slot USR-B  blessed"),
         "{insp}"
     );
+
+    // A broken 1.0.2: /init cannot mount /usr (no squashfs module), so the kernel command
+    // line's panic=10 makes it reboot until the loader gives up on it.
+    s.edit_spec("minimal", "version: 1.0.1", "version: 1.0.2");
+    s.edit_spec("minimal", "virtio_scsi, squashfs, ", "virtio_scsi, ");
+    let o = s.build("minimal", "v102", &pool_dir());
+    assert!(o.status.success(), "{}", text(&o));
+    let key = p("keys/signing.key");
+    ok(
+        w,
+        &[
+            "publish",
+            "--repo",
+            &p("repo"),
+            "--channel",
+            "alpha",
+            "--key",
+            &key,
+            &p("v102"),
+        ],
+    );
+    let console = boot("update-engine: rolled back from 1.0.2 to 1.0.1");
+    assert!(console.contains("init: FATAL"), "{console}");
+    assert!(
+        console.contains("booted slot=USR-B version=1.0.1"),
+        "{console}"
+    );
+    let insp = inspect();
+    let bad = "minimal-usr-a+0-3.conf  version 1.0.2  slot USR-A  tries left 0, done 3";
+    assert!(insp.contains(bad), "{insp}");
+    assert!(insp.contains("minimal-usr-b.conf  version 1.0.1"), "{insp}");
 }

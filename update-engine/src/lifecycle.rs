@@ -17,6 +17,7 @@ use crate::engine::{Engine, EngineError};
 use crate::host::{Host, HEALTH_CHECK_TIMEOUT};
 use crate::policy::jittered_interval;
 use crate::state::{FailedVersion, State};
+use crate::status::Phase;
 
 /// Names of the processes that show the login prompt is up.
 pub const GETTY_NAMES: [&str; 2] = ["getty", "agetty"];
@@ -197,6 +198,12 @@ impl<H: Host> Engine<'_, H> {
         machine_id: &[u8],
         rounds: Option<u64>,
     ) -> Result<(), EngineError> {
+        if let Some(f) = self.after_boot(clock())? {
+            eprintln!(
+                "update-engine: rolled back from {} to {}: {} did not come up on {}",
+                f.version, f.rolled_back_to, f.version, f.slot
+            );
+        }
         let wait = Duration::from_secs(self.config.health_timeout_secs);
         match self.mark_good(clock(), wait, HEALTH_POLL.min(wait))? {
             MarkGood::Unhealthy(reason) => {
@@ -223,7 +230,15 @@ impl<H: Host> Engine<'_, H> {
         let mut round = 0u64;
         while rounds.is_none_or(|n| round < n) {
             let interval = jittered_interval(self.config.check_interval_secs, machine_id, round);
-            let next = match self.update(clock(), &mut |_| {}) {
+            let mut last_op = None;
+            let mut log_phase = |phase: &Phase| {
+                let op = phase.operation();
+                if last_op != Some(op) {
+                    last_op = Some(op);
+                    eprintln!("update-engine: {}", phase_line(phase));
+                }
+            };
+            let next = match self.update(clock(), &mut log_phase) {
                 Ok(outcome) => {
                     eprintln!("update-engine: {outcome:?}");
                     interval
@@ -239,5 +254,21 @@ impl<H: Host> Engine<'_, H> {
             round += 1;
         }
         Ok(())
+    }
+}
+
+/// One console line per phase the daemon enters.
+fn phase_line(phase: &Phase) -> String {
+    match phase {
+        Phase::Idle => "idle".into(),
+        Phase::Checking => "checking for an update".into(),
+        Phase::UpdateAvailable(t) => format!("update available: {} ({} bytes)", t.version, t.size),
+        Phase::Downloading { target, .. } => {
+            format!("downloading {} to the other slot", target.version)
+        }
+        Phase::Verifying(t) => format!("verifying {}", t.version),
+        Phase::Finalizing(t) => format!("writing the boot entry for {}", t.version),
+        Phase::UpdatedNeedReboot(t) => format!("{} is ready; reboot needed", t.version),
+        Phase::ReportingError { error, .. } => format!("error: {error}"),
     }
 }
