@@ -39,3 +39,7 @@ bench: tools pool
 
 clean:
 	rm -rf out target
+
+.PHONY: bench-apply
+bench-apply: tools
+	bash bench/apply.sh
