@@ -194,9 +194,11 @@ fn scan(line: &mut Vec<u8>, chunk: &[u8], re: Option<&Regex>) -> Option<String> 
 
 /// Strip ANSI escape sequences and carriage returns.
 pub fn clean(s: &str) -> String {
-    let ansi =
-        Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\r").expect("constant regex");
-    ansi.replace_all(s, "").trim_end().to_string()
+    // Compiled once: `scan` cleans every console chunk.
+    static ANSI: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\r").expect("constant regex")
+    });
+    ANSI.replace_all(s, "").trim_end().to_string()
 }
 
 /// The last `n` lines of a console log, cleaned.

@@ -247,17 +247,6 @@ impl Tree {
             .collect();
         Tree { entries }
     }
-
-    /// Sum of regular file sizes (hard links counted once).
-    pub fn file_bytes(&self) -> u64 {
-        self.entries
-            .values()
-            .map(|e| match &e.kind {
-                Kind::File(d) => d.len() as u64,
-                _ => 0,
-            })
-            .sum()
-    }
 }
 
 #[cfg(test)]
