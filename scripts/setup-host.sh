@@ -3,11 +3,13 @@
 # Idempotent: a second run installs nothing and takes about a second.
 set -euo pipefail
 
-need_pkgs=(gdisk dosfstools mtools squashfs-tools e2fsprogs ovmf xz-utils zstd cpio bc ca-certificates curl time)
-need_bins=(sgdisk fsck.fat mcopy mksquashfs e2fsck /usr/share/OVMF/OVMF_CODE_4M.fd xz zstd cpio bc curl /usr/bin/time)
+need_pkgs=(gdisk dosfstools mtools squashfs-tools e2fsprogs ovmf xz-utils zstd cpio bc ca-certificates curl time
+           etcd-server etcd-client protobuf-compiler)
+need_bins=(sgdisk fsck.fat mcopy mksquashfs e2fsck /usr/share/OVMF/OVMF_CODE_4M.fd xz zstd cpio bc curl /usr/bin/time
+           etcd etcdctl protoc)
 
 missing=0
-for b in "${need_bins[@]}" qemu-system-x86_64; do
+for b in "${need_bins[@]}" qemu-system-x86_64 qemu-img; do
   if [[ "$b" == /* ]]; then [[ -e "$b" ]] || missing=1; else command -v "$b" >/dev/null 2>&1 || missing=1; fi
 done
 if [[ "$missing" == 0 ]]; then
@@ -47,6 +49,14 @@ SRC
 fi
 
 apt-get update -qq
+# Packages with services (etcd-server) must not start them on the build host: tests start
+# their own etcd on loopback ports.
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e "$policy" ]]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod 755 "$policy"
+  trap 'rm -f "$policy"' EXIT
+fi
 apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
-apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
+apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils >/dev/null
 echo "host tools installed"
