@@ -11,18 +11,28 @@
 //! Proxies come from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`: reqwest's default).
 //! Never more bytes than declared are read: documents are bounded by [`MAX_DOCUMENT_BYTES`],
 //! payloads by their [`PayloadRef`] size ([`VerifyingReader`]).
+//!
+//! Speed: the client drives reqwest's async API on its own current-thread runtime, so body
+//! chunks arrive in the calling thread (no hand-off between threads per chunk), and a payload
+//! streams through two threads: this one receives and hashes, a writer thread writes
+//! [`CHUNK_BYTES`] buffers, [`BUFFERS`] of them in flight. `timeout` bounds the connect, the wait
+//! for the response head and the wait for each body chunk: a slow but moving download never
+//! times out, a stalled one does.
 
 use std::io::{self, Read, Write};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use bytes::Bytes;
 use channels::{PayloadError, PayloadRef, VerifyingReader};
-use reqwest::blocking::Response;
-use reqwest::StatusCode;
+use reqwest::{Response, StatusCode};
 
 /// Largest keys.json, manifest or signature accepted.
 pub const MAX_DOCUMENT_BYTES: u64 = 1 << 20; // 1 MiB
-/// Bytes per read/write when streaming a payload.
+/// Bytes per write when streaming a payload.
 pub const CHUNK_BYTES: usize = 1 << 20; // 1 MiB
+/// Payload buffers in flight between the receiving and the writing thread.
+pub const BUFFERS: usize = 4;
 
 /// When and how often to retry (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +43,7 @@ pub struct RetryPolicy {
     pub max_failures_in_row: u32,
     /// Give up after this many failures for one file.
     pub max_failures: u32,
-    /// Connect timeout, and the longest a read may wait for bytes.
+    /// Connect timeout, and the longest the response head or a body chunk may take.
     pub timeout: Duration,
 }
 
@@ -117,7 +127,8 @@ pub enum FetchError {
 #[derive(Debug, Clone)]
 pub struct Client {
     base: String,
-    http: reqwest::blocking::Client,
+    http: reqwest::Client,
+    runtime: Arc<tokio::runtime::Runtime>,
     policy: RetryPolicy,
 }
 
@@ -160,15 +171,19 @@ enum Opened {
 impl Client {
     /// A client for the repository at `base` (`http://host:port/path`, no trailing slash needed).
     pub fn new(base: &str, policy: RetryPolicy) -> Result<Client, FetchError> {
-        let http = reqwest::blocking::Client::builder()
+        let http = reqwest::Client::builder()
             .user_agent(concat!("update-engine/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(policy.timeout)
-            .timeout(policy.timeout)
             .build()
             .map_err(|e| FetchError::Client(error_chain(&e)))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| FetchError::Client(format!("runtime: {e}")))?;
         Ok(Client {
             base: base.trim_end_matches('/').to_owned(),
             http,
+            runtime: Arc::new(runtime),
             policy,
         })
     }
@@ -185,10 +200,20 @@ impl Client {
             if offset > 0 {
                 req = req.header(reqwest::header::RANGE, format!("bytes={offset}-"));
             }
-            let resp = match req.send() {
-                Ok(r) => r,
-                Err(e) => {
+            let sent = self
+                .runtime
+                .block_on(async { tokio::time::timeout(self.policy.timeout, req.send()).await });
+            let resp = match sent {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
                     failures.failed(error_chain(&e))?;
+                    continue;
+                }
+                Err(_) => {
+                    failures.failed(format!(
+                        "no response within {} s",
+                        self.policy.timeout.as_secs_f32()
+                    ))?;
                     continue;
                 }
             };
@@ -237,21 +262,44 @@ impl Client {
     pub fn get_document(&self, rel: &str) -> Result<Vec<u8>, FetchError> {
         let url = self.url(rel);
         let mut failures = self.failures(&url);
-        loop {
-            let Opened::Body { response, .. } = self.open(&url, 0, &mut failures)? else {
+        'request: loop {
+            let Opened::Body { mut response, .. } = self.open(&url, 0, &mut failures)? else {
                 unreachable!("416 is only handled for ranged requests");
             };
             let mut body = Vec::new();
-            match response.take(MAX_DOCUMENT_BYTES + 1).read_to_end(&mut body) {
-                Ok(_) if body.len() as u64 > MAX_DOCUMENT_BYTES => {
-                    return Err(FetchError::TooLarge {
-                        url,
-                        limit: MAX_DOCUMENT_BYTES,
-                    })
+            loop {
+                match self.next_chunk(&mut response) {
+                    Ok(Some(chunk)) => {
+                        if (body.len() + chunk.len()) as u64 > MAX_DOCUMENT_BYTES {
+                            return Err(FetchError::TooLarge {
+                                url,
+                                limit: MAX_DOCUMENT_BYTES,
+                            });
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
+                    Ok(None) => return Ok(body),
+                    Err(e) => {
+                        failures.failed(error_chain(&e))?;
+                        continue 'request;
+                    }
                 }
-                Ok(_) => return Ok(body),
-                Err(e) => failures.failed(error_chain(&e))?,
             }
+        }
+    }
+
+    /// The next chunk of a body (`None` at its end), waiting at most the policy's timeout.
+    fn next_chunk(&self, response: &mut Response) -> io::Result<Option<Bytes>> {
+        match self
+            .runtime
+            .block_on(async { tokio::time::timeout(self.policy.timeout, response.chunk()).await })
+        {
+            Ok(Ok(chunk)) => Ok(chunk),
+            Ok(Err(e)) => Err(io::Error::other(error_chain(&e))),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no bytes for {} s", self.policy.timeout.as_secs_f32()),
+            )),
         }
     }
 
@@ -278,7 +326,7 @@ impl Client {
         &self,
         name: &str,
         payload: &PayloadRef,
-        out: &mut impl Write,
+        out: &mut (impl Write + Send),
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), FetchError> {
         let url = self.url(&payload.path());
@@ -290,26 +338,87 @@ impl Client {
             offset: 0,
             skip: 0,
             response: None,
+            pending: Bytes::new(),
             failures: self.failures(&url),
         };
         let mut reader = VerifyingReader::new(body, payload);
-        let mut buf = vec![0u8; CHUNK_BYTES];
-        let mut written = 0u64;
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e) => return Err(read_error(name, e)),
+        let write_error = |source| FetchError::Write {
+            name: name.to_owned(),
+            source,
+        };
+        // Full buffers go to the writer; it sends them back (with their length) once written.
+        let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+        let (done_tx, done_rx) = mpsc::channel::<Vec<u8>>();
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(move || -> io::Result<()> {
+                for buf in full_rx {
+                    out.write_all(&buf)?;
+                    if done_tx.send(buf).is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            });
+            let mut written = 0u64;
+            let mut spare: Vec<Vec<u8>> = (0..BUFFERS).map(|_| vec![0u8; CHUNK_BYTES]).collect();
+            let mut account = |buf: Vec<u8>, spare: &mut Vec<Vec<u8>>| {
+                written += buf.len() as u64;
+                progress(written);
+                spare.push(buf);
             };
-            out.write_all(&buf[..n])
-                .map_err(|source| FetchError::Write {
-                    name: name.to_owned(),
-                    source,
-                })?;
-            written += n as u64;
-            progress(written);
+            let read_result = loop {
+                let mut buf = match spare.pop() {
+                    Some(buf) => buf,
+                    None => match done_rx.recv() {
+                        Ok(buf) => {
+                            account(buf, &mut spare);
+                            continue;
+                        }
+                        // The writer stopped: its error is reported below.
+                        Err(_) => break Ok(()),
+                    },
+                };
+                while let Ok(done) = done_rx.try_recv() {
+                    account(done, &mut spare);
+                }
+                buf.resize(CHUNK_BYTES, 0);
+                let filled = match fill(&mut reader, &mut buf) {
+                    Ok(n) => n,
+                    Err(e) => break Err(read_error(name, e)),
+                };
+                if filled == 0 {
+                    break Ok(());
+                }
+                buf.truncate(filled);
+                if full_tx.send(buf).is_err() {
+                    break Ok(());
+                }
+            };
+            drop(full_tx);
+            let write_result = writer
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("writer thread panicked")));
+            for done in done_rx.try_iter() {
+                account(done, &mut spare);
+            }
+            read_result?;
+            write_result.map_err(write_error)
+        })
+    }
+}
+
+/// Reads until `buf` is full or the reader ends; the bytes read.
+fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
+    Ok(filled)
 }
 
 /// Maps an error out of a [`VerifyingReader`] over a [`ResumingBody`] back to what it was.
@@ -336,6 +445,8 @@ struct ResumingBody<'a> {
     offset: u64,
     skip: u64,
     response: Option<Response>,
+    /// Received bytes not yet handed out.
+    pending: Bytes,
     failures: Failures<'a>,
 }
 
@@ -369,33 +480,29 @@ impl ResumingBody<'_> {
 impl Read for ResumingBody<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
+            if !self.pending.is_empty() {
+                let n = self.pending.len().min(buf.len());
+                buf[..n].copy_from_slice(&self.pending.split_to(n));
+                self.offset += n as u64;
+                return Ok(n);
+            }
             if self.response.is_none() && !self.connect()? {
                 return Ok(0);
             }
             let Some(response) = self.response.as_mut() else {
                 return Ok(0);
             };
-            match response.read(buf) {
-                Ok(n) if self.skip > 0 && n > 0 => {
+            match self.client.next_chunk(response) {
+                Ok(Some(mut chunk)) => {
+                    if !chunk.is_empty() {
+                        self.failures.progressed();
+                    }
                     // A 200 answer to a ranged request: drop what we already have.
-                    let dropped = (n as u64).min(self.skip);
+                    let dropped = (chunk.len() as u64).min(self.skip);
                     self.skip -= dropped;
-                    let rest = n - dropped as usize;
-                    if rest > 0 {
-                        buf.copy_within(dropped as usize..n, 0);
-                        self.offset += rest as u64;
-                        self.failures.progressed();
-                        return Ok(rest);
-                    }
+                    self.pending = chunk.split_off(dropped as usize);
                 }
-                Ok(n) => {
-                    self.offset += n as u64;
-                    if n > 0 {
-                        self.failures.progressed();
-                    }
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(None) => return Ok(0),
                 Err(e) => {
                     self.response = None;
                     self.failures

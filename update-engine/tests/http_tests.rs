@@ -33,6 +33,13 @@ struct Faults {
     truncate_once: Option<(String, usize)>,
     /// Answer 503 this many times to paths ending in the suffix.
     fail_503: Option<(String, u32)>,
+    /// Stall the first full GET of a path ending in this suffix after this many bytes, for
+    /// longer than the client's timeout.
+    stall_once: Option<(String, usize)>,
+    /// Set while a stalled body hangs: a ranged request for the path releases it.
+    stalled: Option<(String, std::sync::mpsc::Sender<()>)>,
+    /// Whether a stalled body was released by the client's ranged request (not by giving up).
+    released_by_resume: Arc<std::sync::atomic::AtomicBool>,
     /// Serve extra bytes after this payload (with a Content-Length if true).
     longer: Option<(String, bool)>,
     /// (url, Range header) of every request.
@@ -68,6 +75,28 @@ impl Read for Cut {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self.0.read(buf)? {
             0 => Err(std::io::Error::other("cut")),
+            n => Ok(n),
+        }
+    }
+}
+
+/// A reader that yields its bytes, then hangs (a server that stops sending) until the client
+/// asks for the rest with a ranged request, or 60 s pass; then it fails.
+struct Stall {
+    bytes: Cursor<Vec<u8>>,
+    release: std::sync::mpsc::Receiver<()>,
+    released_by_resume: Arc<std::sync::atomic::AtomicBool>,
+}
+impl Read for Stall {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.bytes.read(buf)? {
+            0 => {
+                if self.release.recv_timeout(Duration::from_secs(60)).is_ok() {
+                    self.released_by_resume
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                Err(std::io::Error::other("stalled"))
+            }
             n => Ok(n),
         }
     }
@@ -132,6 +161,13 @@ fn serve(root: &Path, faults: &Mutex<Faults>, req: tiny_http::Request) {
         .and_then(|r| r.strip_suffix('-'))
         .and_then(|s| s.parse::<usize>().ok());
     if let Some(start) = start {
+        if let Some((suffix, release)) = f.stalled.take() {
+            if url.ends_with(suffix.as_str()) {
+                let _ = release.send(());
+            } else {
+                f.stalled = Some((suffix, release));
+            }
+        }
         drop(f);
         let total = bytes.len();
         let part = bytes[start.min(total)..].to_vec();
@@ -152,6 +188,26 @@ fn serve(root: &Path, faults: &Mutex<Faults>, req: tiny_http::Request) {
                 Some(len),
                 vec![],
             );
+        }
+    }
+    if let Some((suffix, n)) = f.stall_once.clone() {
+        if url.ends_with(suffix.as_str()) {
+            f.stall_once = None;
+            let (tx, release) = std::sync::mpsc::channel();
+            f.stalled = Some((suffix, tx));
+            let released_by_resume = f.released_by_resume.clone();
+            drop(f);
+            let len = bytes.len();
+            // Served from its own thread: the server keeps answering while this one hangs.
+            std::thread::spawn(move || {
+                let body = Stall {
+                    bytes: Cursor::new(bytes[..n].to_vec()),
+                    release,
+                    released_by_resume,
+                };
+                respond(req, 200, body, Some(len), vec![]);
+            });
+            return;
         }
     }
     drop(f);
@@ -510,6 +566,30 @@ fn resumes_after_a_dropped_connection() {
             .any(|r| r.starts_with("bytes=") && r != "bytes=0-"),
         "{ranged:?}"
     );
+    assert_eq!(fx.table().entry(Slot::B).unwrap().version, "1.0.1");
+}
+
+#[test]
+fn resumes_after_a_stalled_body() {
+    let fx = Fixture::new("1.0.0");
+    fx.server.faults.lock().unwrap().stall_once = Some((fx.usr_payload_suffix(), 200_000));
+    fx.update().unwrap();
+    assert_eq!(&fx.slot_b()[..fx.usr.len()], &fx.usr[..]);
+    let ranged: Vec<_> = fx.server.log().into_iter().filter_map(|(_, r)| r).collect();
+    assert!(
+        ranged.iter().any(|r| r.starts_with("bytes=") && r != "bytes=0-"),
+        "{ranged:?}"
+    );
+    // The client gave up on the silent connection by itself (its timeout), not the server.
+    let released = fx.server.faults.lock().unwrap().released_by_resume.clone();
+    // (The stalled thread sets the flag as the ranged request arrives; give it a moment.)
+    for _ in 0..100 {
+        if released.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(released.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(fx.table().entry(Slot::B).unwrap().version, "1.0.1");
 }
 
