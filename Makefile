@@ -43,3 +43,7 @@ clean:
 .PHONY: bench-apply
 bench-apply: tools
 	bash bench/apply.sh
+
+.PHONY: bench-convert
+bench-convert: image
+	bash bench/convert.sh

@@ -1,0 +1,3 @@
+//! AMI artifacts (SPECS.md S9, S10). This crate owns the fixed VHD writer.
+
+pub mod vhd;
