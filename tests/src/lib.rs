@@ -6,6 +6,7 @@
 //! that.
 
 pub mod debs;
+pub mod etcd;
 pub mod http;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,23 @@ pub fn image_builder_bin() -> PathBuf {
     assert!(
         p.exists(),
         "{} is missing: run the tests through `make test`",
+        p.display()
+    );
+    p
+}
+
+/// The `update-engine` binary of the same build profile as this test (`make test` builds every
+/// binary of the workspace first).
+pub fn update_engine_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let p = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .join("update-engine");
+    assert!(
+        p.exists(),
+        "{} is missing: run the tests through `make test` (or cargo build --release -p update-engine)",
         p.display()
     );
     p

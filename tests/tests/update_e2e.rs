@@ -11,7 +11,9 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use tests::{image_builder, image_builder_bin, pool_dir, repo_root, text, Scratch};
+use tests::{
+    image_builder, image_builder_bin, pool_dir, repo_root, text, update_engine_bin, Scratch,
+};
 
 struct Server(Child);
 impl Drop for Server {
@@ -171,4 +173,70 @@ fn power_cut_update_to_1_0_1_and_rollback_from_broken_1_0_2() {
     let bad = "minimal-usr-a+0-3.conf  version 1.0.2  slot USR-A  tries left 0, done 3";
     assert!(insp.contains(bad), "{insp}");
     assert!(insp.contains("minimal-usr-b.conf  version 1.0.1"), "{insp}");
+
+    // What the machine recorded: `update-engine status` over the state on its ROOT partition.
+    let root = w.join("machine-root");
+    copy_from_root(
+        &disk,
+        "/var/lib/update-engine/state.json",
+        &root.join("var/lib/update-engine/state.json"),
+    );
+    let o = Command::new(update_engine_bin())
+        .arg("--root")
+        .arg(&root)
+        .arg("status")
+        .output()
+        .unwrap();
+    let status = text(&o);
+    assert!(o.status.success(), "{status}");
+    assert!(
+        status.contains("ROLLBACK=rolled back from 1.0.2 to 1.0.1\nFAILED_VERSIONS=1.0.2\n"),
+        "{status}"
+    );
+}
+
+/// Copies `path` out of the ext4 ROOT partition of `disk` with debugfs.
+fn copy_from_root(disk: &Path, path: &str, to: &Path) {
+    let json = ok(
+        disk.parent().unwrap(),
+        &["inspect", "--json", disk.to_str().unwrap()],
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let part = v["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["label"] == "ROOT")
+        .expect("a ROOT partition");
+    let (first, last) = (
+        part["first_lba"].as_u64().unwrap(),
+        part["last_lba"].as_u64().unwrap(),
+    );
+    let mut f = std::fs::File::open(disk).unwrap();
+    let image = disk.with_file_name("root-partition.img");
+    let mut out = std::fs::File::create(&image).unwrap();
+    use std::io::{Read, Seek, SeekFrom};
+    f.seek(SeekFrom::Start(first * 512)).unwrap();
+    std::io::copy(&mut f.take((last + 1 - first) * 512), &mut out).unwrap();
+    // The VM was killed: the newest metadata may still be in the journal. Replay it (e2fsck
+    // exits 1 when it changed something, which replaying is).
+    let o = Command::new("e2fsck")
+        .arg("-p")
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.code().is_some_and(|c| c <= 1),
+        "e2fsck: {}",
+        text(&o)
+    );
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    let o = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("dump {path} {}", to.display()))
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(o.status.success() && to.exists(), "debugfs: {}", text(&o));
+    std::fs::remove_file(&image).unwrap();
 }

@@ -1,6 +1,7 @@
 //! The command line: `update-engine status [--json] | check | update | rollback | mark-good |
-//! daemon`, and Container Linux's `update_engine_client -status | -check_for_update` when run
-//! under that name (argv[0]). Each subcommand is one call into the library.
+//! daemon | lock … | lock-server`, Container Linux's `update_engine_client -status |
+//! -check_for_update` and `locksmithctl status | lock | unlock | set-max` when run under those
+//! names (argv[0]). Each subcommand is one call into the library.
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -16,6 +17,7 @@ use crate::engine::{CheckOutcome, Engine, UpdateOutcome};
 use crate::host::RealHost;
 use crate::http::RetryPolicy;
 use crate::lifecycle::{MarkGood, HEALTH_POLL};
+use crate::lock::cli::{LockArgs, LockServerArgs, LOCKSMITHCTL_NAME};
 use crate::state::State;
 use crate::status::Phase;
 
@@ -61,13 +63,24 @@ pub enum Command {
     MarkGood,
     /// Mark good after boot (rebooting if unhealthy), then check periodically.
     Daemon,
+    /// The cluster reboot lock in etcd, like locksmithctl: status, lock, unlock, set-max.
+    Lock(LockArgs),
+    /// Serve FleetLock (/v1/pre-reboot, /v1/steady-state) on the etcd reboot lock.
+    LockServer(LockServerArgs),
 }
 
-/// Parses `args` (argv[0] included): as `update_engine_client` when argv[0] names it.
+/// Parses `args` (argv[0] included): as `update_engine_client` or `locksmithctl` when argv[0]
+/// names it.
 pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
     let argv0 = args.first().map(PathBuf::from).unwrap_or_default();
     if argv0.file_name().is_some_and(|n| n == CLIENT_NAME) {
         return parse_client(&args[1..]);
+    }
+    if argv0.file_name().is_some_and(|n| n == LOCKSMITHCTL_NAME) {
+        // `locksmithctl ARGS` is `update-engine lock ARGS`, Go-style `-flag`s included.
+        let rest = crate::lock::cli::go_flags_to_clap(args.get(1..).unwrap_or_default());
+        let argv = [OsString::from(LOCKSMITHCTL_NAME), OsString::from("lock")];
+        return Cli::try_parse_from(argv.into_iter().chain(rest));
     }
     Cli::try_parse_from(args)
 }
@@ -104,6 +117,15 @@ fn now() -> u64 {
 pub fn run(cli: Cli) -> Result<i32> {
     let paths = Paths::new(&cli.root);
     let config = Config::load(&paths).context("loading update.conf")?;
+    match &cli.command {
+        Command::Lock(args) => {
+            return crate::lock::cli::run_lock(args, &paths, &config).map(|()| 0)
+        }
+        Command::LockServer(args) => {
+            return crate::lock::cli::run_server(args, &config).map(|()| 0)
+        }
+        _ => {}
+    }
     let needs_keys = matches!(
         cli.command,
         Command::Check | Command::Update | Command::Daemon
@@ -166,6 +188,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             let machine_id = std::fs::read(paths.machine_id()).unwrap_or_default();
             engine.daemon(&now, &mut std::thread::sleep, &machine_id, None)?;
         }
+        // Handled above, without the engine.
+        Command::Lock(_) | Command::LockServer(_) => {}
     }
     Ok(0)
 }
@@ -257,5 +281,88 @@ mod tests {
         let c = parse(args(&["update_engine_client", "-check_for_update"])).unwrap();
         assert_eq!(c.command, Command::Update);
         assert!(parse(args(&["update_engine_client", "-reset_status"])).is_err());
+    }
+
+    #[test]
+    fn lock_commands() {
+        use crate::lock::cli::{EtcdArgs, LockCommand};
+        let c = parse(args(&[
+            "update-engine",
+            "lock",
+            "--endpoint",
+            "http://a:2379,http://b:2379",
+            "--endpoint=http://c:2379",
+            "set-max",
+            "2",
+            "--group",
+            "lb",
+        ]))
+        .unwrap();
+        let Command::Lock(lock) = c.command else {
+            panic!("{:?}", c.command)
+        };
+        assert_eq!(
+            lock.etcd.endpoints,
+            ["http://a:2379", "http://b:2379", "http://c:2379"]
+        );
+        assert_eq!(lock.group.as_deref(), Some("lb"));
+        assert_eq!(lock.command, LockCommand::SetMax { max: 2 });
+        let c = parse(args(&["update-engine", "lock", "unlock", "m1"])).unwrap();
+        assert_eq!(
+            c.command,
+            Command::Lock(LockArgs {
+                etcd: EtcdArgs::default(),
+                group: None,
+                command: LockCommand::Unlock {
+                    id: Some("m1".into())
+                }
+            })
+        );
+        for bad in [
+            &["update-engine", "lock", "set-max", "-1"][..],
+            &["update-engine", "lock", "set-max", "two"],
+            &["update-engine", "lock", "set-max"],
+            &["update-engine", "lock"],
+            &["update-engine", "lock-server"],
+        ] {
+            assert!(parse(args(bad)).is_err(), "{bad:?}");
+        }
+        let c = parse(args(&[
+            "update-engine",
+            "lock-server",
+            "--listen",
+            "0.0.0.0:3333",
+        ]))
+        .unwrap();
+        assert!(matches!(c.command, Command::LockServer(s) if s.listen == "0.0.0.0:3333"));
+    }
+
+    #[test]
+    fn answers_to_locksmithctl() {
+        use crate::lock::cli::LockCommand;
+        let c = parse(args(&[
+            "/usr/bin/locksmithctl",
+            "-endpoint=http://e:2379",
+            "-group",
+            "lb",
+            "status",
+        ]))
+        .unwrap();
+        let Command::Lock(lock) = c.command else {
+            panic!("{:?}", c.command)
+        };
+        assert_eq!(
+            (lock.etcd.endpoints, lock.group, lock.command),
+            (
+                vec!["http://e:2379".to_owned()],
+                Some("lb".to_owned()),
+                LockCommand::Status
+            )
+        );
+        let c = parse(args(&["locksmithctl", "lock", "m1"])).unwrap();
+        assert!(
+            matches!(c.command, Command::Lock(l) if l.command == LockCommand::Lock { id: Some("m1".into()) })
+        );
+        assert!(parse(args(&["locksmithctl", "reboot"])).is_err());
     }
 }

@@ -4,7 +4,24 @@
 //!
 //! Keys: `GROUP` (the channel), `SERVER` (the repository base URL), `REBOOT_STRATEGY` (DESIGN.md
 //! "Reboot coordination"), plus ours: `CHECK_INTERVAL` and `HEALTH_TIMEOUT` (seconds). Other
-//! Container Linux keys (`LOCKSMITHD_*`, `PXE`, ...) are accepted and ignored.
+//! Container Linux keys (`PXE`, ...) are accepted and ignored.
+//!
+//! The reboot lock ([`RebootLockConfig`], used by [`crate::lock`]), with locksmith's names for
+//! what locksmith had (its daemon read them from the same file):
+//! - `LOCKSMITHD_ENDPOINT`: etcd client URLs, comma-separated (unset: locksmithctl's
+//!   `http://127.0.0.1:2379,http://127.0.0.1:4001`);
+//! - `LOCKSMITHD_ETCD_CAFILE`, `LOCKSMITHD_ETCD_CERTFILE`, `LOCKSMITHD_ETCD_KEYFILE`: PEM files
+//!   for TLS to etcd; `LOCKSMITHD_ETCD_USERNAME`, `LOCKSMITHD_ETCD_PASSWORD`: etcd credentials;
+//! - `LOCKSMITHD_GROUP`: the locksmith group (unset: the default semaphore);
+//! - `LOCKSMITHD_REBOOT_WINDOW_START` (`Thu 23:00`, `23:00`) and
+//!   `LOCKSMITHD_REBOOT_WINDOW_LENGTH` (`1h30m`), both or neither; `REBOOT_WINDOW_START` /
+//!   `REBOOT_WINDOW_LENGTH` are accepted too, as by locksmith;
+//! - ours: `ETCD_LOCK_TTL`: seconds; when set, etcd-lock holders get an etcd lease of that TTL
+//!   and a holder whose lease ran out can be removed by the next machine that finds the
+//!   semaphore full (see [`crate::lock::etcd`]). It must cover a reboot and the health check;
+//! - ours, after Zincati's `fleet_lock.base_url` and `identity.group`: `FLEETLOCK_URL`, the
+//!   FleetLock server's base URL (`http://…` or `https://…`), and `FLEETLOCK_GROUP` (default
+//!   `default`, `^[a-zA-Z0-9.-]+$`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,6 +30,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use channels::RootKeys;
+
+use crate::lock::fleetlock;
+use crate::lock::window::{RebootWindow, WindowError};
 
 /// Time between two checks of the daemon, before jitter.
 pub const DEFAULT_CHECK_INTERVAL_SECS: u64 = 3600; // 1 hour
@@ -200,6 +220,133 @@ pub struct Config {
     pub check_interval_secs: u64,
     /// `HEALTH_TIMEOUT` in seconds.
     pub health_timeout_secs: u64,
+    /// The reboot lock settings.
+    pub reboot_lock: RebootLockConfig,
+}
+
+/// The reboot lock settings (module docs list the keys). Parsed and checked here; used by
+/// [`crate::lock`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebootLockConfig {
+    /// `LOCKSMITHD_ENDPOINT` (empty: not configured).
+    pub etcd_endpoints: Vec<String>,
+    /// `LOCKSMITHD_ETCD_CAFILE`.
+    pub etcd_cafile: Option<PathBuf>,
+    /// `LOCKSMITHD_ETCD_CERTFILE`.
+    pub etcd_certfile: Option<PathBuf>,
+    /// `LOCKSMITHD_ETCD_KEYFILE`.
+    pub etcd_keyfile: Option<PathBuf>,
+    /// `LOCKSMITHD_ETCD_USERNAME`.
+    pub etcd_username: Option<String>,
+    /// `LOCKSMITHD_ETCD_PASSWORD`.
+    pub etcd_password: Option<String>,
+    /// `LOCKSMITHD_GROUP`.
+    pub etcd_group: Option<String>,
+    /// `ETCD_LOCK_TTL` in seconds.
+    pub etcd_holder_ttl_secs: Option<u64>,
+    /// `LOCKSMITHD_REBOOT_WINDOW_START` + `_LENGTH`.
+    pub window: Option<RebootWindow>,
+    /// `FLEETLOCK_URL`, without a trailing `/`.
+    pub fleetlock_url: Option<String>,
+    /// `FLEETLOCK_GROUP`.
+    pub fleetlock_group: String,
+}
+
+impl Default for RebootLockConfig {
+    fn default() -> RebootLockConfig {
+        RebootLockConfig {
+            etcd_endpoints: Vec::new(),
+            etcd_cafile: None,
+            etcd_certfile: None,
+            etcd_keyfile: None,
+            etcd_username: None,
+            etcd_password: None,
+            etcd_group: None,
+            etcd_holder_ttl_secs: None,
+            window: None,
+            fleetlock_url: None,
+            fleetlock_group: fleetlock::DEFAULT_GROUP.into(),
+        }
+    }
+}
+
+impl RebootLockConfig {
+    /// From the merged keys (`get` returns non-empty values only).
+    fn from_keys(get: &dyn Fn(&str) -> Option<String>) -> Result<RebootLockConfig, ConfigError> {
+        let bad = |key: &str, value: &str, expected: &str| ConfigError::BadValue {
+            key: key.into(),
+            value: value.into(),
+            expected: expected.into(),
+        };
+        let mut c = RebootLockConfig {
+            etcd_endpoints: get("LOCKSMITHD_ENDPOINT")
+                .map(|v| split_list(&v))
+                .unwrap_or_default(),
+            etcd_cafile: get("LOCKSMITHD_ETCD_CAFILE").map(PathBuf::from),
+            etcd_certfile: get("LOCKSMITHD_ETCD_CERTFILE").map(PathBuf::from),
+            etcd_keyfile: get("LOCKSMITHD_ETCD_KEYFILE").map(PathBuf::from),
+            etcd_username: get("LOCKSMITHD_ETCD_USERNAME"),
+            etcd_password: get("LOCKSMITHD_ETCD_PASSWORD"),
+            etcd_group: get("LOCKSMITHD_GROUP"),
+            ..RebootLockConfig::default()
+        };
+        if let Some(v) = get("ETCD_LOCK_TTL") {
+            c.etcd_holder_ttl_secs = Some(seconds("ETCD_LOCK_TTL", &v)?);
+        }
+        let start = ["LOCKSMITHD_REBOOT_WINDOW_START", "REBOOT_WINDOW_START"]
+            .into_iter()
+            .find_map(|k| Some((k, get(k)?)));
+        let length = ["LOCKSMITHD_REBOOT_WINDOW_LENGTH", "REBOOT_WINDOW_LENGTH"]
+            .into_iter()
+            .find_map(|k| Some((k, get(k)?)));
+        c.window = match (start, length) {
+            (None, None) => None,
+            (Some((k, v)), None) => {
+                return Err(bad(k, &v, "LOCKSMITHD_REBOOT_WINDOW_LENGTH set too"))
+            }
+            (None, Some((k, v))) => {
+                return Err(bad(k, &v, "LOCKSMITHD_REBOOT_WINDOW_START set too"))
+            }
+            (Some((sk, sv)), Some((lk, lv))) => {
+                Some(RebootWindow::parse(&sv, &lv).map_err(|e| match e {
+                    WindowError::Start { reason, .. } => bad(
+                        sk,
+                        &sv,
+                        &format!("HH:MM or Day HH:MM, e.g. \"Thu 23:00\" ({reason})"),
+                    ),
+                    WindowError::Length { reason, .. } => {
+                        bad(lk, &lv, &format!("a duration like 1h30m ({reason})"))
+                    }
+                })?)
+            }
+        };
+        if let Some(url) = get("FLEETLOCK_URL") {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(bad("FLEETLOCK_URL", &url, "an http:// or https:// URL"));
+            }
+            c.fleetlock_url = Some(url.trim_end_matches('/').to_owned());
+        }
+        if let Some(group) = get("FLEETLOCK_GROUP") {
+            if !fleetlock::valid_group(&group) {
+                return Err(bad(
+                    "FLEETLOCK_GROUP",
+                    &group,
+                    "letters, digits, '.' and '-'",
+                ));
+            }
+            c.fleetlock_group = group;
+        }
+        Ok(c)
+    }
+}
+
+/// `a, b,,c` → `[a, b, c]`.
+pub fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Default for Config {
@@ -210,6 +357,7 @@ impl Default for Config {
             reboot_strategy: RebootStrategy::Reboot,
             check_interval_secs: DEFAULT_CHECK_INTERVAL_SECS,
             health_timeout_secs: DEFAULT_HEALTH_TIMEOUT_SECS,
+            reboot_lock: RebootLockConfig::default(),
         }
     }
 }
@@ -279,6 +427,7 @@ impl Config {
         if let Some(v) = get("HEALTH_TIMEOUT") {
             config.health_timeout_secs = seconds("HEALTH_TIMEOUT", v)?;
         }
+        config.reboot_lock = RebootLockConfig::from_keys(&|k| get(k).map(str::to_owned))?;
         Ok(config)
     }
 
@@ -383,6 +532,59 @@ mod tests {
             .contains("behaving as off"));
         assert_eq!(RebootStrategy::Reboot.note(), None);
         assert!(RebootStrategy::Reboot.reboots() && !RebootStrategy::FleetLock.reboots());
+    }
+
+    #[test]
+    fn reboot_lock_keys() {
+        let conf = |text: &str| {
+            Config::from_layers(&parse_conf("d", text).unwrap(), &BTreeMap::new())
+                .map(|c| c.reboot_lock)
+        };
+        assert_eq!(conf("").unwrap(), RebootLockConfig::default());
+        let c = conf(
+            "LOCKSMITHD_ENDPOINT=\"http://a:2379, http://b:2379,\"\n\
+             LOCKSMITHD_ETCD_CAFILE=/etc/ssl/etcd/ca.pem\n\
+             LOCKSMITHD_ETCD_CERTFILE=/etc/ssl/etcd/c.pem\n\
+             LOCKSMITHD_ETCD_KEYFILE=/etc/ssl/etcd/k.pem\n\
+             LOCKSMITHD_ETCD_USERNAME=root\nLOCKSMITHD_ETCD_PASSWORD=pw\n\
+             LOCKSMITHD_GROUP=lb\nETCD_LOCK_TTL=900\n\
+             LOCKSMITHD_REBOOT_WINDOW_START=\"Thu 23:00\"\nLOCKSMITHD_REBOOT_WINDOW_LENGTH=1h30m\n\
+             FLEETLOCK_URL=http://fleet:3333/\nFLEETLOCK_GROUP=workers\n",
+        )
+        .unwrap();
+        assert_eq!(c.etcd_endpoints, ["http://a:2379", "http://b:2379"]);
+        assert_eq!(c.etcd_cafile, Some(PathBuf::from("/etc/ssl/etcd/ca.pem")));
+        assert_eq!(c.etcd_certfile, Some(PathBuf::from("/etc/ssl/etcd/c.pem")));
+        assert_eq!(c.etcd_keyfile, Some(PathBuf::from("/etc/ssl/etcd/k.pem")));
+        assert_eq!(
+            (c.etcd_username.as_deref(), c.etcd_password.as_deref()),
+            (Some("root"), Some("pw"))
+        );
+        assert_eq!(
+            (c.etcd_group.as_deref(), c.etcd_holder_ttl_secs),
+            (Some("lb"), Some(900))
+        );
+        assert_eq!(
+            c.window,
+            Some(RebootWindow::parse("Thu 23:00", "1h30m").unwrap())
+        );
+        assert_eq!(c.fleetlock_url.as_deref(), Some("http://fleet:3333"));
+        assert_eq!(c.fleetlock_group, "workers");
+        // locksmith's short names for the window.
+        let c = conf("REBOOT_WINDOW_START=14:00\nREBOOT_WINDOW_LENGTH=1h\n").unwrap();
+        assert_eq!(c.window, Some(RebootWindow::parse("14:00", "1h").unwrap()));
+        for (text, want) in [
+            ("LOCKSMITHD_REBOOT_WINDOW_START=14:00\n", "LOCKSMITHD_REBOOT_WINDOW_START=\"14:00\": expected LOCKSMITHD_REBOOT_WINDOW_LENGTH set too"),
+            ("REBOOT_WINDOW_LENGTH=1h\n", "REBOOT_WINDOW_LENGTH=\"1h\": expected LOCKSMITHD_REBOOT_WINDOW_START set too"),
+            ("LOCKSMITHD_REBOOT_WINDOW_START=Thursday 23:00\nLOCKSMITHD_REBOOT_WINDOW_LENGTH=1h\n", "LOCKSMITHD_REBOOT_WINDOW_START=\"Thursday 23:00\": expected HH:MM or Day HH:MM"),
+            ("LOCKSMITHD_REBOOT_WINDOW_START=23:00\nLOCKSMITHD_REBOOT_WINDOW_LENGTH=1x\n", "LOCKSMITHD_REBOOT_WINDOW_LENGTH=\"1x\": expected a duration like 1h30m (unknown unit"),
+            ("ETCD_LOCK_TTL=-5\n", "ETCD_LOCK_TTL=\"-5\": expected a positive number of seconds"),
+            ("FLEETLOCK_URL=fleet:3333\n", "FLEETLOCK_URL=\"fleet:3333\": expected an http:// or https:// URL"),
+            ("FLEETLOCK_GROUP=a_b\n", "FLEETLOCK_GROUP=\"a_b\""),
+        ] {
+            let e = conf(text).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{text:?}: {e}");
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - [`engine`]: check and apply; [`lifecycle`]: after boot, rollback, daemon.
 //! - [`status`]: the state machine and the status document; [`state`]: what persists.
 //! - [`policy`]: pure decisions (jitter, kernel command line); [`cli`]: the command line.
+//! - [`lock`]: the reboot lock: locksmith's etcd semaphore, FleetLock client and server, reboot
+//!   windows.
 
 pub mod cli;
 pub mod config;
@@ -16,6 +18,7 @@ pub mod engine;
 pub mod host;
 pub mod http;
 pub mod lifecycle;
+pub mod lock;
 pub mod policy;
 pub mod state;
 pub mod status;

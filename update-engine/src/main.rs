@@ -1,5 +1,5 @@
-//! `update-engine` (also `update_engine_client`): parses the command line and makes one call
-//! into the library; errors print as `error: …` / `  caused by: …`.
+//! `update-engine` (also `update_engine_client` and `locksmithctl`): parses the command line and
+//! makes one call into the library; errors print as `error: …` / `  caused by: …`.
 
 fn main() {
     let cli = match update_engine::cli::parse(std::env::args_os().collect()) {

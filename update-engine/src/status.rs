@@ -325,9 +325,10 @@ impl Status {
         }
     }
 
-    /// The `update_engine_client -status` text.
+    /// The `update_engine_client -status` text: Container Linux's five fields, then ours
+    /// (only those that say something), in the same `KEY=VALUE` form.
     pub fn render_plain(&self) -> String {
-        format!(
+        let mut out = format!(
             "LAST_CHECKED_TIME={}\nPROGRESS={:.6}\nCURRENT_OP={}\nNEW_VERSION={}\nNEW_SIZE={}\n",
             self.last_checked_time,
             self.progress,
@@ -338,7 +339,26 @@ impl Status {
                 &self.new_version
             },
             self.new_size
-        )
+        );
+        let extra = [
+            ("REBOOT_NOTE", self.reboot_note.clone()),
+            ("LAST_ERROR", self.last_error.clone()),
+            (
+                "ROLLBACK",
+                self.rollback.as_ref().map(|r| r.message.clone()),
+            ),
+            (
+                "FAILED_VERSIONS",
+                (!self.failed_versions.is_empty()).then(|| self.failed_versions.join(",")),
+            ),
+        ];
+        for (key, value) in extra {
+            if let Some(value) = value {
+                // One line per key, whatever the value holds.
+                out.push_str(&format!("{key}={}\n", value.replace('\n', " ")));
+            }
+        }
+        out
     }
 
     /// Reads a status file; a missing one is the idle status.
@@ -449,6 +469,19 @@ mod tests {
         );
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["CURRENT_OP"], "UPDATE_STATUS_IDLE");
+        let rolled = Status {
+            rollback: Some(Rollback {
+                failed_version: "1.0.2".into(),
+                running_version: "1.0.1".into(),
+                message: "rolled back from 1.0.2 to 1.0.1".into(),
+            }),
+            failed_versions: vec!["1.0.0".into(), "1.0.2".into()],
+            last_error: Some("GET x: HTTP 404\nmore".into()),
+            ..s.clone()
+        };
+        assert!(rolled.render_plain().ends_with(
+            "NEW_SIZE=0\nLAST_ERROR=GET x: HTTP 404 more\nROLLBACK=rolled back from 1.0.2 to 1.0.1\nFAILED_VERSIONS=1.0.0,1.0.2\n"
+        ));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run/update-engine/status.json");
         assert_eq!(Status::load(&path).unwrap().new_version, NO_VERSION);

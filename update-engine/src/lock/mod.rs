@@ -1,0 +1,22 @@
+//! The reboot lock (DESIGN.md "Reboot coordination"; SPECS.md S1, S2): how machines agree that
+//! only a few of them reboot at a time, and when.
+//!
+//! - [`window`]: locksmith's reboot windows, pure arithmetic on a clock passed in.
+//! - [`semaphore`]: locksmith's semaphore value and its pure operations.
+//! - [`etcd`]: that semaphore in etcd v3, compare-and-swap, blocking API ([`EtcdLock`]); optional
+//!   holder leases.
+//! - [`fleetlock`]: the FleetLock HTTP client ([`FleetLockClient`]).
+//! - [`server`]: a FleetLock server on the etcd semaphore (`update-engine lock-server`).
+//! - [`cli`]: `update-engine lock …` / `locksmithctl`, and `lock-server`.
+
+pub mod cli;
+pub mod etcd;
+pub mod fleetlock;
+pub mod semaphore;
+pub mod server;
+pub mod window;
+
+pub use etcd::{EtcdConfig, EtcdError, EtcdLock, Locked};
+pub use fleetlock::{FleetLockClient, FleetLockError};
+pub use semaphore::{Semaphore, SemaphoreError};
+pub use window::{RebootWindow, WindowError};
