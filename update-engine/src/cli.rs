@@ -18,6 +18,7 @@ use crate::host::RealHost;
 use crate::http::RetryPolicy;
 use crate::lifecycle::{MarkGood, HEALTH_POLL};
 use crate::lock::cli::{LockArgs, LockServerArgs, LOCKSMITHCTL_NAME};
+use crate::reboot::AfterStaging;
 use crate::state::State;
 use crate::status::Phase;
 
@@ -224,19 +225,17 @@ fn update(engine: &Engine<RealHost>) -> Result<()> {
         UpdateOutcome::Staged {
             version,
             slot,
-            rebooting,
+            next,
         } => {
-            let next = if rebooting {
-                "rebooting".to_owned()
-            } else {
-                let mut s = format!(
+            let next = match next {
+                AfterStaging::Stay => format!(
                     "reboot to use it (REBOOT_STRATEGY={})",
                     engine.config.reboot_strategy
-                );
-                if let Some(note) = engine.config.reboot_strategy.note() {
-                    s = format!("{s}; {note}");
+                ),
+                AfterStaging::Rebooting { how } => format!("rebooting: {how}"),
+                AfterStaging::Waiting { reason, .. } => {
+                    format!("not rebooting yet: {reason} (the daemon keeps trying)")
                 }
-                s
             };
             println!("{version} staged on {slot}; {next}");
         }

@@ -105,11 +105,11 @@ pub enum RebootStrategy {
     Off,
     /// Reboot right away.
     Reboot,
-    /// locksmith's etcd semaphore (not implemented yet: behaves as `off`).
+    /// Take a slot of locksmith's semaphore in etcd first; no reboot while etcd is unreachable.
     EtcdLock,
-    /// etcd-lock if etcd is configured, else reboot (not implemented yet: behaves as `off`).
+    /// etcd-lock when etcd answers, else reboot.
     BestEffort,
-    /// FleetLock (not implemented yet: behaves as `off`).
+    /// Take a slot from the FleetLock server at `FLEETLOCK_URL` first.
     FleetLock,
 }
 
@@ -122,20 +122,6 @@ impl RebootStrategy {
             RebootStrategy::EtcdLock => "etcd-lock",
             RebootStrategy::BestEffort => "best-effort",
             RebootStrategy::FleetLock => "fleetlock",
-        }
-    }
-    /// Whether the engine reboots by itself after staging.
-    pub fn reboots(self) -> bool {
-        self == RebootStrategy::Reboot
-    }
-    /// For a strategy that is parsed but not implemented yet, what status says about it.
-    pub fn note(self) -> Option<String> {
-        match self {
-            RebootStrategy::Off | RebootStrategy::Reboot => None,
-            other => Some(format!(
-                "REBOOT_STRATEGY={} is not implemented yet; behaving as off (reboot by hand)",
-                other.as_str()
-            )),
         }
     }
 }
@@ -520,18 +506,12 @@ mod tests {
     }
 
     #[test]
-    fn intervals_and_notes() {
+    fn intervals() {
         let d = parse_conf("d", "CHECK_INTERVAL=600\nHEALTH_TIMEOUT=30\n").unwrap();
         let c = Config::from_layers(&d, &BTreeMap::new()).unwrap();
         assert_eq!((c.check_interval_secs, c.health_timeout_secs), (600, 30));
         let d = parse_conf("d", "CHECK_INTERVAL=0\n").unwrap();
         assert!(Config::from_layers(&d, &BTreeMap::new()).is_err());
-        assert!(RebootStrategy::EtcdLock
-            .note()
-            .unwrap()
-            .contains("behaving as off"));
-        assert_eq!(RebootStrategy::Reboot.note(), None);
-        assert!(RebootStrategy::Reboot.reboots() && !RebootStrategy::FleetLock.reboots());
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::config::{Config, Paths};
 use crate::host::{Host, HostError, OsRelease, SlotDevice};
 use crate::http::{Client, FetchError, RetryPolicy};
 use crate::policy::cmdline_for_new_slot;
+use crate::reboot::AfterStaging;
 use crate::state::{State, StateError};
 use crate::status::{IllegalTransition, Phase, Rollback, Status, Target};
 
@@ -200,14 +201,14 @@ pub enum UpdateOutcome {
         /// The booted version.
         version: String,
     },
-    /// `version` is staged on `slot` (now or earlier); `rebooting` if the strategy reboots.
+    /// `version` is staged on `slot` (now or earlier); `next` is what the reboot strategy did.
     Staged {
         /// The version.
         version: String,
         /// The slot.
         slot: Slot,
-        /// Whether a reboot was requested.
-        rebooting: bool,
+        /// What `REBOOT_STRATEGY` did about it.
+        next: AfterStaging,
     },
 }
 
@@ -291,7 +292,6 @@ impl<H: Host> Engine<'_, H> {
         status.last_checked_time = state.last_check_time.unwrap_or(0);
         status.channel = Some(self.config.group.clone());
         status.reboot_strategy = Some(self.config.reboot_strategy.as_str().into());
-        status.reboot_note = self.config.reboot_strategy.note();
         status.booted_slot = self.host.booted_slot().ok().map(|s| s.label().into());
         status.booted_version = self.host.os_release().ok().map(|o| o.version_id);
         status.failed_versions = state
@@ -336,7 +336,8 @@ impl<H: Host> Engine<'_, H> {
         result
     }
 
-    /// Checks and applies at `now`, then follows the reboot strategy.
+    /// Checks and applies at `now`, then follows the reboot strategy once (see
+    /// [`Engine::after_staging`]).
     pub fn update(&self, now: u64, observer: Observer) -> Result<UpdateOutcome, EngineError> {
         let mut state = State::load(&self.paths.state())?;
         let mut rep = self.reporter(&state, observer);
@@ -344,14 +345,14 @@ impl<H: Host> Engine<'_, H> {
         if let Err(e) = &result {
             fail(&mut rep, e);
         }
-        let outcome = result?;
-        if let UpdateOutcome::Staged {
-            rebooting: true, ..
-        } = outcome
-        {
-            self.host.reboot()?;
+        match result? {
+            UpdateOutcome::Staged { version, slot, .. } => Ok(UpdateOutcome::Staged {
+                version,
+                slot,
+                next: self.after_staging(now, 0)?,
+            }),
+            other => Ok(other),
         }
-        Ok(outcome)
     }
 
     fn check_inner(
@@ -479,14 +480,13 @@ impl<H: Host> Engine<'_, H> {
             }
             Some(_) => {}
         }
-        let rebooting = self.config.reboot_strategy.reboots();
         let found = match self.check_inner(state, now, rep)? {
             CheckOutcome::UpToDate { version } => return Ok(UpdateOutcome::UpToDate { version }),
             CheckOutcome::AlreadyStaged { version } => {
                 return Ok(UpdateOutcome::Staged {
                     version,
                     slot: booted.slot.other(),
-                    rebooting,
+                    next: AfterStaging::Stay,
                 })
             }
             CheckOutcome::Available(found) => found,
@@ -499,7 +499,7 @@ impl<H: Host> Engine<'_, H> {
         Ok(UpdateOutcome::Staged {
             version: found.manifest.version.clone(),
             slot: self.host.booted_slot()?.other(),
-            rebooting,
+            next: AfterStaging::Stay,
         })
     }
 

@@ -9,6 +9,7 @@
 //! - [`engine`]: check and apply; [`lifecycle`]: after boot, rollback, daemon.
 //! - [`status`]: the state machine and the status document; [`state`]: what persists.
 //! - [`policy`]: pure decisions (jitter, kernel command line); [`cli`]: the command line.
+//! - [`reboot`]: after staging, `REBOOT_STRATEGY` with reboot windows and locks.
 //! - [`lock`]: the reboot lock: locksmith's etcd semaphore, FleetLock client and server, reboot
 //!   windows.
 
@@ -20,6 +21,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod lock;
 pub mod policy;
+pub mod reboot;
 pub mod state;
 pub mod status;
 

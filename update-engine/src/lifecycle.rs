@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use slots::{Slot, SlotTable, ENTRIES_DIR};
 
 use crate::config::Paths;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, UpdateOutcome};
 use crate::host::{Host, HEALTH_CHECK_TIMEOUT};
 use crate::policy::jittered_interval;
+use crate::reboot::{retry_delay, AfterStaging};
 use crate::state::{FailedVersion, State};
 use crate::status::Phase;
 
@@ -228,6 +229,37 @@ impl<H: Host> Engine<'_, H> {
             }
         }
         let mut round = 0u64;
+        // The reboot lock taken to come here (or to try a version that was rolled back from)
+        // goes back only now that the booted slot is good.
+        let mut failures = 0u32;
+        let mut last_line = None;
+        let mut say = |line: String| {
+            if last_line.as_ref() != Some(&line) {
+                eprintln!("update-engine: {line}");
+                last_line = Some(line);
+            }
+        };
+        loop {
+            match self.release_reboot_lock() {
+                Ok(Some(what)) => {
+                    say(what);
+                    break;
+                }
+                Ok(None) => break,
+                Err(reason) => {
+                    self.note_reboot(Some(reason.clone()));
+                    say(format!("{reason}; retrying"));
+                    if rounds.is_some_and(|n| round >= n) {
+                        return Ok(());
+                    }
+                    sleep(Duration::from_secs(retry_delay(failures)));
+                    failures = failures.saturating_add(1);
+                    round += 1;
+                }
+            }
+        }
+        // Set while a staged update waits for its reboot (window, lock): retried with backoff.
+        let mut waiting: Option<(String, u32)> = None;
         while rounds.is_none_or(|n| round < n) {
             let interval = jittered_interval(self.config.check_interval_secs, machine_id, round);
             let mut last_op = None;
@@ -238,10 +270,34 @@ impl<H: Host> Engine<'_, H> {
                     eprintln!("update-engine: {}", phase_line(phase));
                 }
             };
-            let next = match self.update(clock(), &mut log_phase) {
-                Ok(outcome) => {
-                    eprintln!("update-engine: {outcome:?}");
+            let staged = match waiting.take() {
+                Some((version, attempt)) => self
+                    .after_staging(clock(), attempt)
+                    .map(|next| Some((version, next, attempt))),
+                None => self.update(clock(), &mut log_phase).map(|o| match o {
+                    UpdateOutcome::Staged { version, next, .. } => Some((version, next, 0)),
+                    UpdateOutcome::UpToDate { version } => {
+                        say(format!("up to date ({version})"));
+                        None
+                    }
+                }),
+            };
+            let next = match staged {
+                Ok(None) => interval,
+                Ok(Some((version, AfterStaging::Stay, _))) => {
+                    say(format!(
+                        "{version} is staged; REBOOT_STRATEGY=off: reboot to use it"
+                    ));
                     interval
+                }
+                Ok(Some((version, AfterStaging::Rebooting { how }, _))) => {
+                    say(format!("rebooting into {version}: {how}"));
+                    interval
+                }
+                Ok(Some((version, AfterStaging::Waiting { reason, retry_in }, attempt))) => {
+                    say(format!("{version} is staged; not rebooting yet: {reason}"));
+                    waiting = Some((version, attempt.saturating_add(1)));
+                    retry_in.min(interval)
                 }
                 Err(e) => {
                     // The network may not be up yet (DHCP runs in the background at boot):

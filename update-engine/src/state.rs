@@ -1,6 +1,7 @@
 //! What the engine remembers across runs, in `/var/lib/update-engine/state.json`: the last
 //! manifest seen per channel and the highest keys.json version (replay and rollback protection,
-//! SPECS.md S14), the staged update, the versions that failed to boot, the last check time.
+//! SPECS.md S14), the staged update, the versions that failed to boot, the last check time, the
+//! reboot lock it may hold.
 //!
 //! Written through a temporary file, fsync and rename, so a power cut leaves the old or the new
 //! file. A missing file is a fresh machine.
@@ -52,6 +53,10 @@ pub struct State {
     /// The last completed check (unix seconds).
     #[serde(default)]
     pub last_check_time: Option<u64>,
+    /// The cluster reboot lock this machine may hold (recorded before asking for it; cleared
+    /// once released after a good boot).
+    #[serde(default)]
+    pub reboot_lock: Option<crate::reboot::LockRecord>,
 }
 
 /// The state file could not be read or written.

@@ -16,6 +16,8 @@ use update_engine::engine::{CheckOutcome, Engine, EngineError, UpdateOutcome};
 use update_engine::host::{FileHost, SlotDevice};
 use update_engine::http::RetryPolicy;
 use update_engine::lifecycle::MarkGood;
+use update_engine::lock::RebootWindow;
+use update_engine::reboot::AfterStaging;
 use update_engine::state::State;
 use update_engine::status::{Operation, Status};
 
@@ -455,7 +457,7 @@ fn happy_path_stages_the_other_slot() {
         UpdateOutcome::Staged {
             version: "1.0.1".into(),
             slot: Slot::B,
-            rebooting: false
+            next: AfterStaging::Stay,
         }
     );
     let b = fx.slot_b();
@@ -523,11 +525,184 @@ fn reboot_strategy_reboots() {
     assert!(matches!(
         fx.update().unwrap(),
         UpdateOutcome::Staged {
-            rebooting: true,
+            next: AfterStaging::Rebooting { .. },
             ..
         }
     ));
     assert_eq!(fx.host.reboots.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        fx.state().reboot_lock,
+        None,
+        "no lock for REBOOT_STRATEGY=reboot"
+    );
+}
+
+#[test]
+fn reboots_wait_for_the_window() {
+    let mut fx = Fixture::new("1.0.0");
+    fx.config.reboot_strategy = update_engine::RebootStrategy::Reboot;
+    // NOW (2023-11-14 22:13:20 UTC, a Tuesday) is an hour and 46 min 40 s before Wed 00:00.
+    fx.config.reboot_lock.window = Some(RebootWindow::parse("Wed 00:00", "1h").unwrap());
+    let outcome = fx.update().unwrap();
+    let UpdateOutcome::Staged {
+        next: AfterStaging::Waiting { reason, retry_in },
+        ..
+    } = outcome
+    else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(retry_in, 6400);
+    assert!(reason.contains("outside the reboot window"), "{reason}");
+    assert_eq!(fx.host.reboots.load(Ordering::SeqCst), 0);
+    assert_eq!(fx.status().reboot_note.as_deref(), Some(reason.as_str()));
+    assert!(fx
+        .status()
+        .render_plain()
+        .contains("REBOOT_NOTE=outside the reboot window"));
+
+    let keys = load_root_keys(fx.paths()).unwrap();
+    let next = fx.engine(&keys).after_staging(NOW + 6400, 1).unwrap();
+    assert!(matches!(next, AfterStaging::Rebooting { .. }), "{next:?}");
+    assert_eq!(fx.host.reboots.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn etcd_lock_without_etcd_never_reboots() {
+    let mut fx = Fixture::new("1.0.0");
+    fx.config.reboot_strategy = update_engine::RebootStrategy::EtcdLock;
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    fx.config.reboot_lock.etcd_endpoints = vec![endpoint.clone()];
+    write(
+        &fx.paths().machine_id(),
+        "0123456789abcdef0123456789abcdef\n",
+    );
+    let outcome = fx.update().unwrap();
+    let UpdateOutcome::Staged {
+        next: AfterStaging::Waiting { reason, retry_in },
+        ..
+    } = outcome
+    else {
+        panic!("{outcome:?}");
+    };
+    assert!(reason.contains("waiting for the reboot lock"), "{reason}");
+    assert!(reason.contains(&endpoint), "{reason}");
+    assert_eq!(retry_in, update_engine::reboot::RETRY_MIN_SECS);
+    assert_eq!(fx.host.reboots.load(Ordering::SeqCst), 0);
+    let record = fx.state().reboot_lock.unwrap();
+    assert!(record.uncertain && !record.acquired, "{record:?}");
+
+    // best-effort reboots when etcd does not answer.
+    fx.config.reboot_strategy = update_engine::RebootStrategy::BestEffort;
+    let keys = load_root_keys(fx.paths()).unwrap();
+    let next = fx.engine(&keys).after_staging(NOW, 0).unwrap();
+    assert!(
+        matches!(&next, AfterStaging::Rebooting { how } if how.contains("does not answer")),
+        "{next:?}"
+    );
+}
+
+/// A FleetLock server for one test: answers pre-reboot with `full` (409) the first
+/// `refuse` times, then 200; steady-state always 200. Logs (path, body).
+/// (path, body) of every request.
+type RequestLog = Arc<Mutex<Vec<(String, String)>>>;
+
+fn fleetlock_server(refuse: u32) -> (String, RequestLog) {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", server.server_addr().to_ip().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    std::thread::spawn(move || {
+        let mut refuse = refuse;
+        for mut req in server.incoming_requests() {
+            let mut body = String::new();
+            let _ = req.as_reader().read_to_string(&mut body);
+            let header = req
+                .headers()
+                .iter()
+                .any(|h| h.field.equiv("fleet-lock-protocol") && h.value == "true");
+            l.lock().unwrap().push((req.url().to_owned(), body));
+            let (code, text) = if !header {
+                (
+                    400,
+                    r#"{"kind":"invalid_client_identity","value":"no header"}"#,
+                )
+            } else if req.url() == "/v1/pre-reboot" && refuse > 0 {
+                refuse -= 1;
+                (
+                    409,
+                    r#"{"kind":"failed_lock_semaphore_full","value":"semaphore full"}"#,
+                )
+            } else {
+                (200, "")
+            };
+            let _ = req.respond(
+                tiny_http::Response::from_string(text)
+                    .with_status_code(tiny_http::StatusCode(code)),
+            );
+        }
+    });
+    (url, log)
+}
+
+#[test]
+fn fleetlock_locks_before_the_reboot_and_releases_after_mark_good() {
+    let mut fx = Fixture::new("1.0.0");
+    let (url, log) = fleetlock_server(1);
+    fx.config.reboot_strategy = update_engine::RebootStrategy::FleetLock;
+    fx.config.reboot_lock.fleetlock_url = Some(url.clone());
+    write(
+        &fx.paths().machine_id(),
+        "0123456789abcdef0123456789abcdef\n",
+    );
+    let outcome = fx.update().unwrap();
+    let UpdateOutcome::Staged {
+        next: AfterStaging::Waiting { reason, .. },
+        ..
+    } = outcome
+    else {
+        panic!("{outcome:?}");
+    };
+    assert!(reason.contains("semaphore full"), "{reason}");
+    assert_eq!(fx.host.reboots.load(Ordering::SeqCst), 0);
+
+    let keys = load_root_keys(fx.paths()).unwrap();
+    let next = fx.engine(&keys).after_staging(NOW, 1).unwrap();
+    assert!(
+        matches!(&next, AfterStaging::Rebooting { how } if how.contains("took the reboot lock")),
+        "{next:?}"
+    );
+    assert_eq!(fx.host.reboots.load(Ordering::SeqCst), 1);
+    assert!(fx.state().reboot_lock.unwrap().acquired);
+    let body = r#"{"client_params":{"id":"0123456789abcdef0123456789abcdef","group":"default"}}"#;
+    assert_eq!(
+        log.lock().unwrap().clone(),
+        vec![
+            ("/v1/pre-reboot".to_owned(), body.to_owned()),
+            ("/v1/pre-reboot".to_owned(), body.to_owned()),
+        ]
+    );
+
+    // The machine comes up on USR-B with 1.0.1: the daemon marks it good, then releases.
+    write(&fx.paths().boot_slot(), "USR-B\n");
+    write(
+        &fx.paths().os_release(),
+        "NAME=\"Minimal Linux\"\nID=minimal\nVERSION_ID=1.0.1\n",
+    );
+    let mut order = Vec::new();
+    fx.engine(&keys)
+        .daemon(&|| NOW, &mut |_| order.push("sleep"), b"machine", Some(1))
+        .unwrap();
+    assert!(
+        fx.table().entry(Slot::B).unwrap().counter.is_none(),
+        "blessed"
+    );
+    assert_eq!(fx.state().reboot_lock, None);
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert_eq!(log[2], ("/v1/steady-state".to_owned(), body.to_owned()));
 }
 
 #[test]
@@ -577,7 +752,9 @@ fn resumes_after_a_stalled_body() {
     assert_eq!(&fx.slot_b()[..fx.usr.len()], &fx.usr[..]);
     let ranged: Vec<_> = fx.server.log().into_iter().filter_map(|(_, r)| r).collect();
     assert!(
-        ranged.iter().any(|r| r.starts_with("bytes=") && r != "bytes=0-"),
+        ranged
+            .iter()
+            .any(|r| r.starts_with("bytes=") && r != "bytes=0-"),
         "{ranged:?}"
     );
     // The client gave up on the silent connection by itself (its timeout), not the server.
