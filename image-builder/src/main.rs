@@ -95,6 +95,9 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
     },
+    /// Check a Container Linux cloud-config (user-data) file: prints `FILE:LINE: kind: message`
+    /// for each finding; exits 1 if any is an error (warnings and infos are allowed).
+    ValidateConfig { file: PathBuf },
     /// Boot a disk in QEMU with the serial console on stdout.
     Run {
         disk: PathBuf,
@@ -300,6 +303,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             serve::serve(&repo, &listen)?;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::ValidateConfig { file } => cmd_validate_config(&file),
         Cmd::Inspect { disk, json } => {
             let report = inspect::inspect(&disk)?;
             if json {
@@ -374,6 +378,19 @@ fn cmd_lock(spec_path: &Path, source: &SourceArgs, download: bool) -> Result<Exi
     }
     eprintln!("wrote {}", path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_validate_config(file: &Path) -> Result<ExitCode> {
+    let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let report = services::cloudconfig::validate(&data);
+    for e in report.entries() {
+        println!("{}:{}: {}: {}", file.display(), e.line, e.kind, e.message);
+    }
+    Ok(if report.has_errors() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The wall clock, read only at this edge (release times and expiry of published manifests).

@@ -12,8 +12,12 @@
 //!
 //! The syscalls themselves are thin wrappers in [`sys`]; [`initrd`] strings everything together.
 //! The busybox userland's data files (inittab, rcS, ...) are in `services/minimal/`.
+//!
+//! First-boot configuration: [`cloudconfig`] models, parses and validates Container Linux
+//! `#cloud-config` user-data (pure; the code that applies it comes later).
 
 pub mod blockdev;
+pub mod cloudconfig;
 pub mod cmdline;
 pub mod factory;
 pub mod gpt;
