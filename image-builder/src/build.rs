@@ -447,12 +447,36 @@ fn add_update_engine(
 /// overrides it key by key.
 pub fn update_conf(spec: &ImageSpec, u: &crate::spec::UpdateSpec) -> String {
     let group = u.group.as_ref().unwrap_or(&spec.os.channel);
-    format!(
+    let mut conf = format!(
         "GROUP={}\nSERVER={}\nREBOOT_STRATEGY={}\n",
         group.0,
         u.server.0,
         u.reboot_strategy.as_str()
-    )
+    );
+    let mut line = |key: &str, value: Option<&str>| {
+        if let Some(v) = value {
+            conf.push_str(&format!("{key}={v}\n"));
+        }
+    };
+    if let Some(l) = &u.locksmith {
+        let endpoints: Vec<&str> = l.endpoints.iter().map(|e| e.0.as_str()).collect();
+        line(
+            "LOCKSMITHD_ENDPOINT",
+            (!endpoints.is_empty())
+                .then(|| endpoints.join(","))
+                .as_deref(),
+        );
+        line("LOCKSMITHD_GROUP", l.group.as_ref().map(|g| g.0.as_str()));
+        let start = l.window_start.as_ref().map(|w| w.0.as_str());
+        line("LOCKSMITHD_REBOOT_WINDOW_START", start);
+        let length = l.window_length.as_ref().map(|w| w.0.as_str());
+        line("LOCKSMITHD_REBOOT_WINDOW_LENGTH", length);
+    }
+    if let Some(f) = &u.fleetlock {
+        line("FLEETLOCK_URL", Some(&f.url.0));
+        line("FLEETLOCK_GROUP", f.group.as_ref().map(|g| g.0.as_str()));
+    }
+    conf
 }
 
 /// `/usr/lib/os-release` (os-release(5)) with the channel as `RELEASE_CHANNEL`.

@@ -57,6 +57,41 @@ pub struct UpdateSpec {
     pub root_keys: RelPath,
     /// The static `update-engine` binary, relative to the repository root.
     pub engine: RelPath,
+    /// The etcd reboot lock (`etcd-lock`, `best-effort`): the `LOCKSMITHD_*` keys.
+    #[serde(default)]
+    pub locksmith: Option<LocksmithSpec>,
+    /// The FleetLock server (`fleetlock`): `FLEETLOCK_URL`, `FLEETLOCK_GROUP`.
+    #[serde(default)]
+    pub fleetlock: Option<FleetLockSpec>,
+}
+
+/// `update.locksmith:` — Container Linux's `coreos.locksmith` settings as image defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocksmithSpec {
+    /// etcd client URLs (`LOCKSMITHD_ENDPOINT`).
+    #[serde(default)]
+    pub endpoints: Vec<ConfValue>,
+    /// The locksmith group (`LOCKSMITHD_GROUP`).
+    #[serde(default)]
+    pub group: Option<ConfValue>,
+    /// Reboot window start, e.g. `Thu 23:00` (`LOCKSMITHD_REBOOT_WINDOW_START`).
+    #[serde(default)]
+    pub window_start: Option<ConfValue>,
+    /// Reboot window length, e.g. `1h30m` (`LOCKSMITHD_REBOOT_WINDOW_LENGTH`).
+    #[serde(default)]
+    pub window_length: Option<ConfValue>,
+}
+
+/// `update.fleetlock:` — the FleetLock server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetLockSpec {
+    /// Its base URL (`FLEETLOCK_URL`).
+    pub url: ConfValue,
+    /// The group (`FLEETLOCK_GROUP`).
+    #[serde(default)]
+    pub group: Option<ConfValue>,
 }
 
 /// Container Linux reboot strategies.
@@ -238,6 +273,14 @@ impl ImageSpec {
                     .into(),
             });
         }
+        if let Some(l) = self.update.as_ref().and_then(|u| u.locksmith.as_ref()) {
+            if l.window_start.is_some() != l.window_length.is_some() {
+                return Err(SpecError::Invalid {
+                    path: path.to_path_buf(),
+                    message: "update.locksmith: window_start and window_length go together".into(),
+                });
+            }
+        }
         let mut dsts = BTreeSet::new();
         for f in &self.files {
             if !dsts.insert(f.dst.0.clone()) {
@@ -299,6 +342,16 @@ checked_newtype!(
     /// A non-empty string.
     NonEmpty(String),
     |s| if s.trim().is_empty() { Err("must not be empty".into()) } else { Ok(()) }
+);
+
+checked_newtype!(
+    /// A value of an `update.conf` line: non-empty, one line, no control characters.
+    ConfValue(String),
+    |s| if s.trim().is_empty() || s.chars().any(char::is_control) {
+        Err(format!("{s:?}: must be a non-empty single line"))
+    } else {
+        Ok(())
+    }
 );
 
 checked_newtype!(
@@ -550,6 +603,22 @@ partitions:
         );
         assert!(parse(&bad).unwrap_err().to_string().contains("sometimes"));
         assert!(parse(GOOD).unwrap().update.is_none());
+        let locks = format!(
+            "{text}  locksmith:\n    endpoints: [\"http://10.0.2.2:2379\"]\n    window_start: Thu 23:00\n    window_length: 1h\n  fleetlock:\n    url: http://lock/\n"
+        );
+        let u = parse(&locks).unwrap().update.unwrap();
+        assert_eq!(u.locksmith.unwrap().endpoints[0].0, "http://10.0.2.2:2379");
+        assert_eq!(u.fleetlock.unwrap().url.0, "http://lock/");
+        let half = locks.replace("    window_length: 1h\n", "");
+        assert!(parse(&half)
+            .unwrap_err()
+            .to_string()
+            .contains("go together"));
+        let two_lines = locks.replace("url: http://lock/", "url: \"a\\nREBOOT_STRATEGY=off\"");
+        assert!(parse(&two_lines)
+            .unwrap_err()
+            .to_string()
+            .contains("single line"));
     }
 
     #[test]
