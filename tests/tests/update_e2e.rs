@@ -7,10 +7,16 @@
 //! - publish a broken 1.0.2 (its initramfs cannot mount /usr): it is written to USR-A, fails to
 //!   boot until its counter runs out, the loader comes back to 1.0.1 by itself, and the engine
 //!   reports the rollback.
+//!
+//! The machine runs `REBOOT_STRATEGY=etcd-lock` against a real etcd on the host: it does not
+//! reboot while another holder fills the semaphore, takes the lock before rebooting, and gives it
+//! back only once the slot it boots is marked good (also after the rollback).
 
+use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+use tests::etcd::Etcd;
 use tests::{
     image_builder, image_builder_bin, pool_dir, repo_root, text, update_engine_bin, Scratch,
 };
@@ -57,8 +63,10 @@ fn power_cut_update_to_1_0_1_and_rollback_from_broken_1_0_2() {
         .local_addr()
         .unwrap()
         .port();
+    let etcd = Etcd::start();
+    let etcd_port = etcd.endpoint().rsplit(':').next().unwrap().to_owned();
     let update = format!(
-        "update:\n  server: http://10.0.2.2:{port}/\n  reboot_strategy: reboot\n  root_keys: keys/root.json\n  engine: target/x86_64-unknown-linux-gnu/release/update-engine\n"
+        "update:\n  server: http://10.0.2.2:{port}/\n  reboot_strategy: etcd-lock\n  root_keys: keys/root.json\n  engine: target/x86_64-unknown-linux-gnu/release/update-engine\n  locksmith:\n    endpoints: [\"http://10.0.2.2:{etcd_port}\"]\n"
     );
     s.edit_spec(
         "minimal",
@@ -114,6 +122,26 @@ fn power_cut_update_to_1_0_1_and_rollback_from_broken_1_0_2() {
         console
     };
     let inspect = || ok(w, &["inspect", disk.to_str().unwrap()]);
+    let lock = |args: &[&str]| {
+        let o = Command::new(update_engine_bin())
+            .args(["lock", "--endpoint", &etcd.endpoint()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "update-engine lock {args:?}: {}",
+            text(&o)
+        );
+        text(&o)
+    };
+    let semaphore = || etcd.get("coreos.com/updateengine/rebootlock/semaphore");
+    // Another machine holds the only slot: this one must wait for it.
+    lock(&["lock", "other-node"]);
+    assert_eq!(
+        semaphore().as_deref(),
+        Some(r#"{"semaphore":0,"max":1,"holders":["other-node"]}"#)
+    );
 
     // Power cut in the middle of the apply (QEMU is killed as soon as the download starts).
     let console = boot("update-engine: downloading 1.0.1 to the other slot");
@@ -127,15 +155,42 @@ fn power_cut_update_to_1_0_1_and_rollback_from_broken_1_0_2() {
         "a half-written slot has no entry:\n{insp}"
     );
 
-    // Next boot: still 1.0.0 on USR-A; the engine completes the update and 1.0.1 comes up.
-    let console = boot("update-engine: marked USR-B good");
-    let first = console.find("booted slot=USR-A version=1.0.0");
-    let second = console.find("booted slot=USR-B version=1.0.1");
-    assert!(
-        first.is_some() && second.is_some() && first < second,
-        "{console}"
+    // Next boot: still 1.0.0 on USR-A; the engine completes the update, waits while the lock is
+    // full, takes it once the other node lets go, and 1.0.1 comes up, is marked good and gives
+    // the lock back.
+    let mut released_other = false;
+    let console = boot_watching(
+        w,
+        &disk,
+        "update-engine: released the reboot lock",
+        |line| {
+            if !released_other && line.contains("not rebooting yet: waiting for the reboot lock") {
+                assert!(
+                    line.contains("semaphore") || line.contains("full"),
+                    "{line}"
+                );
+                lock(&["unlock", "other-node"]);
+                released_other = true;
+            }
+        },
+    );
+    assert!(released_other, "it never waited for the lock:\n{console}");
+    in_order(
+        &console,
+        &[
+            "booted slot=USR-A version=1.0.0",
+            "not rebooting yet: waiting for the reboot lock",
+            "update-engine: rebooting into 1.0.1: took the reboot lock",
+            "booted slot=USR-B version=1.0.1",
+            "update-engine: marked USR-B good (1.0.1)",
+            "update-engine: released the reboot lock",
+        ],
     );
     assert!(console.contains("Minimal Linux alpha (1.0.1)"), "{console}");
+    assert_eq!(
+        semaphore().as_deref(),
+        Some(r#"{"semaphore":1,"max":1,"holders":[]}"#)
+    );
     let insp = inspect();
     assert!(insp.contains("USR-B  squashfs version 1.0.1"), "{insp}");
     assert!(
@@ -163,11 +218,20 @@ fn power_cut_update_to_1_0_1_and_rollback_from_broken_1_0_2() {
             &p("v102"),
         ],
     );
-    let console = boot("update-engine: rolled back from 1.0.2 to 1.0.1");
-    assert!(console.contains("init: FATAL"), "{console}");
-    assert!(
-        console.contains("booted slot=USR-B version=1.0.1"),
-        "{console}"
+    let console = boot_watching(w, &disk, "update-engine: released the reboot lock", |_| {});
+    in_order(
+        &console,
+        &[
+            "update-engine: rebooting into 1.0.2: took the reboot lock",
+            "init: FATAL",
+            "booted slot=USR-B version=1.0.1",
+            "update-engine: rolled back from 1.0.2 to 1.0.1",
+            "update-engine: released the reboot lock",
+        ],
+    );
+    assert_eq!(
+        semaphore().as_deref(),
+        Some(r#"{"semaphore":1,"max":1,"holders":[]}"#)
     );
     let insp = inspect();
     let bad = "minimal-usr-a+0-3.conf  version 1.0.2  slot USR-A  tries left 0, done 3";
@@ -193,6 +257,52 @@ fn power_cut_update_to_1_0_1_and_rollback_from_broken_1_0_2() {
         status.contains("ROLLBACK=rolled back from 1.0.2 to 1.0.1\nFAILED_VERSIONS=1.0.2\n"),
         "{status}"
     );
+}
+
+/// Boots `disk` until a console line matches `expect`, calling `on_line` with every console line
+/// as it arrives; returns the console.
+fn boot_watching(dir: &Path, disk: &Path, expect: &str, mut on_line: impl FnMut(&str)) -> String {
+    let mut child = Command::new(image_builder_bin())
+        .current_dir(dir)
+        .args([
+            "run",
+            disk.to_str().unwrap(),
+            "--timeout",
+            "900",
+            "--expect",
+            expect,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let mut console = String::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).split(b'\n') {
+        let line = String::from_utf8_lossy(&line.unwrap()).into_owned();
+        on_line(&line);
+        console.push_str(&line);
+        console.push('\n');
+    }
+    let status = child.wait().unwrap();
+    let errors = errors.join().unwrap();
+    assert!(
+        status.success(),
+        "never saw {expect:?}:\n{console}\n{errors}"
+    );
+    console
+}
+
+/// Asserts that `console` holds every one of `lines`, in this order.
+fn in_order(console: &str, lines: &[&str]) {
+    let mut from = 0;
+    for l in lines {
+        match console[from..].find(l) {
+            Some(at) => from += at + l.len(),
+            None => panic!("{l:?} missing, or not after {lines:?}'s earlier ones:\n{console}"),
+        }
+    }
 }
 
 /// Copies `path` out of the ext4 ROOT partition of `disk` with debugfs.

@@ -290,10 +290,8 @@ impl<H: Host> Engine<'_, H> {
                     ));
                     interval
                 }
-                Ok(Some((version, AfterStaging::Rebooting { how }, _))) => {
-                    say(format!("rebooting into {version}: {how}"));
-                    interval
-                }
+                // (The engine said so before rebooting.)
+                Ok(Some((_, AfterStaging::Rebooting { .. }, _))) => interval,
                 Ok(Some((version, AfterStaging::Waiting { reason, retry_in }, attempt))) => {
                     say(format!("{version} is staged; not rebooting yet: {reason}"));
                     waiting = Some((version, attempt.saturating_add(1)));

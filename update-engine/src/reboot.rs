@@ -415,8 +415,15 @@ impl<H: Host> Engine<'_, H> {
         }
     }
 
+    /// Says so (the console keeps the line: a real reboot does not return), then reboots.
     fn reboot_now(&self, how: String) -> Result<AfterStaging, EngineError> {
-        self.note_reboot(Some(format!("rebooting: {how}")));
+        let into = State::load(&self.paths.state())
+            .ok()
+            .and_then(|s| s.pending)
+            .map(|p| format!(" into {}", p.version))
+            .unwrap_or_default();
+        eprintln!("update-engine: rebooting{into}: {how}");
+        self.note_reboot(Some(format!("rebooting{into}: {how}")));
         self.host.reboot()?;
         Ok(AfterStaging::Rebooting { how })
     }
