@@ -4,9 +4,9 @@
 set -euo pipefail
 
 need_pkgs=(gdisk dosfstools mtools squashfs-tools e2fsprogs ovmf xz-utils zstd cpio bc ca-certificates curl time
-           etcd-server etcd-client protobuf-compiler libprotobuf-dev)
+           etcd-server etcd-client protobuf-compiler libprotobuf-dev libxml2-utils vagrant)
 need_bins=(sgdisk fsck.fat mcopy mksquashfs e2fsck /usr/share/OVMF/OVMF_CODE_4M.fd xz zstd cpio bc curl /usr/bin/time
-           etcd etcdctl protoc /usr/include/google/protobuf/descriptor.proto)
+           etcd etcdctl protoc /usr/include/google/protobuf/descriptor.proto xmllint vagrant)
 
 missing=0
 for b in "${need_bins[@]}" qemu-system-x86_64 qemu-img; do

@@ -1,5 +1,5 @@
-//! `image-builder build`: spec + lock + inputs → `disk.raw`, the slot artifacts and
-//! `build.json`.
+//! `image-builder build`: spec + lock + inputs → `disk.raw`, the slot artifacts, the platform
+//! artifacts of the spec's `outputs:` ([`crate::artifacts`]) and `build.json`.
 //!
 //! Outputs are made in a staging directory inside the output directory and renamed into place
 //! only when everything succeeded, `build.json` last: a failed build never leaves a
@@ -26,7 +26,7 @@ use crate::spec::ImageSpec;
 use crate::{esp, ext4, fat, gpt, initramfs, usr};
 
 /// Bumped whenever the builder's output for the same inputs changes.
-pub const BUILDER_OUTPUT_VERSION: u32 = 1;
+pub const BUILDER_OUTPUT_VERSION: u32 = 2;
 pub const DISK: &str = "disk.raw";
 pub const BUILD_JSON: &str = "build.json";
 pub const USR_IMG: &str = "usr.img";
@@ -71,6 +71,9 @@ pub struct BuildReport {
     pub input_digest: String,
     /// Files written to the output directory.
     pub artifacts: BTreeMap<String, FileInfo>,
+    /// The platform artifacts among them: output name (`ova`, `vagrant-libvirt`, ...) → files.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, Vec<String>>,
     /// Partition images inside `disk.raw`.
     pub intermediates: BTreeMap<String, FileInfo>,
     pub layout: DiskLayout,
@@ -273,11 +276,18 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     std::fs::write(staging.path().join(INITRD), &initrd)?;
 
     timer.lap("hash+write");
+    let outputs = crate::artifacts::write_all(&spec, &disk_tmp, staging.path())?;
+    for name in outputs.values().flatten() {
+        artifacts.insert(name.clone(), hash_file(&staging.path().join(name))?);
+    }
+
+    timer.lap("outputs");
     let report = BuildReport {
         os: spec.os.clone(),
         kernel_release,
         input_digest: digest,
         artifacts,
+        outputs,
         intermediates,
         layout,
         inputs: lock.packages.clone(),

@@ -73,6 +73,19 @@ impl InputSource {
         }
     }
 
+    /// Every package the source offers, with the fields the dependency resolver reads.
+    pub fn index_entries(&self) -> Result<Vec<rootfs::source::IndexEntry>> {
+        match self {
+            InputSource::Pool(dir) => rootfs::pool::scan_index(dir)
+                .with_context(|| format!("reading package pool {}", dir.display())),
+            InputSource::Repo {
+                repo, client, url, ..
+            } => repo
+                .packages(client)
+                .with_context(|| format!("reading apt repository {url}")),
+        }
+    }
+
     /// The bytes of a locked package, verified against the lock's size and sha256.
     pub fn fetch(&self, p: &LockedPackage, progress: bool) -> Result<Vec<u8>> {
         let path = match self {
@@ -131,11 +144,30 @@ fn find_in_pool(dir: &Path, p: &LockedPackage) -> Result<PathBuf> {
 
 /// Fill a pool directory with the locked packages using the host's `apt-get download`.
 /// A version the host's apt sources no longer serve is reported with the way out: re-lock.
+///
+/// The missing packages are fetched by one `apt-get download`; only if that fails are they
+/// fetched one by one, to name the package at fault.
 pub fn fill_pool(dir: &Path, packages: &[LockedPackage], spec_path: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let have = rootfs::pool::scan(dir)
         .with_context(|| format!("reading package pool {}", dir.display()))?;
-    for p in packages {
+    let missing: Vec<&LockedPackage> = packages
+        .iter()
+        .filter(|p| !have.iter().any(|c| c.sha256 == p.sha256))
+        .collect();
+    if missing.len() > 1 {
+        eprintln!("fetching {} packages with apt-get download", missing.len());
+        let all: Vec<String> = missing
+            .iter()
+            .map(|p| format!("{}={}", p.package, p.version))
+            .collect();
+        if apt_get_download_all(dir, &all)?.status.success() {
+            return Ok(());
+        }
+    }
+    let have = rootfs::pool::scan(dir)
+        .with_context(|| format!("reading package pool {}", dir.display()))?;
+    for p in missing {
         if have.iter().any(|c| c.sha256 == p.sha256) {
             continue;
         }
@@ -175,10 +207,16 @@ pub fn download_latest(dir: &Path, names: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `apt-get download` in `dir` (the one wrapper around the host tool).
+/// `apt-get download` of one package in `dir`.
 fn apt_get_download(dir: &Path, what: &str) -> Result<std::process::Output> {
+    apt_get_download_all(dir, &[what.to_string()])
+}
+
+/// `apt-get download` in `dir` (the one wrapper around the host tool).
+fn apt_get_download_all(dir: &Path, what: &[String]) -> Result<std::process::Output> {
     Command::new("apt-get")
-        .args(["download", "-q", what])
+        .args(["download", "-q"])
+        .args(what)
         .current_dir(dir)
         .output()
         .context("running apt-get (this command needs a Debian host)")

@@ -1,13 +1,20 @@
 //! The lockfile (`images/<name>.lock`): every input package pinned by version, architecture,
 //! size and sha256, with where it came from. `lock` writes it; `build` refuses any input that
 //! differs from it.
+//!
+//! Two shapes, one format. With `resolve.mode: exact` (the default) the lock pins exactly the
+//! spec's packages in spec order, nothing more. With `resolve.mode: closure` it pins their whole
+//! dependency closure ([`crate::lock_resolve`]) sorted by name, records the spec's `resolve:`
+//! settings, and says for each package why it is there: `root` (the spec lists it),
+//! `essential` (pulled as `Essential: yes`) and `required_by` (the packages depending on it).
+//! Those fields are left out when empty, so an exact lock reads as it always did.
 
 use std::path::{Path, PathBuf};
 
 use rootfs::source::Candidate;
 use serde::{Deserialize, Serialize};
 
-use crate::spec::ImageSpec;
+use crate::spec::{ImageSpec, ResolveMode, ResolveSpec};
 
 /// Format version of the lockfile.
 pub const LOCK_FORMAT: u32 = 1;
@@ -27,6 +34,15 @@ pub struct LockedPackage {
     pub filename: String,
     /// The source it was locked from: `pool` or the apt repository URL and suite.
     pub source: String,
+    /// Closure locks: the spec lists this package.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub root: bool,
+    /// Closure locks: pulled in as `Essential: yes` (`resolve.essential`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub essential: bool,
+    /// Closure locks: the packages whose `Depends`/`Pre-Depends` this one satisfies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_by: Vec<String>,
 }
 
 impl LockedPackage {
@@ -47,7 +63,10 @@ impl LockedPackage {
 #[serde(deny_unknown_fields)]
 pub struct Lockfile {
     pub format: u32,
-    /// In spec order: kernel, bootloader, then `packages`.
+    /// The spec's `resolve:` settings, for a closure lock; absent for an exact one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve: Option<ResolveSpec>,
+    /// Exact: in spec order (kernel, bootloader, then `packages`). Closure: sorted by name.
     pub packages: Vec<LockedPackage>,
 }
 
@@ -104,11 +123,15 @@ pub fn resolve(
                 sha256: c.sha256.clone(),
                 filename: c.filename.clone(),
                 source: source_desc.to_string(),
+                root: false,
+                essential: false,
+                required_by: Vec::new(),
             })
         })
         .collect::<Result<Vec<_>, LockError>>()?;
     Ok(Lockfile {
         format: LOCK_FORMAT,
+        resolve: None,
         packages,
     })
 }
@@ -155,8 +178,33 @@ impl Lockfile {
         Ok(lock)
     }
 
-    /// The lock must pin exactly the spec's packages, in the spec's order.
+    /// An exact lock must pin exactly the spec's packages, in the spec's order; a closure lock
+    /// must have been resolved with the spec's `resolve:` settings and pin each spec package
+    /// as a root (and no other root), each name once.
     pub fn check_matches(&self, spec: &ImageSpec, path: &Path) -> Result<(), LockError> {
+        let stale = |reason: String| LockError::Stale {
+            path: path.to_path_buf(),
+            reason,
+        };
+        match (spec.resolve.mode, &self.resolve) {
+            (ResolveMode::Exact, None) => {}
+            (ResolveMode::Closure, Some(r)) if *r == spec.resolve => {
+                return self.check_closure(spec).map_err(stale)
+            }
+            (ResolveMode::Closure, Some(_)) => {
+                return Err(stale("the spec's resolve: settings changed".into()))
+            }
+            (ResolveMode::Closure, None) => {
+                return Err(stale(
+                    "the spec asks for resolve.mode: closure, the lock pins exact packages".into(),
+                ))
+            }
+            (ResolveMode::Exact, Some(_)) => {
+                return Err(stale(
+                    "the lock pins a dependency closure, the spec asks for exact packages".into(),
+                ))
+            }
+        }
         let want = spec.package_names();
         let have: Vec<String> = self.packages.iter().map(|p| p.package.clone()).collect();
         if want == have {
@@ -173,6 +221,38 @@ impl Lockfile {
             path: path.to_path_buf(),
             reason,
         })
+    }
+}
+
+impl Lockfile {
+    fn check_closure(&self, spec: &ImageSpec) -> Result<(), String> {
+        let names: Vec<&str> = self.packages.iter().map(|p| p.package.as_str()).collect();
+        if let Some(w) = names.windows(2).find(|w| w[0] >= w[1]) {
+            return Err(format!(
+                "packages are not sorted by name with each once ({} before {})",
+                w[0], w[1]
+            ));
+        }
+        let want = spec.package_names();
+        if let Some(missing) = want
+            .iter()
+            .find(|w| !self.packages.iter().any(|p| p.package == **w && p.root))
+        {
+            return Err(format!(
+                "the spec needs {missing:?}, which the lock does not pin as requested"
+            ));
+        }
+        if let Some(extra) = self
+            .packages
+            .iter()
+            .find(|p| p.root && !want.contains(&p.package))
+        {
+            return Err(format!(
+                "the lock pins {:?} as requested, which the spec no longer lists",
+                extra.package
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use image_builder::build::{self, BuildOptions};
 use image_builder::inputs::InputSource;
 use image_builder::run::{self, Outcome, RunOptions};
-use image_builder::{inspect, lock, publish, serve};
+use image_builder::{inspect, lock, lock_resolve, publish, serve};
 
 #[derive(Parser)]
 #[command(
@@ -24,14 +24,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Pin every input package of a spec in its lockfile (SPEC with .lock instead of .yaml).
+    /// Pin every input package of a spec in its lockfile (SPEC with .lock instead of .yaml):
+    /// the listed packages, or their dependency closure with `resolve: {mode: closure}`.
     Lock {
         spec: PathBuf,
         #[command(flatten)]
         source: SourceArgs,
-        /// First download the newest version of each package into the pool with apt-get.
+        /// First download into the pool with apt-get: the newest version of each package, or
+        /// the closure resolved from the host's apt lists.
         #[arg(long)]
         download: bool,
+        /// The host's apt lists (closure with `resolve.index: apt-lists`, or `--download`).
+        #[arg(long, default_value = rootfs::apt::lists::HOST_LISTS)]
+        apt_lists: PathBuf,
     },
     /// Download the locked packages into a pool directory with the host's apt-get.
     Fetch {
@@ -89,6 +94,21 @@ enum Cmd {
         key: PathBuf,
         version: String,
     },
+    /// Add a build's Vagrant boxes to a channel's box catalog, the JSON that
+    /// `vagrant box add <catalog URL>` and `vagrant box update` follow.
+    VagrantCatalog {
+        /// The build output directory (build.json and the .box files).
+        build_dir: PathBuf,
+        /// Where the .box files are served from: the catalog's URLs are BASE_URL/<file>.
+        #[arg(long)]
+        base_url: String,
+        /// The channel's catalog file: created if missing, else this version is added to it.
+        #[arg(long)]
+        catalog: PathBuf,
+        /// The channel (default: the build's `os.channel`).
+        #[arg(long)]
+        channel: Option<String>,
+    },
     /// Serve a repository over HTTP (GET, HEAD, byte ranges) for local use.
     Serve {
         repo: PathBuf,
@@ -110,6 +130,10 @@ enum Cmd {
         /// Disk image format for QEMU.
         #[arg(long, default_value = "raw")]
         format: String,
+        /// Disk controller: virtio, virtio-scsi (VirtualBox boxes) or pvscsi (VMware; OVMF
+        /// cannot boot from it: add -kernel/-initrd/-append after `--`).
+        #[arg(long, default_value = "virtio")]
+        disk_bus: run::DiskBus,
         #[arg(long, default_value_t = 512)]
         memory: u32,
         /// Discard writes to the disk.
@@ -201,7 +225,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             spec,
             source,
             download,
-        } => cmd_lock(&spec, &source, download),
+            apt_lists,
+        } => cmd_lock(&spec, &source, download, &apt_lists),
         Cmd::Fetch { spec, pool } => {
             let lock_path = lock::path_for(&spec);
             let l = lock::Lockfile::load(&lock_path)?;
@@ -240,6 +265,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 disk.size,
                 disk.sha256
             );
+            for (output, files) in &report.outputs {
+                let paths: Vec<String> = files
+                    .iter()
+                    .map(|f| opts.out.join(f).display().to_string())
+                    .collect();
+                println!("{output:<19} {}", paths.join(" "));
+            }
             let exe = std::env::args()
                 .next()
                 .unwrap_or_else(|| "image-builder".into());
@@ -299,6 +331,27 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::VagrantCatalog {
+            build_dir,
+            base_url,
+            catalog,
+            channel,
+        } => {
+            let c = image_builder::artifacts::vagrant_catalog(
+                &build_dir,
+                &base_url,
+                &catalog,
+                channel.as_deref(),
+            )?;
+            let versions: Vec<&str> = c.versions.iter().map(|v| v.version.as_str()).collect();
+            println!(
+                "{}: box {} versions {}",
+                catalog.display(),
+                c.name,
+                versions.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Serve { repo, listen } => {
             serve::serve(&repo, &listen)?;
             Ok(ExitCode::SUCCESS)
@@ -318,6 +371,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             expect,
             timeout,
             format,
+            disk_bus,
             memory,
             snapshot,
             qemu_args,
@@ -329,6 +383,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let opts = RunOptions {
                 disk,
                 format,
+                bus: disk_bus,
                 memory_mib: memory,
                 snapshot,
                 expect,
@@ -360,21 +415,33 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn cmd_lock(spec_path: &Path, source: &SourceArgs, download: bool) -> Result<ExitCode> {
+fn cmd_lock(
+    spec_path: &Path,
+    source: &SourceArgs,
+    download: bool,
+    apt_lists: &Path,
+) -> Result<ExitCode> {
     let spec = image_builder::spec::ImageSpec::load(spec_path)?;
-    if download {
-        image_builder::inputs::download_latest(&source.pool_dir(spec_path), &spec.package_names())?;
-    }
-    let src = source.source(spec_path)?;
-    let candidates = src.candidates()?;
-    let l = lock::resolve(&spec, &candidates, &src.describe())?;
+    let pool = download.then(|| source.pool_dir(spec_path));
+    let locked = lock_resolve::lock(
+        &spec,
+        &lock_resolve::LockOptions {
+            spec_path,
+            source: &source.source(spec_path)?,
+            download: pool.as_deref(),
+            apt_lists,
+        },
+    )?;
     let path = lock::path_for(spec_path);
-    image_builder::write_atomic(&path, l.to_text().as_bytes())?;
-    for p in &l.packages {
+    image_builder::write_atomic(&path, locked.lock.to_text().as_bytes())?;
+    for p in &locked.lock.packages {
         println!(
             "{} {} {} {}",
             p.package, p.version, p.architecture, p.sha256
         );
+    }
+    if let Some(summary) = &locked.summary {
+        eprintln!("{}", summary.render());
     }
     eprintln!("wrote {}", path.display());
     Ok(ExitCode::SUCCESS)

@@ -24,6 +24,8 @@ pub struct RunOptions {
     pub disk: PathBuf,
     /// `raw`, `qcow2`, `vmdk`, `vpc`.
     pub format: String,
+    /// The controller the disk hangs on.
+    pub bus: DiskBus,
     pub memory_mib: u32,
     /// Discard disk writes (`-snapshot`).
     pub snapshot: bool,
@@ -34,6 +36,29 @@ pub struct RunOptions {
     pub qemu_args: Vec<String>,
     /// Echo the console to stdout.
     pub echo: bool,
+}
+
+/// The disk controller: virtio-blk (QEMU's own), or the SCSI controllers the platform
+/// artifacts are for (VirtualBox's VirtioSCSI, VMware's paravirtual SCSI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DiskBus {
+    #[default]
+    Virtio,
+    VirtioScsi,
+    /// OVMF has no pvscsi driver: boot the kernel directly (`-kernel`, `-initrd`, `-append`).
+    Pvscsi,
+}
+
+impl std::str::FromStr for DiskBus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "virtio" => Ok(DiskBus::Virtio),
+            "virtio-scsi" => Ok(DiskBus::VirtioScsi),
+            "pvscsi" => Ok(DiskBus::Pvscsi),
+            _ => Err(format!("{s:?}: want virtio, virtio-scsi or pvscsi")),
+        }
+    }
 }
 
 /// How a run ended.
@@ -61,12 +86,7 @@ pub fn qemu_command(opts: &RunOptions, vars: &Path) -> Command {
             "if=pflash,format=raw,unit=1,file={}",
             vars.display()
         ))
-        .arg("-drive")
-        .arg(format!(
-            "file={},format={},if=virtio",
-            opts.disk.display(),
-            opts.format
-        ))
+        .args(disk_args(opts))
         .args([
             "-netdev",
             "user,id=net0",
@@ -79,6 +99,32 @@ pub fn qemu_command(opts: &RunOptions, vars: &Path) -> Command {
     }
     cmd.args(&opts.qemu_args);
     cmd
+}
+
+/// The arguments that attach the disk.
+fn disk_args(opts: &RunOptions) -> Vec<String> {
+    let drive = |iface: &str| {
+        format!(
+            "file={},format={},{iface}",
+            opts.disk.display(),
+            opts.format
+        )
+    };
+    let scsi = |controller: &str| {
+        vec![
+            "-device".into(),
+            format!("{controller},id=scsi0"),
+            "-drive".into(),
+            drive("if=none,id=disk0"),
+            "-device".into(),
+            "scsi-hd,drive=disk0,bus=scsi0.0".into(),
+        ]
+    };
+    match opts.bus {
+        DiskBus::Virtio => vec!["-drive".into(), drive("if=virtio")],
+        DiskBus::VirtioScsi => scsi("virtio-scsi-pci"),
+        DiskBus::Pvscsi => scsi("pvscsi"),
+    }
 }
 
 /// Kills and reaps QEMU when dropped.
@@ -241,9 +287,10 @@ mod tests {
 
     #[test]
     fn command_has_private_vars_and_tcg() {
-        let opts = RunOptions {
+        let mut opts = RunOptions {
             disk: "d.raw".into(),
             format: "raw".into(),
+            bus: DiskBus::Virtio,
             memory_mib: 512,
             snapshot: true,
             expect: None,
@@ -261,5 +308,16 @@ mod tests {
         assert!(line.contains("unit=1,file=/tmp/v.fd"));
         assert!(line.contains("file=d.raw,format=raw,if=virtio"));
         assert!(line.ends_with("-snapshot -fw_cfg name=opt/x,string=y"));
+        opts.bus = DiskBus::VirtioScsi;
+        let line = qemu_command(&opts, Path::new("/tmp/v.fd"))
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(line.contains(
+            "-device virtio-scsi-pci,id=scsi0 -drive file=d.raw,format=raw,if=none,id=disk0 -device scsi-hd,drive=disk0,bus=scsi0.0"
+        ), "{line}");
+        assert_eq!("pvscsi".parse::<DiskBus>(), Ok(DiskBus::Pvscsi));
+        assert!("ide".parse::<DiskBus>().is_err());
     }
 }

@@ -23,6 +23,9 @@ pub struct ImageSpec {
     /// Further binary packages (exact names; the lockfile pins their versions).
     #[serde(default)]
     pub packages: Vec<Spanned<PackageName>>,
+    /// How `image-builder lock` turns the packages into pins; absent: `mode: exact`.
+    #[serde(default)]
+    pub resolve: ResolveSpec,
     /// Files copied from the repository (typically `services/...`) into the image.
     #[serde(default)]
     pub files: Vec<FileSpec>,
@@ -33,11 +36,65 @@ pub struct ImageSpec {
     #[serde(default)]
     pub symlinks: Vec<SymlinkSpec>,
     pub partitions: Partitions,
+    /// Platform artifacts written next to `disk.raw` (see [`Output`]).
     #[serde(default = "default_outputs")]
-    pub outputs: Vec<Output>,
+    pub outputs: Vec<Spanned<Output>>,
     /// The on-host update engine and its defaults; absent: the image does not update itself.
     #[serde(default)]
     pub update: Option<UpdateSpec>,
+}
+
+/// `resolve:` — exact pins of the listed packages, or their dependency closure.
+///
+/// Recorded as is in a closure lock, so a build notices when these settings changed.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveSpec {
+    #[serde(default)]
+    pub mode: ResolveMode,
+    /// Also pull every `Essential: yes` package (closure only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub essential: bool,
+    /// Providers of virtual packages to choose first, in this order (closure only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefer: Vec<PackageName>,
+    /// Packages never pulled in: the image provides what they do otherwise, and dependencies
+    /// on them count as satisfied (closure only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<PackageName>,
+    /// Where the Packages index comes from (closure only).
+    #[serde(default, skip_serializing_if = "IndexSource::is_default")]
+    pub index: IndexSource,
+}
+
+/// `resolve.mode`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResolveMode {
+    /// Pin exactly the listed packages (their dependencies are the spec's business).
+    #[default]
+    Exact,
+    /// Pin the listed packages and everything they depend on.
+    Closure,
+}
+
+/// `resolve.index`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum IndexSource {
+    /// The source being locked from: the control files of the `--pool` .debs, or the
+    /// `--repo`'s Packages.
+    #[default]
+    Source,
+    /// The host's apt lists (`/var/lib/apt/lists`), for a `--pool` that `image-builder fetch`
+    /// then fills.
+    AptLists,
+}
+
+impl IndexSource {
+    fn is_default(&self) -> bool {
+        *self == IndexSource::Source
+    }
 }
 
 /// `update:` — installs the update engine with `/usr/share/update-engine/update.conf`
@@ -198,15 +255,67 @@ pub struct Partitions {
     pub root_mib: SizeMib,
 }
 
-/// Platform artifacts a build emits.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+/// Platform artifacts a build emits next to `disk.raw`, each named
+/// `<os.id>_<os.version>_<output>.<ext>` (`crate::artifacts` writes them).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum Output {
+    /// `.img`: the raw GPT disk (bare metal, `dd`, any hypervisor).
     Raw,
+    /// `.qcow2`: compressed qcow2 (QEMU/KVM, libvirt, OpenStack).
+    Qcow2,
+    /// `.vmdk`: streamOptimized VMDK (VMware, VirtualBox).
+    Vmdk,
+    /// `.vhd`: fixed VHD, whole MiB (Azure, Hyper-V, AWS VM Import).
+    Vhd,
+    /// `.ova`: OVF descriptor + manifest + VMDK (vSphere/ESXi, Workstation, Fusion).
+    Ova,
+    /// `.box`: Vagrant box for the virtualbox provider.
+    VagrantVirtualbox,
+    /// `.box`: Vagrant box for the libvirt provider.
+    VagrantLibvirt,
+    /// `.img` + `.vhd` + `.json`: the EC2 disk (raw for the EBS direct APIs, VHD for VM
+    /// Import) and the `RegisterImage` input.
+    Ami,
 }
 
-fn default_outputs() -> Vec<Output> {
-    vec![Output::Raw]
+impl Output {
+    /// Every output, in the order a build writes them.
+    pub const ALL: [Output; 8] = [
+        Output::Raw,
+        Output::Qcow2,
+        Output::Vmdk,
+        Output::Vhd,
+        Output::Ova,
+        Output::VagrantVirtualbox,
+        Output::VagrantLibvirt,
+        Output::Ami,
+    ];
+
+    /// The name in the spec (and in artifact file names).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Output::Raw => "raw",
+            Output::Qcow2 => "qcow2",
+            Output::Vmdk => "vmdk",
+            Output::Vhd => "vhd",
+            Output::Ova => "ova",
+            Output::VagrantVirtualbox => "vagrant-virtualbox",
+            Output::VagrantLibvirt => "vagrant-libvirt",
+            Output::Ami => "ami",
+        }
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn default_outputs() -> Vec<Spanned<Output>> {
+    let unknown = serde_saphyr::Location::UNKNOWN;
+    vec![Spanned::new(Output::Raw, unknown, unknown)]
 }
 
 /// Why a spec could not be loaded.
@@ -266,6 +375,7 @@ impl ImageSpec {
                 ));
             }
         }
+        self.check_resolve(path)?;
         if self.kernel.initramfs_modules.is_empty() {
             return Err(SpecError::Invalid {
                 path: path.to_path_buf(),
@@ -281,6 +391,15 @@ impl ImageSpec {
                 });
             }
         }
+        let mut outputs = BTreeSet::new();
+        for o in &self.outputs {
+            if !outputs.insert(o.value) {
+                return Err(at(
+                    o.referenced.line(),
+                    format!("outputs: {} is listed twice", o.value),
+                ));
+            }
+        }
         let mut dsts = BTreeSet::new();
         for f in &self.files {
             if !dsts.insert(f.dst.0.clone()) {
@@ -289,6 +408,37 @@ impl ImageSpec {
                     message: format!("files: destination {} is listed twice", f.dst.0),
                 });
             }
+        }
+        Ok(())
+    }
+
+    fn check_resolve(&self, path: &Path) -> Result<(), SpecError> {
+        let invalid = |message: String| SpecError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let r = &self.resolve;
+        if r.mode == ResolveMode::Exact {
+            let closure_only = [
+                ("essential", r.essential),
+                ("prefer", !r.prefer.is_empty()),
+                ("exclude", !r.exclude.is_empty()),
+                ("index", r.index != IndexSource::Source),
+            ];
+            if let Some((key, _)) = closure_only.iter().find(|(_, set)| *set) {
+                return Err(invalid(format!(
+                    "resolve.{key} needs resolve.mode: closure"
+                )));
+            }
+        }
+        if let Some(p) = r
+            .exclude
+            .iter()
+            .find(|e| self.package_names().contains(&e.0))
+        {
+            return Err(invalid(format!(
+                "resolve.exclude: {p} is also listed as a package"
+            )));
         }
         Ok(())
     }
@@ -309,6 +459,11 @@ impl ImageSpec {
             v.push(&u.engine.0);
         }
         v
+    }
+
+    /// The outputs, in spec order.
+    pub fn output_list(&self) -> Vec<Output> {
+        self.outputs.iter().map(|o| o.value).collect()
     }
 
     /// Names of every package, in spec order.
@@ -497,7 +652,7 @@ partitions:
                 "busybox-static"
             ]
         );
-        assert_eq!(s.outputs, [Output::Raw]);
+        assert_eq!(s.output_list(), [Output::Raw]);
     }
 
     struct Case {
@@ -619,6 +774,78 @@ partitions:
             .unwrap_err()
             .to_string()
             .contains("single line"));
+    }
+
+    #[test]
+    fn resolve_section() {
+        let s = parse(GOOD).unwrap();
+        assert_eq!(s.resolve, ResolveSpec::default());
+        assert_eq!(s.resolve.mode, ResolveMode::Exact);
+        let text = format!(
+            "{GOOD}resolve:\n  mode: closure\n  essential: true\n  prefer: [mawk]\n  exclude: [initramfs-tools]\n  index: apt-lists\n"
+        );
+        let r = parse(&text).unwrap().resolve;
+        assert_eq!(r.mode, ResolveMode::Closure);
+        assert!(r.essential);
+        assert_eq!(r.prefer[0].0, "mawk");
+        assert_eq!(r.index, IndexSource::AptLists);
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"mode":"closure","essential":true,"prefer":["mawk"],"exclude":["initramfs-tools"],"index":"apt-lists"}"#
+        );
+        let cases = [
+            (
+                "resolve:\n  mode: exact\n  essential: true\n",
+                "resolve.essential needs resolve.mode: closure",
+            ),
+            (
+                "resolve:\n  prefer: [mawk]\n",
+                "resolve.prefer needs resolve.mode: closure",
+            ),
+            (
+                "resolve:\n  mode: closure\n  exclude: [busybox-static]\n",
+                "busybox-static is also listed",
+            ),
+            ("resolve:\n  mode: everything\n", "everything"),
+            (
+                "resolve:\n  mode: closure\n  recommends: true\n",
+                "recommends",
+            ),
+        ];
+        for (extra, want) in cases {
+            let err = parse(&format!("{GOOD}{extra}")).unwrap_err().to_string();
+            assert!(err.contains(want), "{extra}: {err}");
+        }
+    }
+
+    #[test]
+    fn outputs_parse_and_bad_ones_name_the_line() {
+        let all = format!(
+            "{GOOD}outputs: [raw, qcow2, vmdk, vhd, ova, vagrant-virtualbox, vagrant-libvirt, ami]\n"
+        );
+        assert_eq!(parse(&all).unwrap().output_list(), Output::ALL);
+        for o in Output::ALL {
+            let one = format!("{GOOD}outputs: [{o}]\n");
+            assert_eq!(parse(&one).unwrap().output_list(), [o]);
+        }
+        let line = GOOD.lines().count() + 1;
+        let unknown = format!("{GOOD}outputs: [raw, vagrant-virtualbx]\n");
+        let err = parse(&unknown).unwrap_err().to_string();
+        assert!(err.contains(&format!("images/test.yaml:{line}:")), "{err}");
+        assert!(err.contains("vagrant-virtualbx"), "{err}");
+        assert!(
+            err.contains("vagrant-virtualbox"),
+            "lists the valid names: {err}"
+        );
+        let twice = format!("{GOOD}outputs:\n  - ova\n  - raw\n  - ova\n");
+        let err = parse(&twice).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "images/test.yaml:{}: outputs: ova is listed twice",
+                line + 3
+            )),
+            "{err}"
+        );
     }
 
     #[test]

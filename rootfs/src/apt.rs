@@ -10,10 +10,12 @@
 //!   (`<cache>/sha256/<hex>.deb`), checking its size and sha256 before it enters the cache.
 //!
 //! The text formats (parsers and renderers) are in [`deb822`], the HTTP client and its one
-//! retry policy in [`http`]; both are re-exported here.
+//! retry policy in [`http`]; both are re-exported here. [`lists`] reads the indexes the host's
+//! apt has already downloaded (`/var/lib/apt/lists`).
 
 pub mod deb822;
 pub mod http;
+pub mod lists;
 
 #[cfg(test)]
 mod http_tests;
@@ -27,10 +29,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 pub use self::deb822::{
-    candidates, parse_release, parse_stanzas, render_packages, render_release, Release,
+    candidates, index_entries, parse_release, parse_stanzas, render_packages, render_release,
+    Release,
 };
 pub use self::http::{HttpClient, RetryPolicy, CONNECT_TIMEOUT, READ_TIMEOUT, USER_AGENT};
-use crate::source::Candidate;
+use crate::source::{Candidate, IndexEntry};
 
 /// Largest `Release` accepted (Debian bookworm's is about 150 KB).
 pub const MAX_RELEASE_BYTES: u64 = 16 << 20; // 16 MiB
@@ -193,6 +196,16 @@ impl AptRepo {
     /// from the lock, not from the repository. An unsigned index can at worst offer wrong
     /// candidates to `image-builder lock`, whose result is reviewed like any other change.
     pub fn index(&self, client: &HttpClient) -> Result<Vec<Candidate>, AptError> {
+        Ok(self
+            .packages(client)?
+            .into_iter()
+            .map(|entry| entry.candidate)
+            .collect())
+    }
+
+    /// Like [`AptRepo::index`], with the relationship fields of each package
+    /// ([`crate::source::RESOLVER_FIELDS`]) for the dependency resolver.
+    pub fn packages(&self, client: &HttpClient) -> Result<Vec<IndexEntry>, AptError> {
         let release_url = self.dist_url("Release");
         let text = utf8(
             &release_url,
@@ -224,7 +237,7 @@ impl AptRepo {
         path: &str,
         size: u64,
         sha256: &str,
-    ) -> Result<Vec<Candidate>, AptError> {
+    ) -> Result<Vec<IndexEntry>, AptError> {
         let url = self.dist_url(path);
         let bytes = client.get_bytes(&url, size)?;
         if bytes.len() as u64 != size {
@@ -244,7 +257,7 @@ impl AptRepo {
         }
         let text = utf8(&url, decompress(&url, path, &bytes)?)?;
         parse_stanzas(&text)
-            .and_then(|stanzas| candidates(&stanzas))
+            .and_then(|stanzas| index_entries(&stanzas))
             .map_err(|e| parse_error(&url, e))
     }
 
@@ -379,13 +392,22 @@ fn progress_bar(cand: &Candidate, progress: bool) -> ProgressBar {
     bar
 }
 
-/// Decompresses an index file according to the suffix of its `path`, up to
-/// [`MAX_INDEX_BYTES`].
+/// Decompresses an index file according to the suffix of its `path` (`.xz`, `.gz`, and the
+/// `.lz4` and `.zst` apt uses for its own lists), up to [`MAX_INDEX_BYTES`].
 fn decompress(url: &str, path: &str, bytes: &[u8]) -> Result<Vec<u8>, AptError> {
     let reader: Box<dyn Read + '_> = if path.ends_with(".xz") {
         Box::new(liblzma::read::XzDecoder::new(bytes))
     } else if path.ends_with(".gz") {
         Box::new(flate2::read::GzDecoder::new(bytes))
+    } else if path.ends_with(".lz4") {
+        Box::new(lz4_flex::frame::FrameDecoder::new(bytes))
+    } else if path.ends_with(".zst") {
+        Box::new(zstd::stream::read::Decoder::new(bytes).map_err(|source| {
+            AptError::Decompress {
+                url: url.to_owned(),
+                source,
+            }
+        })?)
     } else {
         return Ok(bytes.to_vec());
     };

@@ -1,9 +1,10 @@
 //! A local pool: a directory of `.deb` files, indexed by reading each one.
 //!
 //! [`scan`] yields one [`Candidate`] per `*.deb` directly in the directory, sorted by file
-//! name so the result is deterministic. Each file is streamed once: the sha256 and size are
-//! computed over the same bytes the control paragraph is read from, so large packages (the
-//! kernel) are never held in memory.
+//! name so the result is deterministic; [`scan_index`] also keeps the relationship fields of
+//! each control file, so the pool can serve as the dependency resolver's index. Each file is
+//! streamed once: the sha256 and size are computed over the same bytes the control paragraph
+//! is read from, so large packages (the kernel) are never held in memory.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::deb::{self, DebError};
-use crate::source::Candidate;
+use crate::source::{Candidate, IndexEntry};
 
 /// Why a pool directory could not be indexed; every variant names the directory or file.
 #[derive(Debug, thiserror::Error)]
@@ -31,9 +32,18 @@ pub enum PoolError {
 /// Index every `*.deb` file directly in `dir` (symlinks to files count; subdirectories are
 /// not searched), sorted by file name.
 pub fn scan(dir: &Path) -> Result<Vec<Candidate>, PoolError> {
+    Ok(scan_index(dir)?
+        .into_iter()
+        .map(|entry| entry.candidate)
+        .collect())
+}
+
+/// Like [`scan`], with the fields of each control file the resolver reads
+/// ([`crate::source::RESOLVER_FIELDS`]).
+pub fn scan_index(dir: &Path) -> Result<Vec<IndexEntry>, PoolError> {
     deb_files(dir)?
         .into_iter()
-        .map(|(name, path)| candidate(&path, name))
+        .map(|(name, path)| entry(&path, name))
         .collect()
 }
 
@@ -74,7 +84,7 @@ fn deb_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, PoolError> {
 }
 
 /// Read one `.deb`: control paragraph, size and sha256 in a single pass.
-fn candidate(path: &Path, filename: String) -> Result<Candidate, PoolError> {
+fn entry(path: &Path, filename: String) -> Result<IndexEntry, PoolError> {
     let io_err = |error| PoolError::Io {
         path: path.to_path_buf(),
         error,
@@ -88,14 +98,15 @@ fn candidate(path: &Path, filename: String) -> Result<Candidate, PoolError> {
     })?;
     io::copy(&mut reader, &mut io::sink()).map_err(io_err)?;
     let (size, sha256) = reader.finish();
-    Ok(Candidate {
+    let candidate = Candidate {
         package: control.package,
         version: control.version,
         architecture: control.architecture,
         size,
         sha256,
         filename,
-    })
+    };
+    Ok(IndexEntry::new(candidate, &control.fields))
 }
 
 /// Counts and hashes every byte read through it.
@@ -178,6 +189,25 @@ mod tests {
             },
         ];
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn scan_index_keeps_relationship_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let control = "Package: alpha\nVersion: 1.0\nArchitecture: all\n\
+            Depends: libc6 (>= 2.34),\n beta | gamma\nProvides: alpha-api (= 1)\n\
+            Description: x\n";
+        let bytes = build_deb(control, &[Item::dir("./usr/")], Compress::Gz);
+        fs::write(dir.path().join("alpha_1.0_all.deb"), &bytes).unwrap();
+        let got = scan_index(dir.path()).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].candidate.sha256, sha256(&bytes));
+        assert_eq!(
+            got[0].field("Depends"),
+            Some("libc6 (>= 2.34),\n beta | gamma")
+        );
+        assert_eq!(got[0].field("Provides"), Some("alpha-api (= 1)"));
+        assert_eq!(got[0].fields.len(), 2);
     }
 
     #[test]

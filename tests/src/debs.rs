@@ -1,4 +1,4 @@
-//! Hand-made `.deb` packages for the bad-input tests.
+//! Hand-made `.deb` packages for the bad-input and dependency-resolution tests.
 
 use std::io::Write;
 
@@ -10,7 +10,7 @@ fn tar_xz(entries: &[(&str, &[u8], u8)]) -> Vec<u8> {
         let name = &mut h.as_old_mut().name;
         name[..path.len()].copy_from_slice(path.as_bytes());
         h.set_size(data.len() as u64);
-        h.set_mode(0o644);
+        h.set_mode(if *kind == b'5' { 0o755 } else { 0o644 });
         h.set_uid(0);
         h.set_gid(0);
         h.set_mtime(0);
@@ -32,6 +32,40 @@ pub fn evil_deb(name: &str, hostile_path: &str) -> Vec<u8> {
         ("./usr/", b"", b'5'),
         (hostile_path, b"* * * * * root rm -rf /\n", b'0'),
     ]);
+    let mut ar = ar::Builder::new(Vec::new());
+    for (n, d) in [
+        ("debian-binary", b"2.0\n".to_vec()),
+        ("control.tar.xz", control_tar),
+        ("data.tar.xz", data_tar),
+    ] {
+        ar.append(
+            &ar::Header::new(n.as_bytes().to_vec(), d.len() as u64),
+            d.as_slice(),
+        )
+        .unwrap();
+    }
+    ar.into_inner().unwrap()
+}
+
+/// A well-formed package: `name` `version` for `arch`, with `fields` (`Depends: ...\n` lines)
+/// in its control file and one file, `/usr/share/doc/<name>/<name>`.
+pub fn package_deb(name: &str, version: &str, arch: &str, fields: &str) -> Vec<u8> {
+    let control = format!(
+        "Package: {name}\nVersion: {version}\nArchitecture: {arch}\n{fields}\
+         Maintainer: t <t@example.invalid>\nDescription: test package {name}\n"
+    );
+    let control_tar = tar_xz(&[("./control", control.as_bytes(), b'0')]);
+    let doc = format!("./usr/share/doc/{name}/{name}");
+    let dirs = [
+        "./usr/".to_string(),
+        "./usr/share/".to_string(),
+        "./usr/share/doc/".to_string(),
+        format!("./usr/share/doc/{name}/"),
+    ];
+    let mut entries: Vec<(&str, &[u8], u8)> =
+        dirs.iter().map(|d| (d.as_str(), &b""[..], b'5')).collect();
+    entries.push((&doc, name.as_bytes(), b'0'));
+    let data_tar = tar_xz(&entries);
     let mut ar = ar::Builder::new(Vec::new());
     for (n, d) in [
         ("debian-binary", b"2.0\n".to_vec()),

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha2::{Digest, Sha256};
 
 use super::AptError;
-use crate::source::Candidate;
+use crate::source::{Candidate, IndexEntry};
 
 /// What we use of a `Release` file.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -146,6 +146,16 @@ pub fn candidates(stanzas: &[BTreeMap<String, String>]) -> Result<Vec<Candidate>
         .iter()
         .enumerate()
         .map(|(i, stanza)| candidate(i + 1, stanza))
+        .collect()
+}
+
+/// One [`IndexEntry`] per `Packages` paragraph: the [`Candidate`] as [`candidates`] reads it,
+/// with the relationship fields the resolver needs.
+pub fn index_entries(stanzas: &[BTreeMap<String, String>]) -> Result<Vec<IndexEntry>, AptError> {
+    stanzas
+        .iter()
+        .enumerate()
+        .map(|(i, stanza)| Ok(IndexEntry::new(candidate(i + 1, stanza)?, stanza)))
         .collect()
 }
 
@@ -363,6 +373,22 @@ SHA256: 0c1b2a3948576f6e5d4c3b2a1908f7e6d5c4b3a29180f7e6d5c4b3a291807f6e
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn index_entries_keep_relationship_fields() {
+        let stanzas = parse_stanzas(PACKAGES).unwrap();
+        let entries = index_entries(&stanzas).unwrap();
+        assert_eq!(entries[0].candidate, candidates(&stanzas).unwrap()[0]);
+        assert_eq!(
+            entries[0].fields,
+            map(&[
+                ("Depends", "libc6 (>= 2.34)"),
+                ("Installed-Size", "1982"),
+                ("Priority", "optional")
+            ])
+        );
+        assert_eq!(entries[1].fields, map(&[("Depends", "libgcc-s1")]));
     }
 
     #[test]

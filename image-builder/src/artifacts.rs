@@ -1,0 +1,353 @@
+//! Platform artifacts: the spec's `outputs:` (SPECS.md S6-S10), each written from `disk.raw` by
+//! its artifact crate (`ova`, `vagrant`, `ami`) into the build's staging directory, named
+//! `<os.id>_<os.version>_<output>.<ext>`:
+//!
+//! | output | files |
+//! |---|---|
+//! | `raw` | `.img` (a sparse copy of `disk.raw`) |
+//! | `qcow2` | `.qcow2` (compressed) |
+//! | `vmdk` | `.vmdk` (streamOptimized) |
+//! | `vhd` | `.vhd` (fixed, whole MiB) |
+//! | `ova` | `.ova` |
+//! | `vagrant-virtualbox`, `vagrant-libvirt` | `.box`, plus the cluster `Vagrantfile` and `config.rb` |
+//! | `ami` | `.img` (raw, for the EBS direct APIs), `.vhd` (VM Import), `.json` (`RegisterImage` input) |
+//!
+//! Everything that varies per image comes from the spec: UUIDs are UUIDv5 of the spec identity
+//! ([`crate::layout::derive_uuid`]), times are `source_date_epoch`. Every file is written to a
+//! temporary name and renamed; the build then moves the staging directory's files into place.
+//! [`vagrant_catalog`] adds a build's boxes to a channel's box catalog.
+
+use std::collections::BTreeMap;
+use std::fs::Permissions;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use ova::output::AtomicFile;
+use ova::ovf::Product;
+
+use crate::build::{BuildReport, FileInfo};
+use crate::layout::derive_uuid;
+use crate::spec::{ImageSpec, Os, Output};
+
+/// Virtual hardware the OVA and the boxes ask for.
+pub const CPUS: u32 = 2;
+pub const MEMORY_MIB: u32 = 1024;
+/// The cluster files written next to the Vagrant boxes.
+pub const CLUSTER_VAGRANTFILE: &str = "Vagrantfile";
+pub const CLUSTER_CONFIG: &str = "config.rb";
+
+/// `<os.id>_<os.version>`, the start of every artifact's name.
+pub fn base_name(os: &Os) -> String {
+    format!("{}_{}", os.id.0, os.version.0)
+}
+
+/// `<base>_<output>.<ext>`.
+pub fn file_name(os: &Os, output: Output, ext: &str) -> String {
+    format!("{}_{}.{ext}", base_name(os), output.as_str())
+}
+
+/// The files an output writes, in the order it writes them. Pure.
+pub fn file_names(os: &Os, output: Output) -> Vec<String> {
+    let one = |ext| vec![file_name(os, output, ext)];
+    match output {
+        Output::Raw => one("img"),
+        Output::Qcow2 => one("qcow2"),
+        Output::Vmdk => one("vmdk"),
+        Output::Vhd => one("vhd"),
+        Output::Ova => one("ova"),
+        Output::VagrantVirtualbox | Output::VagrantLibvirt => vec![
+            file_name(os, output, "box"),
+            CLUSTER_VAGRANTFILE.into(),
+            CLUSTER_CONFIG.into(),
+        ],
+        Output::Ami => ["img", "vhd", "json"]
+            .iter()
+            .map(|ext| file_name(os, output, ext))
+            .collect(),
+    }
+}
+
+/// The Vagrant provider of a box output.
+pub fn vagrant_provider(output: Output) -> Option<&'static str> {
+    match output {
+        Output::VagrantVirtualbox => Some("virtualbox"),
+        Output::VagrantLibvirt => Some("libvirt"),
+        _ => None,
+    }
+}
+
+fn product(os: &Os) -> Product {
+    Product {
+        name: os.name.0.clone(),
+        version: os.version.0.clone(),
+        full_version: format!("{} ({})", os.version.0, os.channel.0),
+    }
+}
+
+/// Write every output the spec lists from the raw disk at `disk` into `dir`. Returns, per
+/// output name, the files written (all directly in `dir`).
+pub fn write_all(
+    spec: &ImageSpec,
+    disk: &Path,
+    dir: &Path,
+) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut written = BTreeMap::new();
+    let outputs = spec.output_list();
+    for &output in &outputs {
+        let names = file_names(&spec.os, output);
+        write_output(spec, output, disk, dir, &names)
+            .with_context(|| format!("writing the {output} output ({})", names[0]))?;
+        written.insert(output.as_str().to_string(), names);
+    }
+    let boxes: Vec<(String, String)> = outputs
+        .iter()
+        .filter_map(|&o| {
+            Some((
+                vagrant_provider(o)?.to_string(),
+                file_name(&spec.os, o, "box"),
+            ))
+        })
+        .collect();
+    if !boxes.is_empty() {
+        write_cluster_files(spec, dir, boxes).context("writing the cluster Vagrantfile")?;
+    }
+    Ok(written)
+}
+
+fn write_output(
+    spec: &ImageSpec,
+    output: Output,
+    disk: &Path,
+    dir: &Path,
+    names: &[String],
+) -> Result<()> {
+    let path = |i: usize| dir.join(&names[i]);
+    let epoch = spec.source_date_epoch;
+    match output {
+        Output::Raw => sparse_copy(disk, &path(0))?,
+        Output::Qcow2 => {
+            let opts = vagrant::qcow2::Qcow2Options {
+                compress: true,
+                threads: None,
+            };
+            vagrant::qcow2::write_file(disk, &path(0), &opts)?;
+        }
+        Output::Vmdk => {
+            let opts = ova::vmdk::VmdkOptions::new(names[0].clone());
+            ova::vmdk::write_file(disk, &path(0), &opts)?;
+        }
+        Output::Vhd => write_vhd(spec, disk, &path(0))?,
+        Output::Ova => {
+            let opts = ova::OvaOptions {
+                name: format!("{}-{}", spec.os.id.0, spec.os.version.0),
+                product: product(&spec.os),
+                cpus: CPUS,
+                memory_mib: MEMORY_MIB,
+                source_date_epoch: epoch,
+                threads: None,
+            };
+            ova::write_file(disk, &path(0), &opts)?;
+        }
+        Output::VagrantVirtualbox => {
+            vagrant::write_virtualbox(disk, &path(0), &box_options(spec))?;
+        }
+        Output::VagrantLibvirt => {
+            vagrant::write_libvirt(disk, &path(0), &box_options(spec))?;
+        }
+        Output::Ami => {
+            sparse_copy(disk, &path(0))?;
+            write_vhd(spec, disk, &path(1))?;
+            let size = std::fs::metadata(disk)?.len();
+            let request = ami::RegisterImage::new(&ami::Image {
+                id: spec.os.id.0.clone(),
+                name: spec.os.name.0.clone(),
+                version: spec.os.version.0.clone(),
+                channel: spec.os.channel.0.clone(),
+                disk_size: ami::vhd::disk_size(size),
+            });
+            write_text(&path(2), &request.to_json())?;
+        }
+    }
+    Ok(())
+}
+
+fn write_vhd(spec: &ImageSpec, disk: &Path, out: &Path) -> Result<()> {
+    let uuid = derive_uuid(spec, "vhd");
+    let opts = ami::vhd::VhdOptions::new(spec.source_date_epoch, uuid.into_bytes());
+    ami::vhd::write_file(disk, out, &opts)?;
+    Ok(())
+}
+
+fn box_options(spec: &ImageSpec) -> vagrant::BoxOptions {
+    let mac = derive_uuid(spec, "virtualbox-mac");
+    let b = mac.as_bytes();
+    vagrant::BoxOptions {
+        name: format!("{}-{}", spec.os.id.0, spec.os.version.0),
+        product: product(&spec.os),
+        cpus: CPUS,
+        memory_mib: MEMORY_MIB,
+        mac_suffix: [b[0], b[1], b[2]],
+        source_date_epoch: spec.source_date_epoch,
+        threads: None,
+    }
+}
+
+fn write_cluster_files(spec: &ImageSpec, dir: &Path, boxes: Vec<(String, String)>) -> Result<()> {
+    let config = vagrant::cluster::config_rb(&vagrant::cluster::ClusterConfig {
+        os_id: spec.os.id.0.clone(),
+        name: spec.os.name.0.clone(),
+        version: spec.os.version.0.clone(),
+        channel: spec.os.channel.0.clone(),
+        box_files: boxes,
+    });
+    write_text(
+        &dir.join(CLUSTER_VAGRANTFILE),
+        vagrant::cluster::VAGRANTFILE,
+    )?;
+    write_text(&dir.join(CLUSTER_CONFIG), &config)?;
+    Ok(())
+}
+
+/// Copy a sparse file's data into a new sparse file at `to` (temporary name, then rename).
+fn sparse_copy(from: &Path, to: &Path) -> Result<()> {
+    let size = std::fs::metadata(from)
+        .with_context(|| format!("reading {}", from.display()))?
+        .len();
+    let dir = ova::archive::parent(to);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".partial-")
+        .permissions(Permissions::from_mode(0o644))
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))?;
+    tmp.as_file().set_len(size)?;
+    crate::sparse::copy_into(from, tmp.as_file_mut(), 0)
+        .with_context(|| format!("copying {}", from.display()))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(to)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", to.display()))?;
+    Ok(())
+}
+
+/// Write a small file whole or not at all, mode 0644 (as the writers' outputs).
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    let write = || -> std::io::Result<()> {
+        let mut f = AtomicFile::create(path)?;
+        f.writer().write_all(text.as_bytes())?;
+        f.commit()
+    };
+    write().with_context(|| format!("writing {}", path.display()))
+}
+
+/// Add the Vagrant boxes of the build in `build_dir` to the box catalog at `catalog` (created
+/// if missing), as version `os.version` of the `<os.id>-<channel>` box, with URLs under
+/// `base_url`. `channel` defaults to the build's. Returns the catalog written.
+pub fn vagrant_catalog(
+    build_dir: &Path,
+    base_url: &str,
+    catalog: &Path,
+    channel: Option<&str>,
+) -> Result<vagrant::Catalog> {
+    let json_path = build_dir.join(crate::build::BUILD_JSON);
+    let text = std::fs::read_to_string(&json_path)
+        .with_context(|| format!("reading {}", json_path.display()))?;
+    let report: BuildReport = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a build.json", json_path.display()))?;
+    let channel = channel.unwrap_or(&report.os.channel.0);
+    let providers = catalog_providers(&report, base_url);
+    if providers.is_empty() {
+        bail!(
+            "{} lists no Vagrant box: add vagrant-libvirt or vagrant-virtualbox to the spec's outputs",
+            json_path.display()
+        );
+    }
+    let name = vagrant::catalog::box_name(&report.os.id.0, channel);
+    let mut c = match std::fs::read_to_string(catalog) {
+        Ok(text) => vagrant::Catalog::from_json(&text)
+            .with_context(|| format!("{} is not a box catalog", catalog.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            vagrant::Catalog::new(&name, &format!("{} ({channel})", report.os.name.0))
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", catalog.display())),
+    };
+    if c.name != name {
+        bail!(
+            "{} is the catalog of box {:?}, not {name:?}",
+            catalog.display(),
+            c.name
+        );
+    }
+    c.add(&report.os.version.0, providers);
+    write_text(catalog, &c.to_json())?;
+    Ok(c)
+}
+
+/// One catalog provider per box the build made.
+fn catalog_providers(report: &BuildReport, base_url: &str) -> Vec<vagrant::CatalogProvider> {
+    Output::ALL
+        .iter()
+        .filter_map(|&o| {
+            let provider = vagrant_provider(o)?;
+            let file = file_name(&report.os, o, "box");
+            let info: &FileInfo = report.artifacts.get(&file)?;
+            let url = format!("{}/{file}", base_url.trim_end_matches('/'));
+            Some(vagrant::CatalogProvider::new(provider, &url, &info.sha256))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{NonEmpty, OsId, SemVer};
+
+    fn os() -> Os {
+        Os {
+            name: NonEmpty("Minimal Linux".into()),
+            id: OsId("minimal".into()),
+            version: SemVer("1.0.0".into()),
+            channel: OsId("alpha".into()),
+        }
+    }
+
+    #[test]
+    fn names_follow_os_version_output() {
+        let want: [(Output, &[&str]); 8] = [
+            (Output::Raw, &["minimal_1.0.0_raw.img"]),
+            (Output::Qcow2, &["minimal_1.0.0_qcow2.qcow2"]),
+            (Output::Vmdk, &["minimal_1.0.0_vmdk.vmdk"]),
+            (Output::Vhd, &["minimal_1.0.0_vhd.vhd"]),
+            (Output::Ova, &["minimal_1.0.0_ova.ova"]),
+            (
+                Output::VagrantVirtualbox,
+                &[
+                    "minimal_1.0.0_vagrant-virtualbox.box",
+                    "Vagrantfile",
+                    "config.rb",
+                ],
+            ),
+            (
+                Output::VagrantLibvirt,
+                &[
+                    "minimal_1.0.0_vagrant-libvirt.box",
+                    "Vagrantfile",
+                    "config.rb",
+                ],
+            ),
+            (
+                Output::Ami,
+                &[
+                    "minimal_1.0.0_ami.img",
+                    "minimal_1.0.0_ami.vhd",
+                    "minimal_1.0.0_ami.json",
+                ],
+            ),
+        ];
+        for (output, names) in want {
+            assert_eq!(file_names(&os(), output), names, "{output}");
+        }
+        assert_eq!(Output::ALL.len(), want.len());
+    }
+}

@@ -1,0 +1,216 @@
+//! The OVA: a USTAR archive of the OVF descriptor, its manifest and the streamOptimized VMDK,
+//! in that order (SPECS.md S7: descriptor first, so importers read it without scanning).
+//!
+//! ```text
+//! <name>.ovf          the descriptor (ovf::render, VMware flavour)
+//! <name>.mf           SHA256(<name>.ovf)= <hex>
+//!                     SHA256(<name>-disk1.vmdk)= <hex>
+//! <name>-disk1.vmdk   the disk (vmdk::write_file)
+//! ```
+//!
+//! The VMDK is written to a scratch directory next to the output (so large files stay on the
+//! same file system), then streamed into the archive; the archive appears at its path only when
+//! complete ([`AtomicFile`]).
+
+use std::fmt::Write as _;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::output::AtomicFile;
+use crate::ovf::{self, Descriptor, DiskFile, Hypervisor, Product};
+use crate::ustar::Ustar;
+use crate::vmdk::{self, VmdkOptions};
+
+/// Why an OVA could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("appliance name {0:?}: want 1 to 80 characters of [A-Za-z0-9._-]")]
+    InvalidName(String),
+    #[error(transparent)]
+    Vmdk(#[from] vmdk::Error),
+    #[error("{what} {}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What the OVA describes besides the disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OvaOptions {
+    /// Base name of the members and the VirtualSystem (`minimal-1.0.0`).
+    pub name: String,
+    pub product: Product,
+    pub cpus: u32,
+    pub memory_mib: u32,
+    /// mtime of the archive members (the spec's `source_date_epoch`).
+    pub source_date_epoch: u64,
+    /// VMDK compression threads (`None`: one per CPU); the bytes do not depend on it.
+    pub threads: Option<usize>,
+}
+
+/// What was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OvaWritten {
+    pub file_size: u64,
+    /// Member names, in archive order.
+    pub members: Vec<String>,
+    pub vmdk: vmdk::Written,
+}
+
+impl OvaOptions {
+    pub fn ovf_name(&self) -> String {
+        format!("{}.ovf", self.name)
+    }
+    pub fn manifest_name(&self) -> String {
+        format!("{}.mf", self.name)
+    }
+    pub fn vmdk_name(&self) -> String {
+        format!("{}-disk1.vmdk", self.name)
+    }
+}
+
+/// The manifest text: one `SHA256(<file>)= <hex>` line per file, in the order given.
+pub fn manifest(files: &[(&str, [u8; 32])]) -> String {
+    let mut s = String::new();
+    for (name, digest) in files {
+        let _ = writeln!(s, "SHA256({name})= {}", hex(digest));
+    }
+    s
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Whether `name` is usable as a base for member names (also inside XML and the manifest).
+pub fn valid_name(name: &str) -> bool {
+    (1..=80).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && !name.starts_with('.')
+}
+
+/// Write the OVA for the raw disk at `raw` to `out`.
+pub fn write_file(raw: &Path, out: &Path, opts: &OvaOptions) -> Result<OvaWritten, Error> {
+    if !valid_name(&opts.name) {
+        return Err(Error::InvalidName(opts.name.clone()));
+    }
+    let dir = parent(out);
+    let scratch = tempfile::Builder::new()
+        .prefix(".ova-")
+        .tempdir_in(dir)
+        .map_err(|source| Error::Io {
+            what: "creating a scratch directory in",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    let vmdk_name = opts.vmdk_name();
+    let vmdk_path = scratch.path().join(&vmdk_name);
+    let mut vmdk_opts = VmdkOptions::new(vmdk_name.clone());
+    vmdk_opts.threads = opts.threads;
+    let written = vmdk::write_file(raw, &vmdk_path, &vmdk_opts)?;
+
+    let descriptor = ovf::render(&Descriptor {
+        name: opts.name.clone(),
+        product: opts.product.clone(),
+        disk: DiskFile {
+            href: vmdk_name.clone(),
+            size: written.file_size,
+            capacity: written.capacity,
+            populated: written.populated,
+        },
+        cpus: opts.cpus,
+        memory_mib: opts.memory_mib,
+        hypervisor: Hypervisor::Vmware,
+    });
+    let ovf_name = opts.ovf_name();
+    let vmdk_digest = sha256_file(&vmdk_path).map_err(|source| Error::Io {
+        what: "reading",
+        path: vmdk_path.clone(),
+        source,
+    })?;
+    let mf = manifest(&[
+        (&ovf_name, Sha256::digest(descriptor.as_bytes()).into()),
+        (&vmdk_name, vmdk_digest),
+    ]);
+
+    let io_err = |source| Error::Io {
+        what: "writing",
+        path: out.to_path_buf(),
+        source,
+    };
+    let mut file = AtomicFile::create(out).map_err(io_err)?;
+    let mut tar = Ustar::new(file.writer(), opts.source_date_epoch);
+    tar.append_bytes(&ovf_name, descriptor.as_bytes())
+        .and_then(|_| tar.append_bytes(&opts.manifest_name(), mf.as_bytes()))
+        .and_then(|_| tar.append_file(&vmdk_name, &vmdk_path))
+        .map_err(io_err)?;
+    tar.finish().map_err(io_err)?;
+    file.commit().map_err(io_err)?;
+    let file_size = std::fs::metadata(out).map_err(io_err)?.len();
+    Ok(OvaWritten {
+        file_size,
+        members: vec![ovf_name, opts.manifest_name(), vmdk_name],
+        vmdk: written,
+    })
+}
+
+/// The directory of `path` (`.` for a bare file name).
+pub fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// SHA-256 of a file's bytes.
+pub fn sha256_file(path: &Path) -> io::Result<[u8; 32]> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match f.read(&mut buf)? {
+            0 => break,
+            n => h.update(&buf[..n]),
+        }
+    }
+    Ok(h.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_lines() {
+        let text = manifest(&[("a.ovf", [0u8; 32]), ("a-disk1.vmdk", [0xab; 32])]);
+        assert_eq!(
+            text,
+            format!(
+                "SHA256(a.ovf)= {}\nSHA256(a-disk1.vmdk)= {}\n",
+                "00".repeat(32),
+                "ab".repeat(32)
+            )
+        );
+    }
+
+    #[test]
+    fn names() {
+        for ok in ["minimal-1.0.0", "a", "x_y.z"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", ".hidden", "a b", "a/b", "a\"b", "é", &"x".repeat(81)] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+    }
+}

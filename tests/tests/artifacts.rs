@@ -1,0 +1,633 @@
+//! Platform artifacts of a real build of the minimal image with every output: built twice in
+//! different directories (umask, time zone) they are byte-identical; the VMDK (on VirtualBox's
+//! VirtioSCSI controller), the VHD and the qcow2 boot in QEMU to the login prompt, the OVA's disk
+//! reaches /usr on VMware's paravirtual SCSI controller; the OVA and the boxes have the layout
+//! their consumers expect (member order, manifest hashes, the OVF schema, metadata fields);
+//! Debian's `vagrant` adds the boxes from a per-channel catalog; bad input is one clear error.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest, Sha256};
+use tests::{
+    assert_clean_failure, image_builder, image_builder_bin, init_bin, pool_dir, repo_root,
+    sha256_file, text, Scratch,
+};
+
+const ALL_OUTPUTS: &str =
+    "outputs: [raw, qcow2, vmdk, vhd, ova, vagrant-virtualbox, vagrant-libvirt, ami]";
+const BASE: &str = "minimal_1.0.0";
+const GIB: u64 = 1 << 30;
+
+/// The minimal spec with every output, as a scratch workspace's `images/minimal.yaml`.
+fn scratch_with_all_outputs() -> Scratch {
+    let s = Scratch::new("minimal");
+    s.edit_spec("minimal", "outputs: [raw]", ALL_OUTPUTS);
+    s
+}
+
+/// The build every test of this file reads, under `target/test-images/minimal-artifacts`, its
+/// spec beside it (the workspace stays as is). Made once per run of this file with `--force`:
+/// the artifact writers are code of the builder, which the skip-if-unchanged digest does not
+/// cover, and the reproducibility test compares this build with a fresh one.
+fn shared() -> PathBuf {
+    static LOCK: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut built = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let out = repo_root().join("target/test-images/minimal-artifacts/out");
+    if *built {
+        return out;
+    }
+    let root = repo_root().join("target/test-images/minimal-artifacts");
+    let src = root.join("src");
+    std::fs::create_dir_all(src.join("images")).unwrap();
+    let services = src.join("services");
+    if !services.exists() {
+        std::os::unix::fs::symlink(repo_root().join("services"), &services).unwrap();
+    }
+    let spec = std::fs::read_to_string(repo_root().join("images/minimal.yaml")).unwrap();
+    assert!(
+        spec.contains("outputs: [raw]"),
+        "images/minimal.yaml changed"
+    );
+    std::fs::write(
+        src.join("images/minimal.yaml"),
+        spec.replacen("outputs: [raw]", ALL_OUTPUTS, 1),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo_root().join("images/minimal.lock"),
+        src.join("images/minimal.lock"),
+    )
+    .unwrap();
+    let o = build(&src, &out, "022", true, &[]);
+    assert!(o.status.success(), "build failed:\n{}", text(&o));
+    *built = true;
+    out
+}
+
+/// `image-builder build` of the workspace's minimal spec into `out`, with a umask and extra
+/// environment (time zone, locale).
+fn build(workspace: &Path, out: &Path, umask: &str, force: bool, env: &[(&str, &str)]) -> Output {
+    let spec = workspace.join("images/minimal.yaml");
+    let force = if force { " --force" } else { "" };
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask {umask} && exec {} build {} --out {} --pool {} --init {}{force}",
+            image_builder_bin().display(),
+            spec.display(),
+            out.display(),
+            pool_dir().display(),
+            init_bin().display()
+        ))
+        .current_dir(workspace)
+        .envs(env.iter().copied())
+        .output()
+        .expect("running image-builder build")
+}
+
+fn report(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("build.json")).unwrap()).unwrap()
+}
+
+fn name(output: &str, ext: &str) -> String {
+    format!("{BASE}_{output}.{ext}")
+}
+
+/// (name, bytes) of every member of a tar archive, in order, checking USTAR headers.
+fn members(path: &Path) -> Vec<(String, Vec<u8>)> {
+    tar::Archive::new(File::open(path).unwrap())
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let h = e.header();
+            assert!(h.as_ustar().is_some(), "{}: not USTAR", path.display());
+            assert_eq!(h.mtime().unwrap(), 1_767_225_600, "source_date_epoch");
+            assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (0, 0));
+            let name = e.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            (name, data)
+        })
+        .collect()
+}
+
+fn member<'a>(m: &'a [(String, Vec<u8>)], name: &str) -> &'a [u8] {
+    &m.iter().find(|(n, _)| n == name).unwrap().1
+}
+
+fn hex_sha256(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let t = text(&o);
+    assert!(o.status.success(), "{cmd:?} failed:\n{t}");
+    t
+}
+
+/// Boot a disk with `image-builder run` and wait for `expect`; returns the console.
+fn boot(disk: &Path, format: &str, bus: &str, expect: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "run",
+        disk.to_str().unwrap(),
+        "--format",
+        format,
+        "--disk-bus",
+        bus,
+        "--snapshot",
+        "--timeout",
+        "300",
+        "--expect",
+        expect,
+    ];
+    if !extra.is_empty() {
+        args.push("--");
+        args.extend_from_slice(extra);
+    }
+    let run = image_builder(&repo_root(), &args);
+    let console = text(&run);
+    assert!(
+        run.status.success(),
+        "{} ({format}, {bus}) did not reach {expect:?}:\n{console}",
+        disk.display()
+    );
+    console
+}
+
+fn assert_login(console: &str) {
+    assert!(console.contains("Minimal Linux alpha (1.0.0)"), "{console}");
+    assert!(
+        console.contains("booted slot=USR-A version=1.0.0"),
+        "{console}"
+    );
+}
+
+#[test]
+fn every_artifact_is_reproducible_and_listed() {
+    let a = shared();
+    let ra = report(&a);
+    let b = scratch_with_all_outputs();
+    let o = build(
+        b.path(),
+        &b.path().join("elsewhere/out"),
+        "077",
+        false,
+        &[("TZ", "Pacific/Kiritimati"), ("LC_ALL", "C")],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let rb = report(&b.path().join("elsewhere/out"));
+    assert_eq!(ra["artifacts"], rb["artifacts"], "artifacts differ");
+    assert_eq!(ra["outputs"], rb["outputs"]);
+
+    // Every output's files exist, are listed with their sha256, and are named as documented.
+    let outputs: BTreeMap<String, Vec<String>> =
+        serde_json::from_value(ra["outputs"].clone()).unwrap();
+    let want: BTreeMap<String, Vec<String>> = [
+        ("raw", vec![name("raw", "img")]),
+        ("qcow2", vec![name("qcow2", "qcow2")]),
+        ("vmdk", vec![name("vmdk", "vmdk")]),
+        ("vhd", vec![name("vhd", "vhd")]),
+        ("ova", vec![name("ova", "ova")]),
+        (
+            "vagrant-virtualbox",
+            vec![
+                name("vagrant-virtualbox", "box"),
+                "Vagrantfile".into(),
+                "config.rb".into(),
+            ],
+        ),
+        (
+            "vagrant-libvirt",
+            vec![
+                name("vagrant-libvirt", "box"),
+                "Vagrantfile".into(),
+                "config.rb".into(),
+            ],
+        ),
+        (
+            "ami",
+            vec![name("ami", "img"), name("ami", "vhd"), name("ami", "json")],
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(outputs, want);
+    let disk = &ra["artifacts"]["disk.raw"];
+    for file in outputs.values().flatten() {
+        let listed = &ra["artifacts"][file];
+        assert!(listed["sha256"].is_string(), "{file} not in build.json");
+        let meta = std::fs::metadata(a.join(file)).unwrap();
+        assert_eq!(listed["size"].as_u64(), Some(meta.len()), "{file}");
+        // Dense hashing of the sparse 800 MiB disks is slow; they are compared below.
+        if meta.len() < GIB / 4 {
+            assert_eq!(
+                listed["sha256"].as_str().unwrap(),
+                sha256_file(&a.join(file)),
+                "{file}"
+            );
+        }
+    }
+    // The raw copies are disk.raw; both VHDs are the same disk.
+    assert_eq!(ra["artifacts"][name("raw", "img")], *disk);
+    assert_eq!(ra["artifacts"][name("ami", "img")], *disk);
+    assert_eq!(
+        ra["artifacts"][name("vhd", "vhd")],
+        ra["artifacts"][name("ami", "vhd")]
+    );
+    // No temporary or staging files left behind.
+    for e in std::fs::read_dir(&a).unwrap() {
+        let n = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!n.starts_with('.'), "{n} left in the build directory");
+    }
+}
+
+#[test]
+fn vmdk_boots_on_virtualboxs_controller() {
+    let out = shared();
+    let tmp = tempfile::tempdir().unwrap();
+    let m = members(&out.join(name("vagrant-virtualbox", "box")));
+    let vmdk = tmp.path().join("box-disk001.vmdk");
+    std::fs::write(&vmdk, member(&m, "box-disk001.vmdk")).unwrap();
+    // A streamOptimized VMDK is read-only for QEMU: -snapshot (run's --snapshot).
+    let console = boot(&vmdk, "vmdk", "virtio-scsi", "login:", &[]);
+    assert_login(&console);
+    assert!(console.contains("init: usr=/dev/sda3 (USR-A)"), "{console}");
+}
+
+#[test]
+fn ova_disk_reaches_usr_on_vmwares_controller() {
+    let out = shared();
+    let r = report(&out);
+    let tmp = tempfile::tempdir().unwrap();
+    let m = members(&out.join(name("ova", "ova")));
+    let vmdk = tmp.path().join("disk.vmdk");
+    std::fs::write(&vmdk, member(&m, "minimal-1.0.0-disk1.vmdk")).unwrap();
+    let usr = r["layout"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["label"] == "USR-A")
+        .unwrap()["guid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // OVMF has no pvscsi driver: the kernel boots directly, /init must find its disk through
+    // vmw_pvscsi (and VMware's vmxnet3 NIC is there too).
+    let append = format!("console=ttyS0 usr=PARTUUID={usr}");
+    let console = boot(
+        &vmdk,
+        "vmdk",
+        "pvscsi",
+        "booted slot=USR-A",
+        &[
+            "-kernel",
+            out.join("vmlinuz").to_str().unwrap(),
+            "-initrd",
+            out.join("initrd.img").to_str().unwrap(),
+            "-append",
+            &append,
+            "-netdev",
+            "user,id=vmnet",
+            "-device",
+            "vmxnet3,netdev=vmnet",
+        ],
+    );
+    assert!(console.contains("init: usr=/dev/sda3 (USR-A)"), "{console}");
+}
+
+#[test]
+fn vhd_boots() {
+    let out = shared();
+    // qemu-img would guess a fixed VHD as raw: the format is explicit.
+    let console = boot(
+        &out.join(name("vhd", "vhd")),
+        "vpc",
+        "virtio",
+        "login:",
+        &[],
+    );
+    assert_login(&console);
+}
+
+#[test]
+fn qcow2_boots_and_is_the_libvirt_boxs_disk() {
+    let out = shared();
+    let qcow2 = out.join(name("qcow2", "qcow2"));
+    let m = members(&out.join(name("vagrant-libvirt", "box")));
+    assert_eq!(
+        hex_sha256(member(&m, "box.img")),
+        sha256_file(&qcow2),
+        "the box's disk is the qcow2 output"
+    );
+    ok(Command::new("qemu-img")
+        .args(["check", "-f", "qcow2"])
+        .arg(&qcow2));
+    let console = boot(&qcow2, "qcow2", "virtio", "login:", &[]);
+    assert_login(&console);
+}
+
+#[test]
+fn disks_read_back_as_disk_raw() {
+    let out = shared();
+    let raw = out.join("disk.raw");
+    for (file, format) in [
+        (name("vmdk", "vmdk"), "vmdk"),
+        (name("ami", "vhd"), "vpc"),
+        (name("qcow2", "qcow2"), "qcow2"),
+    ] {
+        let t = ok(Command::new("qemu-img")
+            .args(["compare", "-f", "raw", "-F", format])
+            .arg(&raw)
+            .arg(out.join(&file)));
+        assert!(t.contains("Images are identical"), "{file}: {t}");
+    }
+}
+
+#[test]
+fn ova_layout_manifest_and_schema() {
+    let out = shared();
+    let r = report(&out);
+    let m = members(&out.join(name("ova", "ova")));
+    let names: Vec<&str> = m.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "minimal-1.0.0.ovf",
+            "minimal-1.0.0.mf",
+            "minimal-1.0.0-disk1.vmdk"
+        ],
+        "descriptor first, then the manifest, then the disk"
+    );
+    let mf = String::from_utf8(m[1].1.clone()).unwrap();
+    let lines: Vec<&str> = mf.lines().collect();
+    assert_eq!(lines.len(), 2, "{mf}");
+    for ((n, data), line) in [&m[0], &m[2]].into_iter().zip(&lines) {
+        assert_eq!(*line, format!("SHA256({n})= {}", hex_sha256(data)));
+    }
+    let ovf = String::from_utf8(m[0].1.clone()).unwrap();
+    let disk_size = r["artifacts"]["disk.raw"]["size"].as_u64().unwrap();
+    for want in [
+        format!(
+            "<File ovf:href=\"minimal-1.0.0-disk1.vmdk\" ovf:id=\"file1\" ovf:size=\"{}\"/>",
+            m[2].1.len()
+        ),
+        format!("ovf:capacity=\"{disk_size}\""),
+        "<VirtualSystem ovf:id=\"minimal-1.0.0\">".into(),
+        "<OperatingSystemSection ovf:id=\"101\" vmw:osType=\"otherLinux64Guest\">".into(),
+        "<VirtualHardwareSection ovf:transport=\"com.vmware.guestInfo\">".into(),
+        "<rasd:ResourceSubType>VmxNet3</rasd:ResourceSubType>".into(),
+        "<vmw:Config ovf:required=\"false\" vmw:key=\"firmware\" vmw:value=\"efi\"/>".into(),
+        "ovf:key=\"guestinfo.hostname\"".into(),
+        "ovf:key=\"guestinfo.coreos.config.data\"".into(),
+        "ovf:key=\"guestinfo.coreos.config.data.encoding\"".into(),
+        "<FullVersion>1.0.0 (alpha)</FullVersion>".into(),
+    ] {
+        assert!(ovf.contains(&want), "{want:?} not in:\n{ovf}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("minimal.ovf");
+    std::fs::write(&p, &ovf).unwrap();
+    let t = ok(Command::new("xmllint")
+        .args(["--nonet", "--noout", "--schema"])
+        .arg(repo_root().join("ova/tests/data/ovf-schema/dsp8023_1.1.1.xsd"))
+        .arg(&p));
+    assert!(t.contains("validates"), "{t}");
+    // The VMDK in the OVA passes qemu-img's checks.
+    let vmdk = tmp.path().join("disk.vmdk");
+    std::fs::write(&vmdk, &m[2].1).unwrap();
+    ok(Command::new("qemu-img")
+        .args(["check", "-f", "vmdk"])
+        .arg(&vmdk));
+}
+
+#[test]
+fn box_layouts_and_cluster_files() {
+    let out = shared();
+    let r = report(&out);
+    let disk_size = r["artifacts"]["disk.raw"]["size"].as_u64().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+
+    let vb = members(&out.join(name("vagrant-virtualbox", "box")));
+    let names: Vec<&str> = vb.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "metadata.json",
+            "Vagrantfile",
+            "box.ovf",
+            "box-disk001.vmdk"
+        ]
+    );
+    let meta: serde_json::Value = serde_json::from_slice(member(&vb, "metadata.json")).unwrap();
+    assert_eq!(meta, serde_json::json!({"provider": "virtualbox"}));
+    let vagrantfile = String::from_utf8(member(&vb, "Vagrantfile").to_vec()).unwrap();
+    for want in [
+        "config.ssh.username = \"core\"",
+        "\"--firmware\", \"efi\"",
+        "config.vm.base_mac = \"080027",
+    ] {
+        assert!(vagrantfile.contains(want), "{want:?}:\n{vagrantfile}");
+    }
+    let ovf = String::from_utf8(member(&vb, "box.ovf").to_vec()).unwrap();
+    assert!(ovf.contains(&format!(
+        "ovf:href=\"box-disk001.vmdk\" ovf:id=\"file1\" ovf:size=\"{}\"",
+        member(&vb, "box-disk001.vmdk").len()
+    )));
+    let ovf_path = tmp.path().join("box.ovf");
+    std::fs::write(&ovf_path, &ovf).unwrap();
+    ok(Command::new("xmllint")
+        .args(["--nonet", "--noout", "--schema"])
+        .arg(repo_root().join("ova/tests/data/ovf-schema/dsp8023_1.1.1.xsd"))
+        .arg(&ovf_path));
+
+    let lv = members(&out.join(name("vagrant-libvirt", "box")));
+    let names: Vec<&str> = lv.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["metadata.json", "Vagrantfile", "box.img"]);
+    let meta: serde_json::Value = serde_json::from_slice(member(&lv, "metadata.json")).unwrap();
+    assert_eq!(meta["provider"], "libvirt");
+    assert_eq!(meta["format"], "qcow2");
+    assert_eq!(meta["virtual_size"].as_u64(), Some(disk_size.div_ceil(GIB)));
+    assert!(member(&lv, "box.img").starts_with(b"QFI\xfb"));
+
+    // The box Vagrantfiles and the cluster files are Ruby; Vagrant loads the cluster's.
+    for (n, text) in [
+        ("vb", member(&vb, "Vagrantfile")),
+        ("lv", member(&lv, "Vagrantfile")),
+    ] {
+        let p = tmp.path().join(format!("Vagrantfile.{n}"));
+        std::fs::write(&p, text).unwrap();
+        ok(Command::new("ruby").arg("-c").arg(&p));
+    }
+    let cluster = tmp.path().join("cluster");
+    std::fs::create_dir(&cluster).unwrap();
+    for f in ["Vagrantfile", "config.rb"] {
+        std::fs::copy(out.join(f), cluster.join(f)).unwrap();
+    }
+    let config = std::fs::read_to_string(cluster.join("config.rb")).unwrap();
+    assert!(config.contains(&format!("libvirt: \"{}\"", name("vagrant-libvirt", "box"))));
+    let vagrant_home = tmp.path().join("vagrant.d");
+    let t = ok(Command::new("vagrant")
+        .args(["validate", "--ignore-provider"])
+        .current_dir(&cluster)
+        .env("VAGRANT_HOME", &vagrant_home)
+        .env("VAGRANT_CHECKPOINT_DISABLE", "1"));
+    assert!(t.contains("Vagrantfile validated successfully"), "{t}");
+    assert!(t.contains("core-01"), "{t}");
+}
+
+#[test]
+fn vagrant_adds_the_boxes_from_a_channel_catalog() {
+    let out = shared();
+    let tmp = tempfile::tempdir().unwrap();
+    let catalog = tmp.path().join("alpha.json");
+    let base_url = format!("file://{}", out.display());
+    let o = image_builder(
+        tmp.path(),
+        &[
+            "vagrant-catalog",
+            out.to_str().unwrap(),
+            "--base-url",
+            &base_url,
+            "--catalog",
+            catalog.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&catalog).unwrap()).unwrap();
+    assert_eq!(c["name"], "minimal-alpha");
+    let providers = c["versions"][0]["providers"].as_array().unwrap();
+    let r = report(&out);
+    for (p, output) in providers
+        .iter()
+        .zip(["vagrant-libvirt", "vagrant-virtualbox"])
+    {
+        assert_eq!(p["checksum_type"], "sha256");
+        assert_eq!(p["checksum"], r["artifacts"][name(output, "box")]["sha256"]);
+        assert_eq!(p["url"], format!("{base_url}/{}", name(output, "box")));
+    }
+
+    let vagrant = |args: &[&str]| {
+        Command::new("vagrant")
+            .args(args)
+            .current_dir(tmp.path())
+            .env("VAGRANT_HOME", tmp.path().join("vagrant.d"))
+            .env("VAGRANT_CHECKPOINT_DISABLE", "1")
+            .output()
+            .expect("vagrant (Debian package vagrant; scripts/setup-host.sh installs it)")
+    };
+    let url = format!("file://{}", catalog.display());
+    for provider in ["libvirt", "virtualbox"] {
+        let o = vagrant(&["box", "add", &url, "--provider", provider]);
+        assert!(o.status.success(), "box add {provider}:\n{}", text(&o));
+    }
+    let list = text(&vagrant(&["box", "list"]));
+    assert!(list.contains("minimal-alpha (libvirt, 1.0.0)"), "{list}");
+    assert!(list.contains("minimal-alpha (virtualbox, 1.0.0)"), "{list}");
+    let unpacked = tmp
+        .path()
+        .join("vagrant.d/boxes/minimal-alpha/1.0.0/libvirt");
+    for f in ["metadata.json", "Vagrantfile", "box.img"] {
+        assert!(unpacked.join(f).exists(), "{f} not unpacked");
+    }
+
+    // A catalog whose checksum does not match the box is refused.
+    let bad = std::fs::read_to_string(&catalog).unwrap().replacen(
+        r["artifacts"][name("vagrant-libvirt", "box")]["sha256"]
+            .as_str()
+            .unwrap(),
+        &"0".repeat(64),
+        1,
+    );
+    let bad_path = tmp.path().join("bad.json");
+    std::fs::write(&bad_path, bad).unwrap();
+    let o = vagrant(&[
+        "box",
+        "add",
+        &format!("file://{}", bad_path.display()),
+        "--provider",
+        "libvirt",
+        "--force",
+    ]);
+    assert!(!o.status.success(), "bad checksum accepted:\n{}", text(&o));
+    assert!(text(&o).to_lowercase().contains("checksum"), "{}", text(&o));
+}
+
+#[test]
+fn ami_register_input() {
+    let out = shared();
+    let r = report(&out);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(name("ami", "json"))).unwrap())
+            .unwrap();
+    let disk_size = r["artifacts"]["disk.raw"]["size"].as_u64().unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "Name": "minimal-alpha-1.0.0-hvm",
+            "Description": "Minimal Linux 1.0.0 (alpha)",
+            "Architecture": "x86_64",
+            "VirtualizationType": "hvm",
+            "EnaSupport": true,
+            "SriovNetSupport": "simple",
+            "BootMode": "uefi",
+            "ImdsSupport": "v2.0",
+            "RootDeviceName": "/dev/xvda",
+            "BlockDeviceMappings": [{
+                "DeviceName": "/dev/xvda",
+                "Ebs": {
+                    "SnapshotId": "<filled at upload>",
+                    "VolumeSize": disk_size.div_ceil(GIB),
+                    "VolumeType": "gp3",
+                    "DeleteOnTermination": true
+                }
+            }]
+        })
+    );
+    // The VHD is the disk padded to a whole MiB plus the 512-byte footer.
+    let vhd = std::fs::metadata(out.join(name("ami", "vhd")))
+        .unwrap()
+        .len();
+    assert_eq!(vhd, disk_size.next_multiple_of(1 << 20) + 512);
+}
+
+#[test]
+fn unknown_output_is_one_clear_error() {
+    let s = Scratch::new("minimal");
+    s.edit_spec("minimal", "outputs: [raw]", "outputs: [raw, floppy]");
+    let o = s.build("minimal", "out", &pool_dir());
+    assert_clean_failure(&o, "floppy");
+    assert_clean_failure(&o, "vagrant-libvirt");
+    let line = std::fs::read_to_string(s.spec("minimal"))
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("outputs:"))
+        .unwrap()
+        + 1;
+    assert_clean_failure(&o, &format!("minimal.yaml:{line}:"));
+    assert_eq!(text(&o).matches("error: ").count(), 1, "{}", text(&o));
+    assert!(!s.path().join("out").exists(), "output directory created");
+}
+
+#[test]
+fn failed_artifact_leaves_no_build_json_and_no_partial_files() {
+    let s = Scratch::new("minimal");
+    s.edit_spec("minimal", "outputs: [raw]", "outputs: [raw, vhd]");
+    // A directory where the VHD should go: the build fails when it moves the artifacts in.
+    let out = s.path().join("out");
+    std::fs::create_dir_all(out.join(name("vhd", "vhd")).join("occupied")).unwrap();
+    let o = s.build("minimal", "out", &pool_dir());
+    assert_clean_failure(&o, &name("vhd", "vhd"));
+    assert!(!out.join("build.json").exists(), "build.json left behind");
+    for e in std::fs::read_dir(&out).unwrap() {
+        let n = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!n.starts_with('.'), "{n}: temporary file left behind");
+    }
+}
