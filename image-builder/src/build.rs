@@ -438,10 +438,10 @@ fn add_update_engine(
         "usr/bin/update-engine",
         Entry::file(read(&u.engine.0)?, 0o755),
     )?;
-    tree.insert(
-        "usr/bin/update_engine_client",
-        Entry::symlink("update-engine"),
-    )?;
+    // Container Linux's command names, answered by the same binary (it looks at argv[0]).
+    for name in ["update_engine_client", "locksmithctl"] {
+        tree.insert(&format!("usr/bin/{name}"), Entry::symlink("update-engine"))?;
+    }
     tree.insert(
         "usr/share/update-engine/root.json",
         Entry::file(keys, 0o644),

@@ -75,6 +75,19 @@ fn power_cut_update_to_1_0_1_and_rollback_from_broken_1_0_2() {
     );
     let o = s.build("minimal", "v100", &pool_dir());
     assert!(o.status.success(), "{}", text(&o));
+    // The engine answers to Container Linux's command names too.
+    let o = Command::new("unsquashfs")
+        .arg("-ll")
+        .arg(w.join("v100/usr.img"))
+        .output()
+        .unwrap();
+    let listing = text(&o);
+    for name in ["update_engine_client", "locksmithctl"] {
+        assert!(
+            listing.contains(&format!("/bin/{name} -> update-engine")),
+            "{listing}"
+        );
+    }
     s.edit_spec("minimal", "version: 1.0.0", "version: 1.0.1");
     let o = s.build("minimal", "v101", &pool_dir());
     assert!(o.status.success(), "{}", text(&o));
