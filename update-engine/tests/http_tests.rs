@@ -733,15 +733,7 @@ fn resumes_after_a_dropped_connection() {
     let fx = Fixture::new("1.0.0");
     fx.server.faults.lock().unwrap().truncate_once = Some((fx.usr_payload_suffix(), 100_000));
     fx.update().unwrap();
-    assert_eq!(&fx.slot_b()[..fx.usr.len()], &fx.usr[..]);
-    let ranged: Vec<_> = fx.server.log().into_iter().filter_map(|(_, r)| r).collect();
-    assert!(
-        ranged
-            .iter()
-            .any(|r| r.starts_with("bytes=") && r != "bytes=0-"),
-        "{ranged:?}"
-    );
-    assert_eq!(fx.table().entry(Slot::B).unwrap().version, "1.0.1");
+    fx.assert_resumed();
 }
 
 #[test]
@@ -749,14 +741,7 @@ fn resumes_after_a_stalled_body() {
     let fx = Fixture::new("1.0.0");
     fx.server.faults.lock().unwrap().stall_once = Some((fx.usr_payload_suffix(), 200_000));
     fx.update().unwrap();
-    assert_eq!(&fx.slot_b()[..fx.usr.len()], &fx.usr[..]);
-    let ranged: Vec<_> = fx.server.log().into_iter().filter_map(|(_, r)| r).collect();
-    assert!(
-        ranged
-            .iter()
-            .any(|r| r.starts_with("bytes=") && r != "bytes=0-"),
-        "{ranged:?}"
-    );
+    fx.assert_resumed();
     // The client gave up on the silent connection by itself (its timeout), not the server.
     let released = fx.server.faults.lock().unwrap().released_by_resume.clone();
     // (The stalled thread sets the flag as the ranged request arrives; give it a moment.)
@@ -767,10 +752,28 @@ fn resumes_after_a_stalled_body() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(released.load(std::sync::atomic::Ordering::SeqCst));
-    assert_eq!(fx.table().entry(Slot::B).unwrap().version, "1.0.1");
 }
 
 impl Fixture {
+    /// The update completed after a resumed download: slot B holds usr.img, a ranged request
+    /// asked for the rest, and 1.0.1 is staged.
+    fn assert_resumed(&self) {
+        assert_eq!(&self.slot_b()[..self.usr.len()], &self.usr[..]);
+        let ranged: Vec<_> = self
+            .server
+            .log()
+            .into_iter()
+            .filter_map(|(_, r)| r)
+            .collect();
+        assert!(
+            ranged
+                .iter()
+                .any(|r| r.starts_with("bytes=") && r != "bytes=0-"),
+            "{ranged:?}"
+        );
+        assert_eq!(self.table().entry(Slot::B).unwrap().version, "1.0.1");
+    }
+
     fn usr_payload_suffix(&self) -> String {
         let m = Repo::current_manifest(&self.repo, "alpha")
             .unwrap()
