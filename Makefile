@@ -12,23 +12,27 @@ IMAGE_BUILDER := target/release/image-builder
 # The initramfs /init and the update engine are part of images: static, without machine-specific paths.
 INIT_RUSTFLAGS := -C target-feature=+crt-static --remap-path-prefix=$(CURDIR)=/src --remap-path-prefix=$(HOME)/.cargo=/cargo -C strip=symbols
 
-.PHONY: image test setup tools pool lint bench clean
+.PHONY: image test setup tools pool pool-all lint bench clean
 
 image: tools pool
 	$(IMAGE_BUILDER) build $(SPEC) --out $(OUT) --pool $(POOL)
 
-test: tools pool
+test: tools pool-all
 	cargo test --release --workspace --no-fail-fast -- --test-threads=2
 
 setup:
 	bash scripts/setup-host.sh
 
 tools: setup
-	RUSTFLAGS="$(INIT_RUSTFLAGS)" cargo build -q -p services --bin init -p update-engine --bin update-engine --release --target $(INIT_TARGET)
+	RUSTFLAGS="$(INIT_RUSTFLAGS)" cargo build -q -p services --bin init --bin coreos-cloudinit --bin first-boot -p update-engine --bin update-engine --release --target $(INIT_TARGET)
 	cargo build -q --release --workspace --bins
 
 pool: tools
 	$(IMAGE_BUILDER) fetch $(SPEC) --pool $(POOL)
+
+# The tests build every shipped image.
+pool-all: tools
+	for spec in images/*.yaml; do $(IMAGE_BUILDER) fetch $$spec --pool $(POOL) || exit 1; done
 
 lint:
 	cargo fmt --all -- --check

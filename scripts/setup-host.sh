@@ -4,12 +4,18 @@
 set -euo pipefail
 
 need_pkgs=(gdisk dosfstools mtools squashfs-tools e2fsprogs ovmf xz-utils zstd cpio bc ca-certificates curl time
-           etcd-server etcd-client protobuf-compiler libprotobuf-dev libxml2-utils vagrant)
+           etcd-server etcd-client protobuf-compiler libprotobuf-dev libxml2-utils vagrant python3-venv
+           ipxe-qemu openssh-client)
 need_bins=(sgdisk fsck.fat mcopy mksquashfs e2fsck /usr/share/OVMF/OVMF_CODE_4M.fd xz zstd cpio bc curl /usr/bin/time
-           etcd etcdctl protoc /usr/include/google/protobuf/descriptor.proto xmllint vagrant)
+           etcd etcdctl protoc /usr/include/google/protobuf/descriptor.proto xmllint vagrant
+           /usr/lib/ipxe/qemu/efi-virtio.rom ssh ssh-keygen)
+# moto (the AWS emulator the AMI upload test runs against) is not packaged in Debian 12: it
+# lives in a venv of the system python3 at a fixed path, installed with pip's default
+# configuration. tests/tests/ami_upload.rs uses the same path.
+moto_venv=/opt/image-builder/moto
 
 missing=0
-for b in "${need_bins[@]}" qemu-system-x86_64 qemu-img; do
+for b in "${need_bins[@]}" qemu-system-x86_64 qemu-img "$moto_venv/bin/moto_server"; do
   if [[ "$b" == /* ]]; then [[ -e "$b" ]] || missing=1; else command -v "$b" >/dev/null 2>&1 || missing=1; fi
 done
 if [[ "$missing" == 0 ]]; then
@@ -59,4 +65,9 @@ if [[ ! -e "$policy" ]]; then
 fi
 apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils >/dev/null
+if [[ ! -x "$moto_venv/bin/moto_server" ]]; then
+  rm -rf "$moto_venv"
+  /usr/bin/python3 -m venv "$moto_venv"
+  "$moto_venv/bin/pip" install -q 'moto[server]'
+fi
 echo "host tools installed"

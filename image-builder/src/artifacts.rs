@@ -11,6 +11,7 @@
 //! | `ova` | `.ova` |
 //! | `vagrant-virtualbox`, `vagrant-libvirt` | `.box`, plus the cluster `Vagrantfile` and `config.rb` |
 //! | `ami` | `.img` (raw, for the EBS direct APIs), `.vhd` (VM Import), `.json` (`RegisterImage` input) |
+//! | `pxe` | `.vmlinuz`, `.cpio` (initramfs carrying the USR image), `.ipxe` (script), `.pxelinux.cfg` (example) |
 //!
 //! Everything that varies per image comes from the spec: UUIDs are UUIDv5 of the spec identity
 //! ([`crate::layout::derive_uuid`]), times are `source_date_epoch`. Every file is written to a
@@ -66,7 +67,21 @@ pub fn file_names(os: &Os, output: Output) -> Vec<String> {
             .iter()
             .map(|ext| file_name(os, output, ext))
             .collect(),
+        Output::Pxe => ["vmlinuz", "cpio", "ipxe", "pxelinux.cfg"]
+            .iter()
+            .map(|ext| file_name(os, output, ext))
+            .collect(),
     }
+}
+
+/// What the outputs are made from.
+pub struct Sources<'a> {
+    /// The raw disk.
+    pub disk: &'a Path,
+    pub kernel: &'a [u8],
+    pub usr_img: &'a [u8],
+    /// The network-boot initramfs base (the image's modules plus `loop`); `pxe` needs it.
+    pub pxe_initrd: Option<&'a [u8]>,
 }
 
 /// The Vagrant provider of a box output.
@@ -86,18 +101,18 @@ fn product(os: &Os) -> Product {
     }
 }
 
-/// Write every output the spec lists from the raw disk at `disk` into `dir`. Returns, per
-/// output name, the files written (all directly in `dir`).
+/// Write every output the spec lists from `sources` into `dir`. Returns, per output name, the
+/// files written (all directly in `dir`).
 pub fn write_all(
     spec: &ImageSpec,
-    disk: &Path,
+    sources: &Sources,
     dir: &Path,
 ) -> Result<BTreeMap<String, Vec<String>>> {
     let mut written = BTreeMap::new();
     let outputs = spec.output_list();
     for &output in &outputs {
         let names = file_names(&spec.os, output);
-        write_output(spec, output, disk, dir, &names)
+        write_output(spec, output, sources, dir, &names)
             .with_context(|| format!("writing the {output} output ({})", names[0]))?;
         written.insert(output.as_str().to_string(), names);
     }
@@ -119,10 +134,11 @@ pub fn write_all(
 fn write_output(
     spec: &ImageSpec,
     output: Output,
-    disk: &Path,
+    sources: &Sources,
     dir: &Path,
     names: &[String],
 ) -> Result<()> {
+    let disk = sources.disk;
     let path = |i: usize| dir.join(&names[i]);
     let epoch = spec.source_date_epoch;
     match output {
@@ -169,8 +185,36 @@ fn write_output(
             });
             write_text(&path(2), &request.to_json())?;
         }
+        Output::Pxe => {
+            let base = sources
+                .pxe_initrd
+                .context("no network-boot initramfs was made for the pxe output")?;
+            let boot = pxe_boot(spec, &names[0], &names[1]);
+            write_bytes(&path(0), sources.kernel)?;
+            write_bytes(&path(1), &pxe::initrd(sources.usr_img, base, epoch))?;
+            write_text(&path(2), &pxe::ipxe_script(&boot))?;
+            write_text(&path(3), &pxe::pxelinux_cfg(&boot))?;
+        }
     }
     Ok(())
+}
+
+/// The network boot of the image: its kernel command line, then `pxe.kernel_args`.
+fn pxe_boot(spec: &ImageSpec, kernel: &str, initrd: &str) -> pxe::Boot {
+    let mut cmdline = spec.kernel.cmdline.trim().to_string();
+    for arg in &spec.pxe.kernel_args {
+        cmdline.push(' ');
+        cmdline.push_str(arg);
+    }
+    pxe::Boot {
+        os_name: spec.os.name.0.clone(),
+        version: spec.os.version.0.clone(),
+        channel: spec.os.channel.0.clone(),
+        label: spec.os.id.0.clone(),
+        kernel: kernel.to_string(),
+        initrd: initrd.to_string(),
+        cmdline,
+    }
 }
 
 fn write_vhd(spec: &ImageSpec, disk: &Path, out: &Path) -> Result<()> {
@@ -233,9 +277,14 @@ fn sparse_copy(from: &Path, to: &Path) -> Result<()> {
 
 /// Write a small file whole or not at all, mode 0644 (as the writers' outputs).
 fn write_text(path: &Path, text: &str) -> Result<()> {
+    write_bytes(path, text.as_bytes())
+}
+
+/// Write a file whole or not at all, mode 0644.
+fn write_bytes(path: &Path, data: &[u8]) -> Result<()> {
     let write = || -> std::io::Result<()> {
         let mut f = AtomicFile::create(path)?;
-        f.writer().write_all(text.as_bytes())?;
+        f.writer().write_all(data)?;
         f.commit()
     };
     write().with_context(|| format!("writing {}", path.display()))
@@ -314,7 +363,7 @@ mod tests {
 
     #[test]
     fn names_follow_os_version_output() {
-        let want: [(Output, &[&str]); 8] = [
+        let want: [(Output, &[&str]); 9] = [
             (Output::Raw, &["minimal_1.0.0_raw.img"]),
             (Output::Qcow2, &["minimal_1.0.0_qcow2.qcow2"]),
             (Output::Vmdk, &["minimal_1.0.0_vmdk.vmdk"]),
@@ -342,6 +391,15 @@ mod tests {
                     "minimal_1.0.0_ami.img",
                     "minimal_1.0.0_ami.vhd",
                     "minimal_1.0.0_ami.json",
+                ],
+            ),
+            (
+                Output::Pxe,
+                &[
+                    "minimal_1.0.0_pxe.vmlinuz",
+                    "minimal_1.0.0_pxe.cpio",
+                    "minimal_1.0.0_pxe.ipxe",
+                    "minimal_1.0.0_pxe.pxelinux.cfg",
                 ],
             ),
         ];

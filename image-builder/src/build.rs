@@ -160,19 +160,30 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         .iter()
         .map(|m| m.0.as_str())
         .collect();
+    let wants_pxe = spec.output_list().contains(&crate::spec::Output::Pxe);
     // The squashfs and the initramfs are independent: make them side by side.
-    let (usr_img, initrd) = std::thread::scope(|s| {
-        let initrd = s.spawn(|| -> Result<Vec<u8>> {
-            let t = initramfs::tree(&index, &wanted, &init, spec.source_date_epoch)?;
-            Ok(initramfs::to_bytes(&t)?)
+    let (usr_img, initrds) = std::thread::scope(|s| {
+        let initrds = s.spawn(|| -> Result<(Vec<u8>, Option<Vec<u8>>)> {
+            let epoch = spec.source_date_epoch;
+            let t = initramfs::tree(&index, &wanted, &init, epoch)?;
+            // A network boot mounts the USR image from RAM through a loop device.
+            let pxe = match wants_pxe {
+                true => {
+                    let t =
+                        initramfs::tree(&index, &initramfs::network_boot(&wanted), &init, epoch)?;
+                    Some(initramfs::to_bytes(&t)?)
+                }
+                false => None,
+            };
+            Ok((initramfs::to_bytes(&t)?, pxe))
         });
         let usr_img = usr::build(&tree.subtree("usr"), spec.source_date_epoch, usr_part.size);
-        let initrd = initrd
+        let initrds = initrds
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the initramfs thread panicked")));
-        (usr_img, initrd)
+        (usr_img, initrds)
     });
-    let (usr_img, initrd) = (usr_img?, initrd?);
+    let (usr_img, (initrd, pxe_initrd)) = (usr_img?, initrds?);
 
     timer.lap("usr+initrd");
     let entry = BootEntry {
@@ -276,7 +287,13 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     std::fs::write(staging.path().join(INITRD), &initrd)?;
 
     timer.lap("hash+write");
-    let outputs = crate::artifacts::write_all(&spec, &disk_tmp, staging.path())?;
+    let sources = crate::artifacts::Sources {
+        disk: &disk_tmp,
+        kernel: &kernel,
+        usr_img: &usr_img,
+        pxe_initrd: pxe_initrd.as_deref(),
+    };
+    let outputs = crate::artifacts::write_all(&spec, &sources, staging.path())?;
     for name in outputs.values().flatten() {
         artifacts.insert(name.clone(), hash_file(&staging.path().join(name))?);
     }

@@ -50,6 +50,21 @@ pub fn tree(
     Ok(t)
 }
 
+/// Modules a network boot needs besides the image's: the loop device that turns the USR image
+/// in RAM into a block device, and squashfs to mount it.
+pub const NETWORK_BOOT_MODULES: [&str; 2] = ["loop", "squashfs"];
+
+/// The image's module list plus [`NETWORK_BOOT_MODULES`] (each once, in that order). Pure.
+pub fn network_boot<'a>(wanted: &[&'a str]) -> Vec<&'a str> {
+    let mut all = wanted.to_vec();
+    for m in NETWORK_BOOT_MODULES {
+        if !all.contains(&m) {
+            all.push(m);
+        }
+    }
+    all
+}
+
 /// Serialise and compress an initramfs tree.
 pub fn to_bytes(tree: &Tree) -> Result<Vec<u8>, InitramfsError> {
     let mut cpio = Vec::new();

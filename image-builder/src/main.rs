@@ -109,6 +109,27 @@ enum Cmd {
         #[arg(long)]
         channel: Option<String>,
     },
+    /// Upload a build's AMI disk to an EBS snapshot (EBS direct APIs) and register the AMI.
+    /// Credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN).
+    AmiUpload {
+        /// The build output directory (build.json, with the `ami` output).
+        build_dir: PathBuf,
+        /// AWS region [default: AWS_REGION, else AWS_DEFAULT_REGION].
+        #[arg(long)]
+        region: Option<String>,
+        /// One endpoint for EBS and EC2 instead of AWS's (an emulator) [default: AWS_ENDPOINT_URL].
+        #[arg(long)]
+        endpoint_url: Option<String>,
+        /// AMI name instead of the build's (`<os>-<channel>-<version>-hvm`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Only make the snapshot; do not register an AMI.
+        #[arg(long)]
+        no_register: bool,
+        /// Blocks uploaded at a time (1-64).
+        #[arg(long, default_value_t = 8)]
+        threads: usize,
+    },
     /// Serve a repository over HTTP (GET, HEAD, byte ranges) for local use.
     Serve {
         repo: PathBuf,
@@ -120,7 +141,19 @@ enum Cmd {
     ValidateConfig { file: PathBuf },
     /// Boot a disk in QEMU with the serial console on stdout.
     Run {
-        disk: PathBuf,
+        /// The disk to boot (optional with --pxe: then it is only attached).
+        disk: Option<PathBuf>,
+        /// Boot from the network: serve this directory (a build's output) over TFTP and boot
+        /// its iPXE script through the NIC's iPXE ROM.
+        #[arg(long, value_name = "DIR")]
+        pxe: Option<PathBuf>,
+        /// With --pxe: the DHCP boot file instead of the build's `<os>_<version>_pxe.ipxe`; a
+        /// name in DIR or a URL (the host is 10.0.2.2 from the guest).
+        #[arg(long, requires = "pxe")]
+        bootfile: Option<String>,
+        /// uefi (OVMF) or bios (SeaBIOS).
+        #[arg(long, default_value = "uefi")]
+        firmware: run::Firmware,
         /// Exit 0 as soon as a console line matches this regular expression.
         #[arg(long)]
         expect: Option<String>,
@@ -134,11 +167,16 @@ enum Cmd {
         /// cannot boot from it: add -kernel/-initrd/-append after `--`).
         #[arg(long, default_value = "virtio")]
         disk_bus: run::DiskBus,
-        #[arg(long, default_value_t = 512)]
-        memory: u32,
+        /// MiB of RAM [default: 512, 1024 with --pxe: /usr and / are in RAM].
+        #[arg(long)]
+        memory: Option<u32>,
         /// Discard writes to the disk.
         #[arg(long)]
         snapshot: bool,
+        /// Forward a host port on 127.0.0.1 to the guest: [tcp:|udp:]HOSTPORT:GUESTPORT, e.g.
+        /// tcp:2222:22 for `ssh -p 2222 core@127.0.0.1` (repeatable).
+        #[arg(long = "forward", value_name = "SPEC")]
+        forwards: Vec<run::Forward>,
         /// Extra arguments for qemu-system-x86_64 (after `--`).
         #[arg(last = true)]
         qemu_args: Vec<String>,
@@ -278,6 +316,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let disk_path = opts.out.join(build::DISK);
             println!("boot it:    {exe} run {}", disk_path.display());
             println!("inspect it: {exe} inspect {}", disk_path.display());
+            if report.outputs.contains_key("pxe") {
+                println!(
+                    "netboot it: {exe} run --pxe {} [--firmware bios]",
+                    opts.out.display()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Keygen { file } => {
@@ -352,6 +396,24 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::AmiUpload {
+            build_dir,
+            region,
+            endpoint_url,
+            name,
+            no_register,
+            threads,
+        } => cmd_ami_upload(
+            &build_dir,
+            region.as_deref(),
+            endpoint_url.as_deref(),
+            ami::upload::Options {
+                name,
+                register: !no_register,
+                threads,
+                ..Default::default()
+            },
+        ),
         Cmd::Serve { repo, listen } => {
             serve::serve(&repo, &listen)?;
             Ok(ExitCode::SUCCESS)
@@ -368,26 +430,47 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Run {
             disk,
+            pxe,
+            bootfile,
+            firmware,
             expect,
             timeout,
             format,
             disk_bus,
             memory,
             snapshot,
+            forwards,
             qemu_args,
         } => {
             let expect = expect
                 .map(|e| regex::Regex::new(&e))
                 .transpose()
                 .context("--expect is not a valid regular expression")?;
+            let netboot = match pxe {
+                Some(dir) => {
+                    let bootfile = match bootfile {
+                        Some(b) => b,
+                        None => pxe_script(&dir)?,
+                    };
+                    Some(run::Netboot {
+                        tftp_root: dir,
+                        bootfile,
+                    })
+                }
+                None => None,
+            };
+            let memory = memory.unwrap_or(if netboot.is_some() { 1024 } else { 512 });
             let opts = RunOptions {
                 disk,
+                netboot,
+                firmware,
                 format,
                 bus: disk_bus,
                 memory_mib: memory,
                 snapshot,
                 expect,
                 timeout: timeout.map(Duration::from_secs),
+                forwards,
                 qemu_args,
                 echo: true,
             };
@@ -413,6 +496,78 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// The iPXE script a build wrote to `dir` (its build.json's `pxe` output).
+fn pxe_script(dir: &Path) -> Result<String> {
+    let json = dir.join(build::BUILD_JSON);
+    let text = std::fs::read_to_string(&json).with_context(|| {
+        format!(
+            "reading {} (--pxe wants a build's output directory, or give --bootfile)",
+            json.display()
+        )
+    })?;
+    let report: build::BuildReport = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a build.json", json.display()))?;
+    report
+        .outputs
+        .get("pxe")
+        .and_then(|files| files.iter().find(|f| f.ends_with(".ipxe")))
+        .cloned()
+        .with_context(|| {
+            format!(
+                "{} lists no pxe output: add pxe to the spec's outputs",
+                json.display()
+            )
+        })
+}
+
+/// `ami-upload`: find the `ami` output's disk and RegisterImage input through build.json, then
+/// let the ami crate verify, upload, wait and register.
+fn cmd_ami_upload(
+    build_dir: &Path,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    opts: ami::upload::Options,
+) -> Result<ExitCode> {
+    let config = ami::aws::Config::from_env(region, endpoint)?;
+    let json = build_dir.join(build::BUILD_JSON);
+    let text =
+        std::fs::read_to_string(&json).with_context(|| format!("reading {}", json.display()))?;
+    let report: build::BuildReport = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a build.json", json.display()))?;
+    let files = report.outputs.get("ami").with_context(|| {
+        format!(
+            "{} lists no ami output: add ami to the spec's outputs and rebuild",
+            json.display()
+        )
+    })?;
+    let find = |ext: &str| {
+        files
+            .iter()
+            .find(|f| f.ends_with(&format!("_ami.{ext}")))
+            .with_context(|| format!("{}: the ami output has no .{ext} file", json.display()))
+    };
+    let (img, request) = (find("img")?, find("json")?);
+    let info = report
+        .artifacts
+        .get(img)
+        .with_context(|| format!("{}: no size and sha256 for {img}", json.display()))?;
+    let source = ami::upload::Source {
+        img: build_dir.join(img),
+        size: info.size,
+        sha256: info.sha256.clone(),
+        request: build_dir.join(request),
+    };
+    let outcome = ami::upload::run(&source, config, &opts, &|line| {
+        eprintln!("ami-upload: {line}")
+    })?;
+    println!("snapshot {}", outcome.snapshot_id);
+    if let (Some(image), Some(path)) = (&outcome.image_id, &outcome.registered) {
+        println!("image    {image}");
+        println!("wrote    {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_lock(

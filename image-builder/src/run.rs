@@ -1,6 +1,10 @@
 //! `image-builder run`: boot a disk in QEMU (UEFI through OVMF, TCG, virtio disk and NIC, serial
 //! console on stdout) and optionally wait for a regular expression on the console.
 //!
+//! Or boot from the network (`--pxe DIR`): QEMU's user network serves DIR over TFTP and hands
+//! out the iPXE script (or any `--bootfile`, also an `http://` URL: the host is 10.0.2.2 from
+//! the guest) by DHCP; the NIC boots through Debian's iPXE ROM, under OVMF or SeaBIOS.
+//!
 //! QEMU always gets a private copy of the OVMF variable store, and is always killed when `run`
 //! returns, whatever the outcome (the guard owns the child).
 
@@ -15,13 +19,21 @@ use regex::Regex;
 
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// iPXE option ROMs for virtio-net (package ipxe-qemu). Their PCI id is the modern 1af4:1041,
+/// so the NIC must be `disable-legacy=on` or the firmware ignores an explicit `romfile=`.
+pub const IPXE_ROM_BIOS: &str = "/usr/lib/ipxe/qemu/pxe-virtio.rom";
+pub const IPXE_ROM_UEFI: &str = "/usr/lib/ipxe/qemu/efi-virtio.rom";
 /// How much console output to show when the expected text never came.
 pub const TAIL_LINES: usize = 40;
 
 /// What to boot and how.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    pub disk: PathBuf,
+    /// The disk; optional for a network boot.
+    pub disk: Option<PathBuf>,
+    /// Boot from the network instead of the disk.
+    pub netboot: Option<Netboot>,
+    pub firmware: Firmware,
     /// `raw`, `qcow2`, `vmdk`, `vpc`.
     pub format: String,
     /// The controller the disk hangs on.
@@ -32,10 +44,80 @@ pub struct RunOptions {
     /// Exit as soon as this matches a console line.
     pub expect: Option<Regex>,
     pub timeout: Option<Duration>,
+    /// Host ports forwarded to the guest (`tcp:2222:22`: host 127.0.0.1:2222 to guest 22).
+    pub forwards: Vec<Forward>,
     /// Extra QEMU arguments, appended as given.
     pub qemu_args: Vec<String>,
     /// Echo the console to stdout.
     pub echo: bool,
+}
+
+/// A network boot through QEMU's user network (DHCP and TFTP built in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Netboot {
+    /// Served over TFTP.
+    pub tftp_root: PathBuf,
+    /// The DHCP boot file: a name under `tftp_root`, or a URL iPXE fetches.
+    pub bootfile: String,
+}
+
+/// A host port forwarded into the guest through QEMU's user network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    pub udp: bool,
+    pub host_port: u16,
+    pub guest_port: u16,
+}
+
+impl std::str::FromStr for Forward {
+    type Err = String;
+    /// `[tcp:|udp:]HOSTPORT:GUESTPORT`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?}: want [tcp:|udp:]HOSTPORT:GUESTPORT, e.g. tcp:2222:22");
+        let (udp, rest) = match s.split_once(':') {
+            Some(("tcp", r)) => (false, r),
+            Some(("udp", r)) => (true, r),
+            _ => (false, s),
+        };
+        let (h, g) = rest.split_once(':').ok_or_else(bad)?;
+        Ok(Forward {
+            udp,
+            host_port: h.parse().map_err(|_| bad())?,
+            guest_port: g.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+impl Forward {
+    /// QEMU's `hostfwd=` value, bound to the host's loopback only.
+    fn hostfwd(&self) -> String {
+        let proto = if self.udp { "udp" } else { "tcp" };
+        format!(
+            "hostfwd={proto}:127.0.0.1:{}-:{}",
+            self.host_port, self.guest_port
+        )
+    }
+}
+
+/// The machine's firmware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Firmware {
+    /// OVMF.
+    #[default]
+    Uefi,
+    /// SeaBIOS, QEMU's default.
+    Bios,
+}
+
+impl std::str::FromStr for Firmware {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "uefi" => Ok(Firmware::Uefi),
+            "bios" => Ok(Firmware::Bios),
+            _ => Err(format!("{s:?}: want uefi or bios")),
+        }
+    }
 }
 
 /// The disk controller: virtio-blk (QEMU's own), or the SCSI controllers the platform
@@ -71,28 +153,27 @@ pub enum Outcome {
     TimedOut,
 }
 
-/// The QEMU command line for a disk. `vars` is the private OVMF variable store.
+/// The QEMU command line. `vars` is the private OVMF variable store (unused for BIOS).
 pub fn qemu_command(opts: &RunOptions, vars: &Path) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-machine", "q35,accel=tcg", "-cpu", "max", "-smp", "1"])
         .args(["-m", &opts.memory_mib.to_string()])
-        .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
-        .arg("-drive")
-        .arg(format!(
-            "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
-        ))
-        .arg("-drive")
-        .arg(format!(
-            "if=pflash,format=raw,unit=1,file={}",
-            vars.display()
-        ))
-        .args(disk_args(opts))
-        .args([
-            "-netdev",
-            "user,id=net0",
-            "-device",
-            "virtio-net-pci,netdev=net0",
-        ])
+        .args(["-display", "none", "-serial", "stdio", "-monitor", "none"]);
+    if opts.firmware == Firmware::Uefi {
+        cmd.arg("-drive")
+            .arg(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
+            ))
+            .arg("-drive")
+            .arg(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            ));
+    }
+    if let Some(disk) = &opts.disk {
+        cmd.args(disk_args(opts, disk));
+    }
+    cmd.args(net_args(opts))
         .args(["-no-user-config", "-nodefaults"]);
     if opts.snapshot {
         cmd.arg("-snapshot");
@@ -101,15 +182,45 @@ pub fn qemu_command(opts: &RunOptions, vars: &Path) -> Command {
     cmd
 }
 
-/// The arguments that attach the disk.
-fn disk_args(opts: &RunOptions) -> Vec<String> {
-    let drive = |iface: &str| {
-        format!(
-            "file={},format={},{iface}",
-            opts.disk.display(),
-            opts.format
-        )
+/// The NIC: plain virtio-net, or for a network boot the iPXE ROM with the boot file by DHCP.
+fn net_args(opts: &RunOptions) -> Vec<String> {
+    let forwards: String = opts
+        .forwards
+        .iter()
+        .map(|f| format!(",{}", f.hostfwd()))
+        .collect();
+    let Some(net) = &opts.netboot else {
+        return vec![
+            "-netdev".into(),
+            format!("user,id=net0{forwards}"),
+            "-device".into(),
+            "virtio-net-pci,netdev=net0".into(),
+        ];
     };
+    let rom = match opts.firmware {
+        Firmware::Uefi => IPXE_ROM_UEFI,
+        Firmware::Bios => IPXE_ROM_BIOS,
+    };
+    vec![
+        "-netdev".into(),
+        format!(
+            "user,id=net0,tftp={},bootfile={}{forwards}",
+            qemu_opt(&net.tftp_root.display().to_string()),
+            qemu_opt(&net.bootfile)
+        ),
+        "-device".into(),
+        format!("virtio-net-pci,netdev=net0,disable-legacy=on,romfile={rom},bootindex=1"),
+    ]
+}
+
+/// A value inside a QEMU `-netdev` option list: commas are doubled.
+fn qemu_opt(value: &str) -> String {
+    value.replace(',', ",,")
+}
+
+/// The arguments that attach the disk.
+fn disk_args(opts: &RunOptions, disk: &Path) -> Vec<String> {
+    let drive = |iface: &str| format!("file={},format={},{iface}", disk.display(), opts.format);
     let scsi = |controller: &str| {
         vec![
             "-device".into(),
@@ -139,12 +250,28 @@ impl Drop for ChildGuard {
 
 /// Boot and watch the console. Returns the outcome and the whole console text.
 pub fn run(opts: &RunOptions) -> Result<(Outcome, String)> {
-    if !opts.disk.exists() {
-        bail!("disk {} does not exist", opts.disk.display());
+    match (&opts.disk, &opts.netboot) {
+        (Some(disk), _) if !disk.exists() => bail!("disk {} does not exist", disk.display()),
+        (None, None) => bail!("nothing to boot: give a disk or a network boot"),
+        _ => {}
     }
-    for fw in [OVMF_CODE, OVMF_VARS] {
-        if !Path::new(fw).exists() {
-            bail!("{fw} is missing: install the ovmf package (scripts/setup-host.sh does)");
+    if opts.firmware == Firmware::Uefi {
+        for fw in [OVMF_CODE, OVMF_VARS] {
+            if !Path::new(fw).exists() {
+                bail!("{fw} is missing: install the ovmf package (scripts/setup-host.sh does)");
+            }
+        }
+    }
+    if let Some(net) = &opts.netboot {
+        if !net.tftp_root.is_dir() {
+            bail!("{} is not a directory", net.tftp_root.display());
+        }
+        let rom = match opts.firmware {
+            Firmware::Uefi => IPXE_ROM_UEFI,
+            Firmware::Bios => IPXE_ROM_BIOS,
+        };
+        if !Path::new(rom).exists() {
+            bail!("{rom} is missing: install the ipxe-qemu package (scripts/setup-host.sh does)");
         }
     }
     let vars_dir =
@@ -288,13 +415,16 @@ mod tests {
     #[test]
     fn command_has_private_vars_and_tcg() {
         let mut opts = RunOptions {
-            disk: "d.raw".into(),
+            disk: Some("d.raw".into()),
+            netboot: None,
+            firmware: Firmware::Uefi,
             format: "raw".into(),
             bus: DiskBus::Virtio,
             memory_mib: 512,
             snapshot: true,
             expect: None,
             timeout: None,
+            forwards: vec!["tcp:2222:22".parse().unwrap()],
             qemu_args: vec!["-fw_cfg".into(), "name=opt/x,string=y".into()],
             echo: false,
         };
@@ -307,6 +437,10 @@ mod tests {
         assert!(line.contains("q35,accel=tcg"));
         assert!(line.contains("unit=1,file=/tmp/v.fd"));
         assert!(line.contains("file=d.raw,format=raw,if=virtio"));
+        assert!(
+            line.contains("-netdev user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22 "),
+            "{line}"
+        );
         assert!(line.ends_with("-snapshot -fw_cfg name=opt/x,string=y"));
         opts.bus = DiskBus::VirtioScsi;
         let line = qemu_command(&opts, Path::new("/tmp/v.fd"))
@@ -319,5 +453,61 @@ mod tests {
         ), "{line}");
         assert_eq!("pvscsi".parse::<DiskBus>(), Ok(DiskBus::Pvscsi));
         assert!("ide".parse::<DiskBus>().is_err());
+    }
+
+    #[test]
+    fn network_boot_command() {
+        let mut opts = RunOptions {
+            disk: None,
+            netboot: Some(Netboot {
+                tftp_root: "/srv/tftp,1".into(),
+                bootfile: "minimal_1.0.0_pxe.ipxe".into(),
+            }),
+            firmware: Firmware::Bios,
+            format: "raw".into(),
+            bus: DiskBus::Virtio,
+            memory_mib: 1024,
+            snapshot: false,
+            expect: None,
+            timeout: None,
+            forwards: Vec::new(),
+            qemu_args: Vec::new(),
+            echo: false,
+        };
+        let line = |opts: &RunOptions| {
+            qemu_command(opts, Path::new("/tmp/v.fd"))
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let bios = line(&opts);
+        assert!(!bios.contains("pflash"), "{bios}");
+        assert!(!bios.contains("-drive"), "{bios}");
+        assert!(
+            bios.contains(
+                "-netdev user,id=net0,tftp=/srv/tftp,,1,bootfile=minimal_1.0.0_pxe.ipxe -device virtio-net-pci,netdev=net0,disable-legacy=on,romfile=/usr/lib/ipxe/qemu/pxe-virtio.rom,bootindex=1"
+            ),
+            "{bios}"
+        );
+        opts.firmware = Firmware::Uefi;
+        let uefi = line(&opts);
+        assert!(uefi.contains("unit=1,file=/tmp/v.fd"), "{uefi}");
+        assert!(
+            uefi.contains("romfile=/usr/lib/ipxe/qemu/efi-virtio.rom"),
+            "{uefi}"
+        );
+        assert_eq!("bios".parse::<Firmware>(), Ok(Firmware::Bios));
+        assert_eq!(
+            "udp:5353:53".parse::<Forward>(),
+            Ok(Forward {
+                udp: true,
+                host_port: 5353,
+                guest_port: 53
+            })
+        );
+        assert!("2222".parse::<Forward>().is_err());
+        assert!("tcp:x:22".parse::<Forward>().is_err());
+        assert!("coreboot".parse::<Firmware>().is_err());
     }
 }

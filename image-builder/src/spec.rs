@@ -42,6 +42,19 @@ pub struct ImageSpec {
     /// The on-host update engine and its defaults; absent: the image does not update itself.
     #[serde(default)]
     pub update: Option<UpdateSpec>,
+    /// Settings of the `pxe` output.
+    #[serde(default)]
+    pub pxe: PxeSpec,
+}
+
+/// `pxe:` — what the network-boot files add to `kernel.cmdline`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PxeSpec {
+    /// Appended to the kernel line of the iPXE script and the pxelinux example, e.g.
+    /// `coreos.autologin`, `cloud-config-url=http://...`, `sshkey="..."`.
+    #[serde(default)]
+    pub kernel_args: Vec<String>,
 }
 
 /// `resolve:` — exact pins of the listed packages, or their dependency closure.
@@ -277,11 +290,13 @@ pub enum Output {
     /// `.img` + `.vhd` + `.json`: the EC2 disk (raw for the EBS direct APIs, VHD for VM
     /// Import) and the `RegisterImage` input.
     Ami,
+    /// `.vmlinuz` + `.cpio` + `.ipxe` + `.pxelinux.cfg`: network boot, running from RAM.
+    Pxe,
 }
 
 impl Output {
     /// Every output, in the order a build writes them.
-    pub const ALL: [Output; 8] = [
+    pub const ALL: [Output; 9] = [
         Output::Raw,
         Output::Qcow2,
         Output::Vmdk,
@@ -290,6 +305,7 @@ impl Output {
         Output::VagrantVirtualbox,
         Output::VagrantLibvirt,
         Output::Ami,
+        Output::Pxe,
     ];
 
     /// The name in the spec (and in artifact file names).
@@ -303,6 +319,7 @@ impl Output {
             Output::VagrantVirtualbox => "vagrant-virtualbox",
             Output::VagrantLibvirt => "vagrant-libvirt",
             Output::Ami => "ami",
+            Output::Pxe => "pxe",
         }
     }
 }
@@ -821,9 +838,21 @@ partitions:
     #[test]
     fn outputs_parse_and_bad_ones_name_the_line() {
         let all = format!(
-            "{GOOD}outputs: [raw, qcow2, vmdk, vhd, ova, vagrant-virtualbox, vagrant-libvirt, ami]\n"
+            "{GOOD}outputs: [raw, qcow2, vmdk, vhd, ova, vagrant-virtualbox, vagrant-libvirt, ami, pxe]\n"
         );
         assert_eq!(parse(&all).unwrap().output_list(), Output::ALL);
+        let pxe = parse(&format!(
+            "{GOOD}pxe:\n  kernel_args: [coreos.autologin, \"sshkey=ssh-ed25519 AAAA\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            pxe.pxe.kernel_args,
+            ["coreos.autologin", "sshkey=ssh-ed25519 AAAA"]
+        );
+        let err = parse(&format!("{GOOD}pxe:\n  args: [x]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("args"), "{err}");
         for o in Output::ALL {
             let one = format!("{GOOD}outputs: [{o}]\n");
             assert_eq!(parse(&one).unwrap().output_list(), [o]);

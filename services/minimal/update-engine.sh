@@ -3,7 +3,8 @@
 # /var/log/update-engine.log and to the console, where its events (update applied, slot marked
 # good, rollback) are visible like the rest of the boot. Images built without `update:` have no
 # engine: then this only sleeps.
-if [ ! -x /usr/bin/update-engine ]; then
+# No engine in this image, or no slot to update (a network boot runs /usr from RAM).
+if [ ! -x /usr/bin/update-engine ] || [ -e /run/boot-live ]; then
 	exec sleep 2147483647
 fi
 mkdir -p /var/log

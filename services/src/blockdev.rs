@@ -161,7 +161,7 @@ pub fn find<'a>(
 }
 
 /// The root device: `root=` if given (preferring usr's disk), else the partition with the
-/// default label on usr's disk (on any disk if usr is a whole disk).
+/// default label on usr's disk (on any disk if usr is a whole disk). A RAM root has none.
 pub fn find_root<'a>(
     devices: &'a [BlockDevice],
     root: &RootSpec,
@@ -177,6 +177,7 @@ pub fn find_root<'a>(
                 .collect(),
             None,
         ),
+        RootSpec::Ram => None,
     }
 }
 

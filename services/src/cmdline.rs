@@ -4,14 +4,18 @@
 //!
 //! | key | values | default |
 //! |---|---|---|
-//! | `usr=` | `PARTUUID=<uuid>`, `PARTLABEL=<name>`, `/dev/<name>` | required |
+//! | `usr=` | `PARTUUID=<uuid>`, `PARTLABEL=<name>`, `/dev/<name>` | required, unless the initramfs carries [`LIVE_USR_IMAGE`] |
 //! | `usrfstype=` | a filesystem type | `squashfs` |
-//! | `root=` | as `usr=` | the partition labelled `ROOT` on the disk holding usr |
-//! | `rootfstype=` | a filesystem type | `ext4` |
+//! | `root=` | as `usr=` | the partition labelled `ROOT` on the disk holding usr; a tmpfs when /usr comes from RAM |
+//! | `rootfstype=` | a filesystem type | `ext4` (`tmpfs` for a RAM root) |
 //! | `init=` | an absolute path | `/usr/sbin/init` |
 //! | `panic=` | seconds, as for the kernel | power off on failure |
 //!
 //! `ro`/`rw` and every other word are ignored. The last occurrence of a key wins, as in the kernel.
+//!
+//! A network-booted machine (the PXE artifact) has no usr partition: its initramfs carries the
+//! USR image as [`LIVE_USR_IMAGE`], and without `usr=` that image is /usr, running from RAM, with
+//! ROOT on a tmpfs unless `root=` names a disk (Container Linux's PXE image did the same).
 
 use std::fmt;
 
@@ -23,6 +27,10 @@ pub const DEFAULT_ROOT_FSTYPE: &str = "ext4";
 pub const DEFAULT_INIT: &str = "/usr/sbin/init";
 /// GPT partition name of the writable partition (DESIGN.md, "Disk layout").
 pub const DEFAULT_ROOT_LABEL: &str = "ROOT";
+/// Where a network-boot initramfs carries the USR image.
+pub const LIVE_USR_IMAGE: &str = "/usr.squashfs";
+/// `rootfstype=` when ROOT is in RAM.
+pub const RAM_ROOT_FSTYPE: &str = "tmpfs";
 
 /// One way of naming a block device on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +84,24 @@ impl fmt::Display for DeviceSpec {
     }
 }
 
+/// Where /usr comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsrSpec {
+    /// `usr=`: a slot partition.
+    Device(DeviceSpec),
+    /// No `usr=` and the initramfs carries this image (network boot): /usr runs from RAM.
+    Image(String),
+}
+
+impl fmt::Display for UsrSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsrSpec::Device(d) => d.fmt(f),
+            UsrSpec::Image(path) => write!(f, "{path} (in RAM)"),
+        }
+    }
+}
+
 /// Where the writable root comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RootSpec {
@@ -83,6 +109,8 @@ pub enum RootSpec {
     Device(DeviceSpec),
     /// No `root=`: the partition with this GPT name on the same disk as usr.
     LabelOnUsrDisk(String),
+    /// No `root=` and /usr in RAM: a tmpfs, gone at power-off.
+    Ram,
 }
 
 impl fmt::Display for RootSpec {
@@ -90,6 +118,7 @@ impl fmt::Display for RootSpec {
         match self {
             RootSpec::Device(d) => d.fmt(f),
             RootSpec::LabelOnUsrDisk(l) => write!(f, "PARTLABEL={l} on the usr disk"),
+            RootSpec::Ram => f.write_str("tmpfs (in RAM)"),
         }
     }
 }
@@ -97,7 +126,7 @@ impl fmt::Display for RootSpec {
 /// Everything `/init` needs from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootConfig {
-    pub usr: DeviceSpec,
+    pub usr: UsrSpec,
     pub usr_fstype: String,
     pub root: RootSpec,
     pub root_fstype: String,
@@ -128,7 +157,9 @@ pub enum CmdlineError {
 impl fmt::Display for CmdlineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CmdlineError::MissingUsr => f.write_str("no usr= argument (want usr=PARTUUID=<uuid>)"),
+            CmdlineError::MissingUsr => f.write_str(
+                "no usr= argument (want usr=PARTUUID=<uuid>) and no /usr image in the initramfs",
+            ),
             CmdlineError::NotAUuid { key, value } => {
                 write!(f, "{key}=PARTUUID={value}: not a UUID")
             }
@@ -194,16 +225,31 @@ fn non_empty<'a>(words: &'a [String], key: &'static str) -> Result<Option<&'a st
     }
 }
 
-/// Parses `/proc/cmdline` into a [`BootConfig`].
+/// Parses `/proc/cmdline` into a [`BootConfig`], for an initramfs without a USR image.
 pub fn parse(cmdline: &str) -> Result<BootConfig, CmdlineError> {
+    parse_with_image(cmdline, None)
+}
+
+/// Parses `/proc/cmdline` into a [`BootConfig`]; `live_image` is the USR image the initramfs
+/// carries, if any (used when there is no `usr=`).
+pub fn parse_with_image(
+    cmdline: &str,
+    live_image: Option<&str>,
+) -> Result<BootConfig, CmdlineError> {
     let words = split_args(cmdline);
-    let usr = match non_empty(&words, "usr")? {
-        Some(v) => DeviceSpec::parse("usr", v)?,
-        None => return Err(CmdlineError::MissingUsr),
+    let usr = match (non_empty(&words, "usr")?, live_image) {
+        (Some(v), _) => UsrSpec::Device(DeviceSpec::parse("usr", v)?),
+        (None, Some(image)) => UsrSpec::Image(image.to_string()),
+        (None, None) => return Err(CmdlineError::MissingUsr),
     };
-    let root = match non_empty(&words, "root")? {
-        Some(v) => RootSpec::Device(DeviceSpec::parse("root", v)?),
-        None => RootSpec::LabelOnUsrDisk(DEFAULT_ROOT_LABEL.to_string()),
+    let root = match (non_empty(&words, "root")?, &usr) {
+        (Some(v), _) => RootSpec::Device(DeviceSpec::parse("root", v)?),
+        (None, UsrSpec::Device(_)) => RootSpec::LabelOnUsrDisk(DEFAULT_ROOT_LABEL.to_string()),
+        (None, UsrSpec::Image(_)) => RootSpec::Ram,
+    };
+    let default_root_fstype = match root {
+        RootSpec::Ram => RAM_ROOT_FSTYPE,
+        _ => DEFAULT_ROOT_FSTYPE,
     };
     let init = non_empty(&words, "init")?.unwrap_or(DEFAULT_INIT);
     if !init.starts_with('/') {
@@ -218,7 +264,7 @@ pub fn parse(cmdline: &str) -> Result<BootConfig, CmdlineError> {
             .to_string(),
         root,
         root_fstype: non_empty(&words, "rootfstype")?
-            .unwrap_or(DEFAULT_ROOT_FSTYPE)
+            .unwrap_or(default_root_fstype)
             .to_string(),
         init: init.to_string(),
     })
@@ -299,7 +345,7 @@ mod tests {
         assert_eq!(
             cfg,
             BootConfig {
-                usr: DeviceSpec::PartUuid(UUID.to_ascii_lowercase()),
+                usr: UsrSpec::Device(DeviceSpec::PartUuid(UUID.to_ascii_lowercase())),
                 usr_fstype: "squashfs".into(),
                 root: RootSpec::LabelOnUsrDisk("ROOT".into()),
                 root_fstype: "ext4".into(),
@@ -315,7 +361,10 @@ mod tests {
              rootfstype=xfs init=/usr/lib/systemd/systemd rw",
         )
         .unwrap();
-        assert_eq!(cfg.usr, DeviceSpec::PartLabel("USR-B".into()));
+        assert_eq!(
+            cfg.usr,
+            UsrSpec::Device(DeviceSpec::PartLabel("USR-B".into()))
+        );
         assert_eq!(cfg.usr_fstype, "erofs");
         assert_eq!(
             cfg.root,
@@ -398,9 +447,40 @@ mod tests {
     fn similar_keys_do_not_match() {
         // `usrfstype=` must not be read as `usr=`, nor `rootwait` as `root=`.
         let cfg = parse("usrfstype=ext4 rootwait usr=/dev/vda3").unwrap();
-        assert_eq!(cfg.usr, DeviceSpec::Path("/dev/vda3".into()));
+        assert_eq!(
+            cfg.usr,
+            UsrSpec::Device(DeviceSpec::Path("/dev/vda3".into()))
+        );
         assert_eq!(cfg.usr_fstype, "ext4");
         assert_eq!(cfg.root, RootSpec::LabelOnUsrDisk("ROOT".into()));
+    }
+
+    #[test]
+    fn network_boot_runs_usr_from_the_initramfs_image() {
+        let image = Some(LIVE_USR_IMAGE);
+        let cfg = parse_with_image("console=ttyS0 coreos.autologin", image).unwrap();
+        assert_eq!(cfg.usr, UsrSpec::Image("/usr.squashfs".into()));
+        assert_eq!(cfg.usr_fstype, "squashfs");
+        assert_eq!(cfg.root, RootSpec::Ram);
+        assert_eq!(cfg.root_fstype, "tmpfs");
+        // State on a disk, as Container Linux's `root=` did for PXE machines.
+        let cfg = parse_with_image("root=/dev/sda9 rootfstype=btrfs", image).unwrap();
+        assert_eq!(cfg.usr, UsrSpec::Image("/usr.squashfs".into()));
+        assert_eq!(
+            cfg.root,
+            RootSpec::Device(DeviceSpec::Path("/dev/sda9".into()))
+        );
+        assert_eq!(cfg.root_fstype, "btrfs");
+        let cfg = parse_with_image("root=PARTLABEL=ROOT", image).unwrap();
+        assert_eq!(cfg.root_fstype, "ext4");
+        // usr= still wins: the image is only for machines without a usr partition.
+        let cfg = parse_with_image("usr=/dev/vda3", image).unwrap();
+        assert_eq!(
+            cfg.usr,
+            UsrSpec::Device(DeviceSpec::Path("/dev/vda3".into()))
+        );
+        assert_eq!(cfg.root, RootSpec::LabelOnUsrDisk("ROOT".into()));
+        assert_eq!(parse_with_image("", None), Err(CmdlineError::MissingUsr));
     }
 
     #[test]

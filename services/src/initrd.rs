@@ -7,6 +7,10 @@
 //! in `/run/boot-slot` and `/run/boot-usr-partuuid`; copy missing `/etc` entries from the
 //! factory; free the initramfs; switch root and exec the OS init.
 //!
+//! A network boot (no `usr=`, the USR image in the initramfs, see [`cmdline::LIVE_USR_IMAGE`])
+//! mounts that image through a loop device and ROOT on a tmpfs (or `root=`), and writes
+//! `/run/boot-live` instead of the slot files.
+//!
 //! Every failure ends in [`halt`]: `init: FATAL: <what>: <why>` and hints on the console, sync,
 //! then a clean power-off after [`FATAL_PAUSE_SECS`] (or, with `panic=N` on the command line, a
 //! reboot after N seconds so boot counting can fall back to the other slot). Never an exit,
@@ -25,7 +29,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::blockdev::{self, BlockDevice, Probe};
-use crate::cmdline::{self, BootConfig, FailureAction};
+use crate::cmdline::{self, BootConfig, FailureAction, RootSpec, UsrSpec};
 use crate::factory;
 use crate::modules;
 use crate::sys::{self, errno_text, RebootCmd};
@@ -43,6 +47,8 @@ pub const FATAL_PAUSE_SECS: u64 = 5;
 /// Files `/init` leaves in the new root's `/run` for the update engine.
 pub const BOOT_SLOT_FILE: &str = "run/boot-slot";
 pub const BOOT_USR_PARTUUID_FILE: &str = "run/boot-usr-partuuid";
+/// Written instead of the two above when /usr runs from RAM (network boot): no slot to update.
+pub const BOOT_LIVE_FILE: &str = "run/boot-live";
 
 /// Decided once the command line is read; before that a failure powers off.
 static FAILURE_ACTION: OnceLock<FailureAction> = OnceLock::new();
@@ -138,16 +144,19 @@ pub fn run() -> Result<Infallible, Fatal> {
     let cmdline =
         fs::read_to_string("/proc/cmdline").map_err(|e| Fatal::io("reading /proc/cmdline", &e))?;
     let _ = FAILURE_ACTION.set(cmdline::failure_action(&cmdline));
-    let cfg = cmdline::parse(&cmdline).map_err(|e| {
+    let live_image = Path::new(cmdline::LIVE_USR_IMAGE)
+        .is_file()
+        .then_some(cmdline::LIVE_USR_IMAGE);
+    let cfg = cmdline::parse_with_image(&cmdline, live_image).map_err(|e| {
         Fatal::new("kernel command line", e).hint(format!("cmdline: {}", cmdline.trim()))
     })?;
 
     let module_failures = load_modules();
-    let (usr, root) = wait_for_devices(&cfg, &module_failures)?;
-    mount_sysroot(&cfg, &usr, &root)?;
+    let devices = wait_for_devices(&cfg, &module_failures)?;
+    mount_sysroot(&cfg, &devices)?;
     root_skeleton();
     move_api_filesystems()?;
-    mount_run(&usr)?;
+    mount_run(&cfg, devices.usr.as_ref())?;
     populate_etc();
     free_initramfs();
     switch_root()?;
@@ -253,11 +262,21 @@ fn partname(dev: &BlockDevice) -> &str {
     dev.partname.as_deref().unwrap_or("no partition name")
 }
 
-/// Polls `/sys/class/block` until usr and root are there (with their `/dev` nodes).
-fn wait_for_devices(
-    cfg: &BootConfig,
-    module_failures: &[String],
-) -> Result<(BlockDevice, BlockDevice), Fatal> {
+/// The block devices a boot needs: none for a network boot with ROOT in RAM.
+struct Devices {
+    usr: Option<BlockDevice>,
+    root: Option<BlockDevice>,
+}
+
+/// Polls `/sys/class/block` until usr and root are there (with their `/dev` nodes); for a
+/// network boot only a `root=` disk is waited for.
+fn wait_for_devices(cfg: &BootConfig, module_failures: &[String]) -> Result<Devices, Fatal> {
+    if matches!(cfg.usr, UsrSpec::Image(_)) && cfg.root == RootSpec::Ram {
+        return Ok(Devices {
+            usr: None,
+            root: None,
+        });
+    }
     let mut probe = Probe::new("/sys/class/block", "/dev");
     let start = Instant::now();
     let mut announced = false;
@@ -266,32 +285,58 @@ fn wait_for_devices(
             Ok(d) => (d, None),
             Err(e) => (Vec::new(), Some(errno_text(&e))),
         };
-        let usr = blockdev::find(&devices, &cfg.usr, None);
-        let root = usr.and_then(|u| blockdev::find_root(&devices, &cfg.root, u.device));
-        if let (Some(usr), Some(root)) = (usr, root) {
-            if node_exists(usr.device) && node_exists(root.device) {
-                for (key, found) in [("usr", usr), ("root", root)] {
-                    say(format_args!(
-                        "{key}={} ({})",
-                        found.device.dev_path(),
-                        partname(found.device)
-                    ));
-                    if found.candidates > 1 {
-                        say(format_args!(
-                            "warning: {} devices match {key}=; using the first",
-                            found.candidates
-                        ));
-                    }
-                }
-                return Ok((usr.device.clone(), root.device.clone()));
+        // Each wanted device with what names it and what was found.
+        let wanted: Vec<(&str, String, Option<blockdev::Found>)> = match (&cfg.usr, &cfg.root) {
+            (UsrSpec::Device(spec), root) => {
+                let usr = blockdev::find(&devices, spec, None);
+                let root_found = usr.and_then(|u| blockdev::find_root(&devices, root, u.device));
+                vec![
+                    ("usr", cfg.usr.to_string(), usr),
+                    ("root", root.to_string(), root_found),
+                ]
             }
+            (UsrSpec::Image(_), RootSpec::Device(spec)) => vec![(
+                "root",
+                cfg.root.to_string(),
+                blockdev::find(&devices, spec, None),
+            )],
+            (UsrSpec::Image(_), _) => Vec::new(),
+        };
+        let ready = wanted
+            .iter()
+            .all(|(_, _, f)| f.is_some_and(|f| node_exists(f.device)));
+        if ready {
+            let mut found = Devices {
+                usr: None,
+                root: None,
+            };
+            for (key, _, f) in &wanted {
+                let f = f.expect("checked above");
+                say(format_args!(
+                    "{key}={} ({})",
+                    f.device.dev_path(),
+                    partname(f.device)
+                ));
+                if f.candidates > 1 {
+                    say(format_args!(
+                        "warning: {} devices match {key}=; using the first",
+                        f.candidates
+                    ));
+                }
+                match *key {
+                    "usr" => found.usr = Some(f.device.clone()),
+                    _ => found.root = Some(f.device.clone()),
+                }
+            }
+            return Ok(found);
         }
         let elapsed = start.elapsed();
         if elapsed >= Duration::from_secs(DEVICE_TIMEOUT_SECS) {
-            let (what, spec) = match usr {
-                None => ("usr", cfg.usr.to_string()),
-                Some(_) => ("root", cfg.root.to_string()),
-            };
+            let (what, spec, _) = wanted
+                .iter()
+                .find(|(_, _, f)| f.is_none())
+                .or(wanted.first())
+                .expect("something is waited for");
             let mut fatal = Fatal::new(
                 format!("finding {what} partition {spec}"),
                 format!("not found after {DEVICE_TIMEOUT_SECS} s"),
@@ -370,18 +415,53 @@ fn mount_dev(
     })
 }
 
-fn mount_sysroot(cfg: &BootConfig, usr: &BlockDevice, root: &BlockDevice) -> Result<(), Fatal> {
+fn mount_sysroot(cfg: &BootConfig, devices: &Devices) -> Result<(), Fatal> {
     mkdir(SYSROOT)?;
-    mount_dev("root", root, SYSROOT, &cfg.root_fstype, 0)?;
+    match &devices.root {
+        Some(root) => mount_dev("root", root, SYSROOT, &cfg.root_fstype, 0)?,
+        None => {
+            sys::mount(
+                "tmpfs",
+                SYSROOT,
+                Some(&cfg.root_fstype),
+                0,
+                Some("mode=0755"),
+            )
+            .map_err(|e| Fatal::io(format!("mounting a {} root", cfg.root_fstype), &e))?;
+            say(format_args!("root={} on {SYSROOT}", cfg.root));
+        }
+    }
     let usr_dir = format!("{SYSROOT}/usr");
     mkdir(&usr_dir)?;
-    mount_dev(
-        "usr",
-        usr,
-        &usr_dir,
-        &cfg.usr_fstype,
-        sys::MS_RDONLY | sys::MS_NODEV,
-    )
+    let flags = sys::MS_RDONLY | sys::MS_NODEV;
+    match (&devices.usr, &cfg.usr) {
+        (Some(usr), _) => mount_dev("usr", usr, &usr_dir, &cfg.usr_fstype, flags),
+        (None, UsrSpec::Image(image)) => {
+            // `_open` keeps the autoclear device attached until the mount holds it.
+            let (dev, _open) = sys::loop_attach_read_only(image).map_err(|e| {
+                Fatal::io(format!("attaching {image} to a loop device"), &e)
+                    .hint("the initramfs needs the loop module (image-builder adds it for pxe)")
+            })?;
+            sys::mount(&dev, &usr_dir, Some(&cfg.usr_fstype), flags, None).map_err(|e| {
+                let mut f = Fatal::io(
+                    format!(
+                        "mounting usr {image} ({dev}, {}) at {usr_dir}",
+                        cfg.usr_fstype
+                    ),
+                    &e,
+                );
+                f.hints
+                    .extend(mount_hint(e.raw_os_error(), &cfg.usr_fstype));
+                f
+            })?;
+            say(format_args!("usr={image} on {dev} (in RAM)"));
+            Ok(())
+        }
+        (None, UsrSpec::Device(spec)) => Err(Fatal::new(
+            format!("mounting usr {spec}"),
+            "no device was found for it",
+        )),
+    }
 }
 
 /// Makes a blank ROOT bootable: the API mount points and the merged-/usr links (only for
@@ -422,7 +502,7 @@ fn move_api_filesystems() -> Result<(), Fatal> {
     Ok(())
 }
 
-fn mount_run(usr: &BlockDevice) -> Result<(), Fatal> {
+fn mount_run(cfg: &BootConfig, usr: Option<&BlockDevice>) -> Result<(), Fatal> {
     let run = format!("{SYSROOT}/run");
     mkdir(&run)?;
     sys::mount(
@@ -433,6 +513,12 @@ fn mount_run(usr: &BlockDevice) -> Result<(), Fatal> {
         Some("mode=0755"),
     )
     .map_err(|e| Fatal::io(format!("mounting tmpfs on {run}"), &e))?;
+    let Some(usr) = usr else {
+        // No slot: the update engine reads this and leaves the machine alone.
+        let path = format!("{SYSROOT}/{BOOT_LIVE_FILE}");
+        return fs::write(&path, format!("usr={} root={}\n", cfg.usr, cfg.root))
+            .map_err(|e| Fatal::io(format!("writing {path}"), &e));
+    };
     let files = [
         (BOOT_SLOT_FILE, usr.partname.as_deref()),
         (BOOT_USR_PARTUUID_FILE, usr.partuuid.as_deref()),

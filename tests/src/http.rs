@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Serves a directory on 127.0.0.1 until dropped.
@@ -11,6 +11,8 @@ pub struct StaticServer {
     stop: Arc<AtomicBool>,
     /// Requests answered so far.
     pub hits: Arc<AtomicUsize>,
+    /// Their paths, in order.
+    paths: Arc<Mutex<Vec<String>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -23,8 +25,9 @@ impl StaticServer {
         );
         let stop = Arc::new(AtomicBool::new(false));
         let hits = Arc::new(AtomicUsize::new(0));
+        let paths = Arc::new(Mutex::new(Vec::new()));
         let root: PathBuf = root.to_path_buf();
-        let (s, h) = (stop.clone(), hits.clone());
+        let (s, h, p) = (stop.clone(), hits.clone(), paths.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
                 let Ok(Some(req)) = server.recv_timeout(std::time::Duration::from_millis(100))
@@ -32,6 +35,9 @@ impl StaticServer {
                     continue;
                 };
                 h.fetch_add(1, Ordering::SeqCst);
+                p.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(req.url().to_string());
                 let rel = req
                     .url()
                     .trim_start_matches('/')
@@ -53,8 +59,14 @@ impl StaticServer {
             url,
             stop,
             hits,
+            paths,
             thread: Some(thread),
         }
+    }
+
+    /// The paths requested so far, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.paths.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

@@ -172,6 +172,38 @@ pub fn assert_clean_failure(o: &Output, want: &str) {
     assert!(t.contains(want), "error does not mention {want:?}:\n{t}");
 }
 
+/// A workspace under `target/test-images/<variant>/src` holding a shipped spec with `from`
+/// replaced by `to` (asserted present), its lock, and `services/` linked to the repository's.
+/// The spec is rewritten only when it changed, so an unchanged build is still skipped.
+/// Returns the spec's path; builds go to `target/test-images/<variant>/out`.
+pub fn variant_spec(spec: &str, variant: &str, from: &str, to: &str) -> PathBuf {
+    let src = repo_root()
+        .join("target/test-images")
+        .join(variant)
+        .join("src");
+    std::fs::create_dir_all(src.join("images")).unwrap();
+    let services = src.join("services");
+    if !services.exists() {
+        std::os::unix::fs::symlink(repo_root().join("services"), &services).unwrap();
+    }
+    let text = std::fs::read_to_string(repo_root().join(format!("images/{spec}.yaml"))).unwrap();
+    assert!(
+        text.contains(from),
+        "images/{spec}.yaml no longer says {from:?}"
+    );
+    let text = text.replacen(from, to, 1);
+    let spec_path = src.join(format!("images/{spec}.yaml"));
+    if std::fs::read_to_string(&spec_path).ok().as_deref() != Some(text.as_str()) {
+        std::fs::write(&spec_path, text).unwrap();
+    }
+    std::fs::copy(
+        repo_root().join(format!("images/{spec}.lock")),
+        src.join(format!("images/{spec}.lock")),
+    )
+    .unwrap();
+    spec_path
+}
+
 /// A build of a shipped spec shared by the tests of one binary, kept under
 /// `target/test-images/<spec>` so repeated runs reuse it (an unchanged build is skipped).
 /// Returns the output directory.

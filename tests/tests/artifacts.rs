@@ -3,7 +3,8 @@
 //! VirtioSCSI controller), the VHD and the qcow2 boot in QEMU to the login prompt, the OVA's disk
 //! reaches /usr on VMware's paravirtual SCSI controller; the OVA and the boxes have the layout
 //! their consumers expect (member order, manifest hashes, the OVF schema, metadata fields);
-//! Debian's `vagrant` adds the boxes from a per-channel catalog; bad input is one clear error.
+//! Debian's `vagrant` adds the boxes from a per-channel catalog; the PXE files network-boot
+//! through iPXE (TFTP and HTTP, BIOS and UEFI) and run from RAM; bad input is one clear error.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -14,11 +15,13 @@ use std::process::{Command, Output};
 use sha2::{Digest, Sha256};
 use tests::{
     assert_clean_failure, image_builder, image_builder_bin, init_bin, pool_dir, repo_root,
-    sha256_file, text, Scratch,
+    sha256_file, text, variant_spec, Scratch,
 };
 
 const ALL_OUTPUTS: &str =
-    "outputs: [raw, qcow2, vmdk, vhd, ova, vagrant-virtualbox, vagrant-libvirt, ami]";
+    "outputs: [raw, qcow2, vmdk, vhd, ova, vagrant-virtualbox, vagrant-libvirt, ami, pxe]
+pxe:
+  kernel_args: [coreos.autologin]";
 const BASE: &str = "minimal_1.0.0";
 const GIB: u64 = 1 << 30;
 
@@ -40,28 +43,13 @@ fn shared() -> PathBuf {
     if *built {
         return out;
     }
-    let root = repo_root().join("target/test-images/minimal-artifacts");
-    let src = root.join("src");
-    std::fs::create_dir_all(src.join("images")).unwrap();
-    let services = src.join("services");
-    if !services.exists() {
-        std::os::unix::fs::symlink(repo_root().join("services"), &services).unwrap();
-    }
-    let spec = std::fs::read_to_string(repo_root().join("images/minimal.yaml")).unwrap();
-    assert!(
-        spec.contains("outputs: [raw]"),
-        "images/minimal.yaml changed"
+    let spec = variant_spec(
+        "minimal",
+        "minimal-artifacts",
+        "outputs: [raw]",
+        ALL_OUTPUTS,
     );
-    std::fs::write(
-        src.join("images/minimal.yaml"),
-        spec.replacen("outputs: [raw]", ALL_OUTPUTS, 1),
-    )
-    .unwrap();
-    std::fs::copy(
-        repo_root().join("images/minimal.lock"),
-        src.join("images/minimal.lock"),
-    )
-    .unwrap();
+    let src = spec.parent().unwrap().parent().unwrap().to_path_buf();
     let o = build(&src, &out, "022", true, &[]);
     assert!(o.status.success(), "build failed:\n{}", text(&o));
     *built = true;
@@ -213,6 +201,15 @@ fn every_artifact_is_reproducible_and_listed() {
         (
             "ami",
             vec![name("ami", "img"), name("ami", "vhd"), name("ami", "json")],
+        ),
+        (
+            "pxe",
+            vec![
+                name("pxe", "vmlinuz"),
+                name("pxe", "cpio"),
+                name("pxe", "ipxe"),
+                name("pxe", "pxelinux.cfg"),
+            ],
         ),
     ]
     .into_iter()
@@ -596,6 +593,121 @@ fn ami_register_input() {
         .unwrap()
         .len();
     assert_eq!(vhd, disk_size.next_multiple_of(1 << 20) + 512);
+}
+
+/// Network-boots the shared build's PXE files: QEMU's DHCP hands out `bootfile`, the NIC's iPXE
+/// ROM fetches it (from `tftp_root` over TFTP, or a URL), then the kernel and the initramfs the
+/// script names. Waits for the autologin shell (`pxe.kernel_args: [coreos.autologin]`).
+fn netboot(firmware: &str, tftp_root: &Path, bootfile: &str) -> String {
+    let run = image_builder(
+        &repo_root(),
+        &[
+            "run",
+            "--pxe",
+            tftp_root.to_str().unwrap(),
+            "--bootfile",
+            bootfile,
+            "--firmware",
+            firmware,
+            "--timeout",
+            "400",
+            "--expect",
+            r"root@\S+:~# ?$",
+        ],
+    );
+    let console = text(&run);
+    assert!(
+        run.status.success(),
+        "{firmware} network boot of {bootfile} did not reach the autologin shell:\n{console}"
+    );
+    // /usr from the initramfs through a loop device, / on a tmpfs, no slot.
+    for want in [
+        "init: usr=/usr.squashfs on /dev/loop",
+        "init: root=tmpfs (in RAM) on /sysroot",
+        "Minimal Linux alpha (1.0.0)",
+        "booted from RAM (network boot) version=1.0.0",
+    ] {
+        assert!(console.contains(want), "{want:?} missing:\n{console}");
+    }
+    console
+}
+
+#[test]
+fn pxe_files_boot_over_tftp_with_bios_and_uefi() {
+    let out = shared();
+    let script = name("pxe", "ipxe");
+    netboot("bios", &out, &script);
+    netboot("uefi", &out, &script);
+}
+
+#[test]
+fn pxe_files_boot_over_http_with_bios_and_uefi() {
+    let out = shared();
+    // Only HTTP has the files: the TFTP root is empty.
+    let empty = tempfile::tempdir().unwrap();
+    let server = tests::http::StaticServer::start(&out);
+    let port = server.url.rsplit(':').next().unwrap().to_string();
+    // The guest reaches the host's loopback as 10.0.2.2 (QEMU user networking).
+    let url = format!("http://10.0.2.2:{port}/{}", name("pxe", "ipxe"));
+    for firmware in ["bios", "uefi"] {
+        let before = server.requests().len();
+        netboot(firmware, empty.path(), &url);
+        let got: Vec<String> = server.requests()[before..].to_vec();
+        for file in [
+            name("pxe", "ipxe"),
+            name("pxe", "vmlinuz"),
+            name("pxe", "cpio"),
+        ] {
+            assert!(
+                got.iter().any(|r| r == &format!("/{file}")),
+                "{firmware}: {file} was not fetched over HTTP: {got:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn pxe_files_are_what_the_image_boots() {
+    let out = shared();
+    // The kernel is the image's; the initramfs is the USR image in a cpio, then an initramfs
+    // like the disk's (plus the loop module).
+    assert_eq!(
+        std::fs::read(out.join(name("pxe", "vmlinuz"))).unwrap(),
+        std::fs::read(out.join("vmlinuz")).unwrap()
+    );
+    let cpio = std::fs::read(out.join(name("pxe", "cpio"))).unwrap();
+    let usr = std::fs::read(out.join("usr.img")).unwrap();
+    // newc: a 110-byte header, the NUL-terminated name and the data, each 4-byte aligned.
+    assert_eq!(&cpio[..6], b"070701");
+    assert_eq!(&cpio[110..123], b"usr.squashfs\0");
+    let data_at = (110 + 13usize).next_multiple_of(4);
+    assert_eq!(&cpio[data_at..data_at + usr.len()], &usr[..]);
+    let rest = &cpio[(data_at + usr.len()).next_multiple_of(4)..];
+    let trailer_end = (110 + 11usize).next_multiple_of(4);
+    assert_eq!(&rest[110..120], b"TRAILER!!!");
+    let base = &rest[trailer_end..];
+    assert_eq!(
+        &base[..4],
+        &[0x28, 0xb5, 0x2f, 0xfd],
+        "zstd initramfs follows"
+    );
+    let script = std::fs::read_to_string(out.join(name("pxe", "ipxe"))).unwrap();
+    assert!(script.starts_with("#!ipxe\n"), "{script}");
+    let kernel_line = format!(
+        "kernel {} initrd={} console=tty0 console=ttyS0,115200n8 panic=10 quiet loglevel=4 coreos.autologin\n",
+        name("pxe", "vmlinuz"),
+        name("pxe", "cpio")
+    );
+    assert!(script.contains(&kernel_line), "{script}");
+    let pxelinux = std::fs::read_to_string(out.join(name("pxe", "pxelinux.cfg"))).unwrap();
+    assert!(
+        pxelinux.contains(&format!(
+            "  KERNEL {}\n  APPEND initrd={}",
+            name("pxe", "vmlinuz"),
+            name("pxe", "cpio")
+        )),
+        "{pxelinux}"
+    );
 }
 
 #[test]

@@ -80,6 +80,11 @@ impl Paths {
     pub fn boot_slot(&self) -> PathBuf {
         self.at("run/boot-slot")
     }
+    /// `/run/boot-live`, written by `/init` instead of `/run/boot-slot` when /usr runs from RAM
+    /// (a network boot): such a machine has no slot to update.
+    pub fn boot_live(&self) -> PathBuf {
+        self.at("run/boot-live")
+    }
     /// `/usr/lib/os-release`.
     pub fn os_release(&self) -> PathBuf {
         self.at("usr/lib/os-release")

@@ -84,6 +84,13 @@ pub trait Host {
 
 /// `/run/boot-slot` under `paths`.
 pub fn read_boot_slot(paths: &Paths) -> Result<Slot, HostError> {
+    if let Ok(how) = std::fs::read_to_string(paths.boot_live()) {
+        return Err(HostError::Unsupported(format!(
+            "this machine runs from RAM (network boot: {}): there is no USR slot on a disk to \
+             update; boot a new image over the network instead",
+            how.trim()
+        )));
+    }
     let path = paths.boot_slot();
     let text = std::fs::read_to_string(&path).map_err(io_err(format!(
         "reading {} (written by the initramfs /init)",
@@ -345,6 +352,22 @@ mod tests {
             })
         );
         assert_eq!(parse_os_release("ID=x\n"), None);
+    }
+
+    #[test]
+    fn a_machine_running_from_ram_has_no_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("run")).unwrap();
+        std::fs::write(paths.boot_slot(), "USR-A\n").unwrap();
+        assert_eq!(read_boot_slot(&paths).unwrap(), Slot::A);
+        std::fs::write(
+            paths.boot_live(),
+            "usr=/usr.squashfs (in RAM) root=tmpfs (in RAM)\n",
+        )
+        .unwrap();
+        let e = read_boot_slot(&paths).unwrap_err().to_string();
+        assert!(e.contains("runs from RAM (network boot"), "{e}");
     }
 
     #[test]

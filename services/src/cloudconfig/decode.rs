@@ -24,6 +24,19 @@ pub enum DecodeError {
     TooLarge,
 }
 
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DecodeError::Unsupported => "unsupported encoding",
+            DecodeError::Base64 => "invalid base64",
+            DecodeError::Gzip => "invalid gzip data",
+            DecodeError::TooLarge => "decompressed content exceeds 64 MiB",
+        })
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
 /// Decodes `content` written with `encoding` (`""` means as-is).
 pub fn decode_content(content: &[u8], encoding: &str) -> Result<Vec<u8>, DecodeError> {
     match encoding {

@@ -23,7 +23,7 @@ mod yaml;
 
 use std::fmt;
 
-pub use decode::MAX_CONTENT_BYTES;
+pub use decode::{decode_content, go_base64, DecodeError, MAX_CONTENT_BYTES};
 pub use model::{
     CloudConfig, CoreOs, DropIn, Etcd2, FileMode, Locksmith, Oem, RebootStrategy, Unit,
     UnitCommand, Update, User, WriteFile,
