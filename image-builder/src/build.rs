@@ -140,14 +140,12 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     };
     add_spec_content(&spec, &root, &mut tree)?;
     let index = ModuleIndex::from_tree(&tree, &kernel_release)?;
-    let dep_path = format!(
-        "{}/modules.dep",
-        rootfs::modules::module_dir(&kernel_release)
-    );
-    tree.insert(
-        &dep_path,
-        Entry::file(index.modules_dep().into_bytes(), 0o644),
-    )?;
+    // What depmod would write (modules.dep and the binary indexes modprobe reads).
+    let module_dir = rootfs::modules::module_dir(&kernel_release);
+    for (name, data) in index.depmod()? {
+        let entry = Entry::file(data, 0o644).with_mtime(spec.source_date_epoch);
+        tree.insert(&format!("{module_dir}/{name}"), entry)?;
+    }
     tree.clamp_mtimes(spec.source_date_epoch);
     check_only_usr(&tree)?;
 

@@ -10,11 +10,17 @@
 //! Module names are normalised like kmod does: `-` becomes `_` (`dm-mod` is `dm_mod`).
 //! Modules listed in `modules.builtin` are part of the kernel image: depending on one, or
 //! asking for one, needs nothing loaded.
+//!
+//! [`ModuleIndex::depmod`] computes every file kmod's `depmod` writes (the binary indexes
+//! `modprobe` reads among them, see [`depmod`] and [`kmod_index`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::tree::{Kind, Tree};
+
+pub mod depmod;
+pub mod kmod_index;
 
 /// Why module information could not be read or resolved.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -58,6 +64,15 @@ pub enum ModuleError {
     },
     #[error("module dependency cycle: {}", .cycle.join(" -> "))]
     Cycle { cycle: Vec<String> },
+    #[error("the file name gives no module name")]
+    NoNameInPath,
+    #[error("unterminated {what}")]
+    UnterminatedString { what: &'static str },
+    #[error("{file}: {source}")]
+    Index {
+        file: &'static str,
+        source: kmod_index::IndexError,
+    },
 }
 
 fn needed_by_text(needed_by: &Option<String>) -> String {
@@ -321,6 +336,10 @@ pub struct ModuleIndex {
     kernel_release: String,
     modules: BTreeMap<String, Module>,
     builtin: BTreeSet<String>,
+    /// The kernel's `modules.order`, `modules.builtin` and `modules.builtin.modinfo`.
+    order: Option<Arc<Vec<u8>>>,
+    builtin_list: Option<Arc<Vec<u8>>>,
+    builtin_modinfo: Option<Arc<Vec<u8>>>,
 }
 
 /// Whether a walk stops on problems (`closure`) or steps over them (`modules.dep`).
@@ -332,7 +351,9 @@ enum Strictness {
 
 impl ModuleIndex {
     /// Index every `usr/lib/modules/<kernel_release>/**/*.ko` (regular files and hard links;
-    /// compressed `.ko.xz`/`.ko.zst` are not read) and `modules.builtin` if present.
+    /// compressed `.ko.xz`/`.ko.zst` are not read) and `modules.builtin` if present (and
+    /// keep `modules.order`, `modules.builtin` and `modules.builtin.modinfo` for
+    /// [`ModuleIndex::depmod`]).
     pub fn from_tree(tree: &Tree, kernel_release: &str) -> Result<ModuleIndex, ModuleError> {
         let dir = module_dir(kernel_release);
         if !tree.get(&dir).is_some_and(|e| e.is_dir()) {
@@ -361,14 +382,22 @@ impl ModuleIndex {
             }
             modules.insert(module.name.clone(), module);
         }
-        let builtin = match tree.get(&format!("{lead}modules.builtin")).map(|e| &e.kind) {
-            Some(Kind::File(text)) => parse_builtin(&String::from_utf8_lossy(text)),
-            _ => BTreeSet::new(),
+        let list = |name: &str| {
+            let entry = tree.get(&format!("{lead}{name}"))?;
+            file_data(tree, &entry.kind).map(Arc::clone)
         };
+        let builtin_list = list("modules.builtin");
+        let builtin = builtin_list
+            .as_ref()
+            .map(|text| parse_builtin(&String::from_utf8_lossy(text)))
+            .unwrap_or_default();
         Ok(ModuleIndex {
             kernel_release: kernel_release.to_string(),
             modules,
             builtin,
+            order: list("modules.order"),
+            builtin_list,
+            builtin_modinfo: list("modules.builtin.modinfo"),
         })
     }
 
@@ -402,7 +431,26 @@ impl ModuleIndex {
         Ok(walk.order)
     }
 
-    /// The text of `modules.dep` as depmod writes it: one line per module, sorted by path,
+    /// Every file kmod's `depmod` would write into the module directory
+    /// ([`depmod::FILES`]: `modules.dep`, the binary indexes `modprobe` reads, ...), by
+    /// file name, byte for byte as depmod 30 writes them. Dependencies come from the
+    /// symbols each module exports and needs (as depmod finds them), not from `.modinfo`.
+    pub fn depmod(&self) -> Result<BTreeMap<&'static str, Vec<u8>>, ModuleError> {
+        let modules: Vec<(&str, &[u8])> = self
+            .modules
+            .values()
+            .map(|m| (m.path.as_str(), m.data.as_slice()))
+            .collect();
+        depmod::depmod(&depmod::DepmodInput {
+            modules: &modules,
+            order: self.order.as_deref().map(Vec::as_slice),
+            builtin: self.builtin_list.as_deref().map(Vec::as_slice),
+            builtin_modinfo: self.builtin_modinfo.as_deref().map(Vec::as_slice),
+        })
+    }
+
+    /// A `modules.dep` from the `.modinfo` dependencies (for [`ModuleIndex::depmod`]'s
+    /// exact file, use that): one line per module, sorted by path,
     /// `path: dep dep ...` listing direct and indirect dependencies in reverse load order
     /// (modprobe loads them from the last to the first). Unknown dependencies are left out
     /// and cycles broken, as depmod does with a warning.

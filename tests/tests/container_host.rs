@@ -1,0 +1,280 @@
+//! The container-host image in QEMU, configured on first boot by a Container Linux
+//! `#cloud-config` from QEMU's fw_cfg and from a config drive: the test logs in over SSH (a host
+//! port forwarded to the guest's 22) with the key the config authorised, and checks the
+//! hostname, the key, `systemctl is-system-running`, a read-only /usr, the banner, `docker
+//! info`, and that etcd runs when the config turns it on.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tests::{etcd::free_port, image_builder_bin, shared_build, text};
+
+/// Time for a first boot under TCG (systemd, sshd host keys, docker) before SSH answers.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A booted VM; killed (with `image-builder run` and QEMU, one process group) when dropped.
+struct Vm {
+    child: Child,
+    console: mpsc::Receiver<String>,
+    log: Vec<String>,
+    ssh_port: u16,
+    key: PathBuf,
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group this test created for the VM.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Vm {
+    /// Boots `disk` (a snapshot) with extra QEMU arguments; `key` is the private key the
+    /// config authorises for `core`.
+    fn boot(disk: &Path, key: &Path, qemu_args: &[String]) -> Vm {
+        let ssh_port = free_port();
+        let mut cmd = Command::new(image_builder_bin());
+        cmd.args([
+            "run",
+            disk.to_str().unwrap(),
+            "--snapshot",
+            "--memory",
+            "1536",
+        ])
+        .args([
+            "--timeout",
+            "1200",
+            "--forward",
+            &format!("tcp:{ssh_port}:22"),
+        ])
+        .arg("--")
+        .args(qemu_args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0);
+        let mut child = cmd.spawn().expect("starting image-builder run");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).split(b'\n') {
+                let Ok(line) = line else { break };
+                let line = String::from_utf8_lossy(&line).replace('\r', "");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Vm {
+            child,
+            console: rx,
+            log: Vec::new(),
+            ssh_port,
+            key: key.to_path_buf(),
+        }
+    }
+
+    /// The console so far.
+    fn console(&mut self) -> String {
+        while let Ok(l) = self.console.try_recv() {
+            self.log.push(l);
+        }
+        self.log.join("\n")
+    }
+
+    /// Runs `command` as core over SSH; `None` if SSH is not up (yet).
+    fn ssh(&self, command: &str) -> Option<std::process::Output> {
+        let o = Command::new("ssh")
+            .args([
+                "-q",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+            ])
+            .args([
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "ConnectTimeout=10",
+            ])
+            .arg("-i")
+            .arg(&self.key)
+            .args(["-p", &self.ssh_port.to_string(), "core@127.0.0.1", command])
+            .output()
+            .expect("running ssh");
+        // 255: ssh itself failed (connection refused, auth not ready).
+        (o.status.code() != Some(255)).then_some(o)
+    }
+
+    /// `command`'s stdout once SSH answers; fails the test with the console tail after
+    /// [`BOOT_TIMEOUT`].
+    fn run(&mut self, command: &str) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(o) = self.ssh(command) {
+                return String::from_utf8_lossy(&o.stdout).trim().to_string();
+            }
+            if start.elapsed() > BOOT_TIMEOUT {
+                let console = self.console();
+                let tail: Vec<&str> = console.lines().rev().take(60).collect();
+                panic!(
+                    "no SSH after {BOOT_TIMEOUT:?}; console tail:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    }
+
+    /// Polls `command` until its output satisfies `ok` (systemd settling, docker starting).
+    fn wait_for(&mut self, command: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.run(command);
+            if ok(&out) {
+                return out;
+            }
+            if start.elapsed() > Duration::from_secs(300) {
+                let diag =
+                    self.run("systemctl --failed --no-legend; journalctl -b -n 60 --no-pager");
+                panic!("{what}: `{command}` still says {out:?}\n{diag}");
+            }
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    }
+}
+
+fn keypair(dir: &Path) -> (PathBuf, String) {
+    let key = dir.join("id_ed25519");
+    let o = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test@host", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(o.status.success(), "{}", text(&o));
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    (key, public.trim().to_string())
+}
+
+fn user_data(hostname: &str, public_key: &str, etcd: bool) -> String {
+    let mut s = format!(
+        "#cloud-config\nhostname: {hostname}\nssh_authorized_keys:\n  - {public_key}\n\
+         write_files:\n  - path: /etc/motd.d/50-test\n    content: written by cloud-config\n"
+    );
+    if etcd {
+        s.push_str(
+            "coreos:\n  etcd2:\n    name: node-a\n    \
+             advertise-client-urls: http://127.0.0.1:2379\n    \
+             listen-client-urls: http://127.0.0.1:2379\n",
+        );
+    }
+    s
+}
+
+/// The checks every configured machine must pass.
+fn check_machine(vm: &mut Vm, hostname: &str, public_key: &str) {
+    assert_eq!(vm.run("hostname"), hostname);
+    let keys = vm.run("cat ~/.ssh/authorized_keys");
+    assert!(keys.contains(public_key), "{keys}");
+    let state = vm.wait_for("systemctl is-system-running", "system state", |s| {
+        s == "running" || s == "degraded"
+    });
+    assert_eq!(
+        state,
+        "running",
+        "{}",
+        vm.run("systemctl --failed --no-legend")
+    );
+    let usr = vm.run("findmnt -no OPTIONS /usr");
+    assert!(usr.split(',').any(|o| o == "ro"), "/usr mounted {usr}");
+    let touch = vm.ssh("sudo touch /usr/x").unwrap();
+    assert!(!touch.status.success(), "/usr is writable");
+    assert_eq!(
+        vm.run("cat /run/motd.d/10-banner"),
+        "Container Host alpha (1.0.0)"
+    );
+    assert!(vm.console().contains("Container Host alpha (1.0.0)"));
+    assert_eq!(vm.run("cat /etc/motd.d/50-test"), "written by cloud-config");
+    let info = vm.wait_for(
+        "docker info --format '{{.ServerVersion}} {{.Driver}}'",
+        "docker",
+        |s| s.split(' ').count() == 2 && !s.is_empty() && !s.contains("rror"),
+    );
+    assert!(info.ends_with("overlay2"), "docker info: {info}");
+}
+
+#[test]
+fn fw_cfg_config_is_applied_and_etcd_runs() {
+    let out = shared_build("container-host");
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path());
+    let config = dir.path().join("user-data");
+    std::fs::write(&config, user_data("fwcfg-host", &public, true)).unwrap();
+    let mut vm = Vm::boot(
+        &out.join("disk.raw"),
+        &key,
+        &[
+            "-fw_cfg".into(),
+            format!("name=opt/com.coreos/config,file={}", config.display()),
+        ],
+    );
+    check_machine(&mut vm, "fwcfg-host", &public);
+    vm.wait_for("systemctl is-active etcd", "etcd", |s| s == "active");
+    let members = vm.wait_for("etcdctl member list", "etcd members", |s| {
+        s.contains("node-a")
+    });
+    assert!(members.contains("http://127.0.0.1:2379"), "{members}");
+}
+
+#[test]
+fn config_drive_config_is_applied_and_etcd_stays_off() {
+    let out = shared_build("container-host");
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path());
+    // An OpenStack config drive: a FAT filesystem labelled config-2.
+    let drive = dir.path().join("config-drive.img");
+    std::fs::write(
+        dir.path().join("user_data"),
+        user_data("drive-host", &public, false),
+    )
+    .unwrap();
+    let f = std::fs::File::create(&drive).unwrap();
+    f.set_len(8 << 20).unwrap();
+    for cmd in [
+        vec!["mkfs.vfat", "-n", "config-2"],
+        vec!["mmd", "-i"],
+        vec!["mcopy", "-i"],
+    ] {
+        let mut c = Command::new(cmd[0]);
+        c.args(&cmd[1..]).arg(&drive).env("MTOOLS_SKIP_CHECK", "1");
+        match cmd[0] {
+            "mmd" => c.args(["::openstack", "::openstack/latest"]),
+            "mcopy" => c
+                .arg(dir.path().join("user_data"))
+                .arg("::openstack/latest/user_data"),
+            _ => &mut c,
+        };
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{cmd:?}: {}", text(&o));
+    }
+    let mut vm = Vm::boot(
+        &out.join("disk.raw"),
+        &key,
+        &[
+            "-drive".into(),
+            format!("file={},format=raw,if=virtio,readonly=on", drive.display()),
+        ],
+    );
+    check_machine(&mut vm, "drive-host", &public);
+    assert_eq!(
+        vm.ssh("systemctl is-active etcd")
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap(),
+        "inactive"
+    );
+}
