@@ -51,3 +51,10 @@ bench-apply: tools
 .PHONY: bench-convert
 bench-convert: image
 	bash bench/convert.sh
+
+# Issue 6: the container host's USR size and boot time to SSH-ready (TCG).
+bench-container-host: tools pool-all
+	$(IMAGE_BUILDER) build images/container-host.yaml --out out/container-host --pool $(POOL)
+	$(IMAGE_BUILDER) build $(SPEC) --out $(OUT) --pool $(POOL)
+	bash bench/container-host.sh
+.PHONY: bench-container-host

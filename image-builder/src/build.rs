@@ -26,7 +26,7 @@ use crate::spec::ImageSpec;
 use crate::{esp, ext4, fat, gpt, initramfs, usr};
 
 /// Bumped whenever the builder's output for the same inputs changes.
-pub const BUILDER_OUTPUT_VERSION: u32 = 2;
+pub const BUILDER_OUTPUT_VERSION: u32 = 3;
 pub const DISK: &str = "disk.raw";
 pub const BUILD_JSON: &str = "build.json";
 pub const USR_IMG: &str = "usr.img";

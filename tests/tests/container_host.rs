@@ -2,7 +2,8 @@
 //! `#cloud-config` from QEMU's fw_cfg and from a config drive: the test logs in over SSH (a host
 //! port forwarded to the guest's 22) with the key the config authorised, and checks the
 //! hostname, the key, `systemctl is-system-running`, a read-only /usr, the banner, `docker
-//! info`, and that etcd runs when the config turns it on.
+//! info`, and that etcd runs when the config turns it on; on a disk larger than the image, the
+//! first boot grows ROOT to fill it and gives the disk a GUID of its own.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -37,16 +38,20 @@ impl Vm {
     /// Boots `disk` (a snapshot) with extra QEMU arguments; `key` is the private key the
     /// config authorises for `core`.
     fn boot(disk: &Path, key: &Path, qemu_args: &[String]) -> Vm {
+        Vm::boot_with(disk, "raw", key, qemu_args)
+    }
+
+    /// [`Vm::boot`] of a disk in `format`; a raw disk is booted as a snapshot, other formats
+    /// are taken to be throw-away overlays.
+    fn boot_with(disk: &Path, format: &str, key: &Path, qemu_args: &[String]) -> Vm {
         let ssh_port = free_port();
         let mut cmd = Command::new(image_builder_bin());
+        cmd.args(["run", disk.to_str().unwrap(), "--format", format])
+            .args(["--memory", "1536"]);
+        if format == "raw" {
+            cmd.arg("--snapshot");
+        }
         cmd.args([
-            "run",
-            disk.to_str().unwrap(),
-            "--snapshot",
-            "--memory",
-            "1536",
-        ])
-        .args([
             "--timeout",
             "1200",
             "--forward",
@@ -262,8 +267,20 @@ fn config_drive_config_is_applied_and_etcd_stays_off() {
         let o = c.output().unwrap();
         assert!(o.status.success(), "{cmd:?}: {}", text(&o));
     }
-    let mut vm = Vm::boot(
-        &out.join("disk.raw"),
+    // A disk that grew since the image was written (as a cloud volume larger than the
+    // image): a 4 GiB qcow2 overlay over disk.raw.
+    let disk = dir.path().join("grown.qcow2");
+    let o = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+        .arg(out.join("disk.raw"))
+        .arg(&disk)
+        .arg("4G")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let mut vm = Vm::boot_with(
+        &disk,
+        "qcow2",
         &key,
         &[
             "-drive".into(),
@@ -271,6 +288,27 @@ fn config_drive_config_is_applied_and_etcd_stays_off() {
         ],
     );
     check_machine(&mut vm, "drive-host", &public);
+    // First boot: ROOT (partition 9, 1 GiB in the image) and its ext4 grew to the end of the
+    // 4 GiB disk (more than 2.5 GiB after the ESP and the two USR slots), and the
+    // disk has a GUID of its own.
+    let sectors: u64 = vm.run("cat /sys/class/block/vda9/size").parse().unwrap();
+    assert!(
+        sectors * 512 > 5 << 29,
+        "ROOT is {sectors} sectors (it was 1 GiB)"
+    );
+    let fs_bytes: u64 = vm.run("findmnt -bno SIZE /").parse().unwrap();
+    assert!(fs_bytes > 5 << 29, "/ is {fs_bytes} bytes (it was 1 GiB)");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("build.json")).unwrap()).unwrap();
+    let built = report["layout"]["disk_guid"]
+        .as_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    let console = vm.console().to_ascii_lowercase();
+    assert!(
+        console.contains(&format!("first-boot: disk guid {built} -> ")),
+        "no disk GUID change from {built}:\n{console}"
+    );
     assert_eq!(
         vm.ssh("systemctl is-active etcd")
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
