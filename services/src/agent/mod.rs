@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 use self::apply::Outcome;
 use self::host::Host;
-use self::metadata::{interface_addresses, parse_env_file};
+use self::metadata::{interface_addresses, parse_env_file, Metadata};
 use self::sources::http::RetryPolicy;
 use self::sources::{Context, Found, SourceKind};
 use crate::cloudconfig::{self, Addresses, UserData};
@@ -117,8 +117,25 @@ impl Console<'_> {
 /// One run (module docs).
 pub fn run(opts: &Options, host: &dyn Host, console: &mut Console) -> Summary {
     let mut summary = Summary::default();
-    let Some(found) = find_user_data(opts, host, console, &mut summary) else {
-        return summary;
+    // `sshkey="..."` on the kernel command line (network boots) authorizes a key for core,
+    // with or without user-data.
+    let cmdline_keys = std::fs::read_to_string(opts.root.join("proc/cmdline"))
+        .map(|c| sources::cmdline_ssh_keys(&c))
+        .unwrap_or_default();
+    let found = match find_user_data(opts, host, console, &mut summary) {
+        Some(mut found) => {
+            found.metadata.ssh_public_keys.extend(cmdline_keys);
+            found
+        }
+        None if !cmdline_keys.is_empty() => Found {
+            source: "kernel command line sshkey=".into(),
+            user_data: Vec::new(),
+            metadata: Metadata {
+                ssh_public_keys: cmdline_keys,
+                ..Metadata::default()
+            },
+        },
+        None => return summary,
     };
     summary.source = Some(found.source.clone());
     console.say(format!(

@@ -596,3 +596,46 @@ fn nothing_found_is_not_a_failure_but_a_broken_source_is() {
         "{err}"
     );
 }
+
+#[test]
+fn sshkey_on_the_kernel_command_line_authorizes_core() {
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPxe pxe@host";
+    assert_eq!(
+        sources::cmdline_ssh_keys(&format!("console=ttyS0 sshkey=\"{key}\" sshkey= ro")),
+        [key]
+    );
+    // Without user-data: the key alone is applied.
+    let tmp = minimal_root("agent-sshkey");
+    fs::create_dir_all(tmp.path().join("proc")).unwrap();
+    fs::write(
+        tmp.path().join("proc/cmdline"),
+        format!("console=ttyS0 sshkey=\"{key}\"\n"),
+    )
+    .unwrap();
+    let host = FakeHost::default();
+    let opts = Options::new(tmp.path(), Input::Sources { only: None });
+    let (summary, out, err) = run_with(&opts, &host);
+    assert!(summary.success(), "{out}{err}");
+    assert!(
+        out.contains("user-data from kernel command line sshkey="),
+        "{out}"
+    );
+    let keys = fs::read_to_string(tmp.path().join("home/core/.ssh/authorized_keys")).unwrap();
+    assert!(keys.contains(key), "{keys}");
+    // With user-data: both its keys and the command line's.
+    let tmp2 = minimal_root("agent-sshkey-ud");
+    fs::create_dir_all(tmp2.path().join("proc")).unwrap();
+    fs::write(
+        tmp2.path().join("proc/cmdline"),
+        format!("sshkey=\"{key}\""),
+    )
+    .unwrap();
+    let opts = file_input(
+        &tmp2,
+        b"#cloud-config\nssh_authorized_keys:\n  - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIud ud@host\n",
+    );
+    let (summary, out, err) = run_with(&opts, &host);
+    assert!(summary.success(), "{out}{err}");
+    let keys = fs::read_to_string(tmp2.path().join("home/core/.ssh/authorized_keys")).unwrap();
+    assert!(keys.contains(key) && keys.contains("ud@host"), "{keys}");
+}

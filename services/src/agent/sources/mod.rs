@@ -227,6 +227,18 @@ pub fn cmdline_url(cmdline: &str) -> Option<String> {
         })
 }
 
+/// The SSH keys of a kernel command line: every `sshkey="..."` (Container Linux's PXE argument,
+/// an authorized key for `core`), in order; empty values are ignored.
+pub fn cmdline_ssh_keys(cmdline: &str) -> Vec<String> {
+    split_args(cmdline)
+        .iter()
+        .filter_map(|w| w.strip_prefix("sshkey="))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 fn probe_cmdline(ctx: &Context) -> Result<Option<Found>, SourceError> {
     let path = ctx.root.join("proc/cmdline");
     let cmdline = match std::fs::read_to_string(&path) {
