@@ -197,6 +197,7 @@ fn check_machine(vm: &mut Vm, hostname: &str, public_key: &str) {
     );
     let usr = vm.run("findmnt -no OPTIONS /usr");
     assert!(usr.split(',').any(|o| o == "ro"), "/usr mounted {usr}");
+    assert_eq!(vm.run("sudo -n id -u"), "0", "core has passwordless sudo");
     let touch = vm.ssh("sudo touch /usr/x").unwrap();
     assert!(!touch.status.success(), "/usr is writable");
     assert_eq!(
