@@ -137,22 +137,25 @@ impl Scratch {
 
     /// `image-builder build` of a spec from the pool into `out` (relative to the scratch dir).
     pub fn build(&self, name: &str, out: &str, pool: &Path) -> Output {
-        let spec = self.spec(name);
-        let init = init_bin();
-        image_builder(
-            self.path(),
-            &[
-                "build",
-                spec.to_str().unwrap(),
-                "--out",
-                out,
-                "--pool",
-                pool.to_str().unwrap(),
-                "--init",
-                init.to_str().unwrap(),
-            ],
-        )
+        build_spec(self.path(), &self.spec(name), Path::new(out), pool)
     }
+}
+
+/// `image-builder build SPEC --out OUT --pool POOL --init <the static /init>`, run in `dir`.
+pub fn build_spec(dir: &Path, spec: &Path, out: &Path, pool: &Path) -> Output {
+    image_builder(
+        dir,
+        &[
+            "build",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--pool",
+            pool.to_str().unwrap(),
+            "--init",
+            init_bin().to_str().unwrap(),
+        ],
+    )
 }
 
 /// sha256 of a file, hex.
@@ -212,20 +215,7 @@ pub fn shared_build(spec: &str) -> PathBuf {
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let out = repo_root().join("target/test-images").join(spec);
     let spec_path = repo_root().join(format!("images/{spec}.yaml"));
-    let init = init_bin();
-    let o = image_builder(
-        &repo_root(),
-        &[
-            "build",
-            spec_path.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--pool",
-            pool_dir().to_str().unwrap(),
-            "--init",
-            init.to_str().unwrap(),
-        ],
-    );
+    let o = build_spec(&repo_root(), &spec_path, &out, &pool_dir());
     assert!(o.status.success(), "build of {spec} failed:\n{}", text(&o));
     out
 }

@@ -25,8 +25,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use tests::{
-    assert_clean_failure, image_builder, image_builder_bin, init_bin, pool_dir, sha256_file, text,
-    variant_spec,
+    assert_clean_failure, build_spec, image_builder_bin, pool_dir, sha256_file, text, variant_spec,
 };
 
 /// Where `scripts/setup-host.sh` installs moto.
@@ -218,19 +217,7 @@ fn shared_build() -> PathBuf {
     let spec_path = variant_spec("minimal", "minimal-ami", "outputs: [raw]", "outputs: [ami]");
     let src = spec_path.parent().unwrap().parent().unwrap().to_path_buf();
     let out = src.parent().unwrap().join("out");
-    let o = image_builder(
-        &src,
-        &[
-            "build",
-            spec_path.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--pool",
-            pool_dir().to_str().unwrap(),
-            "--init",
-            init_bin().to_str().unwrap(),
-        ],
-    );
+    let o = build_spec(&src, &spec_path, &out, &pool_dir());
     assert!(o.status.success(), "build failed:\n{}", text(&o));
     out
 }
