@@ -5,14 +5,27 @@ set -euo pipefail
 
 need_pkgs=(gdisk dosfstools mtools squashfs-tools e2fsprogs ovmf xz-utils zstd cpio bc ca-certificates curl time
            etcd-server etcd-client protobuf-compiler libprotobuf-dev libxml2-utils vagrant python3-venv
-           ipxe-qemu openssh-client)
+           ipxe-qemu openssh-client vagrant-libvirt libvirt-daemon-system libvirt-clients dnsmasq-base iptables)
 need_bins=(sgdisk fsck.fat mcopy mksquashfs e2fsck /usr/share/OVMF/OVMF_CODE_4M.fd xz zstd cpio bc curl /usr/bin/time
            etcd etcdctl protoc /usr/include/google/protobuf/descriptor.proto xmllint vagrant
-           /usr/lib/ipxe/qemu/efi-virtio.rom ssh ssh-keygen)
+           /usr/lib/ipxe/qemu/efi-virtio.rom ssh ssh-keygen
+           libvirtd virtlogd virtlockd virsh dnsmasq iptables
+           /usr/share/doc/vagrant-libvirt)
 # moto (the AWS emulator the AMI upload test runs against) is not packaged in Debian 12: it
 # lives in a venv of the system python3 at a fixed path, installed with pip's default
 # configuration. tests/tests/ami_upload.rs uses the same path.
 moto_venv=/opt/image-builder/moto
+
+# /dev/kvm as Debian's udev rule leaves it (root:kvm 0660; libvirt-qemu is in kvm): without
+# udev it is root's alone, and libvirtd then finds every cached QEMU probe outdated ("KVM was
+# enabled when probing ... but it is not available now") and probes all emulators again for
+# each machine Vagrant defines (minutes under TCG). The machines themselves run under TCG.
+kvm_device() {
+  if [[ -c /dev/kvm && $(id -u) == 0 ]] && getent group kvm >/dev/null; then
+    chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
+  fi
+}
+kvm_device
 
 missing=0
 for b in "${need_bins[@]}" qemu-system-x86_64 qemu-img "$moto_venv/bin/moto_server"; do
@@ -70,4 +83,5 @@ if [[ ! -x "$moto_venv/bin/moto_server" ]]; then
   /usr/bin/python3 -m venv "$moto_venv"
   "$moto_venv/bin/pip" install -q 'moto[server]'
 fi
+kvm_device
 echo "host tools installed"

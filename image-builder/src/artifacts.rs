@@ -38,6 +38,8 @@ pub const MEMORY_MIB: u32 = 1024;
 /// The cluster files written next to the Vagrant boxes.
 pub const CLUSTER_VAGRANTFILE: &str = "Vagrantfile";
 pub const CLUSTER_CONFIG: &str = "config.rb";
+/// The cluster's user-data template, when the spec names one (`vagrant.user_data`).
+pub const CLUSTER_USER_DATA: &str = "user-data";
 
 /// `<os.id>_<os.version>`, the start of every artifact's name.
 pub fn base_name(os: &Os) -> String {
@@ -82,6 +84,8 @@ pub struct Sources<'a> {
     pub usr_img: &'a [u8],
     /// The network-boot initramfs base (the image's modules plus `loop`); `pxe` needs it.
     pub pxe_initrd: Option<&'a [u8]>,
+    /// The raw disk with the Vagrant OEM configuration; the Vagrant boxes need it.
+    pub vagrant_disk: Option<&'a Path>,
 }
 
 /// The Vagrant provider of a box output.
@@ -101,17 +105,22 @@ fn product(os: &Os) -> Product {
     }
 }
 
-/// Write every output the spec lists from `sources` into `dir`. Returns, per output name, the
-/// files written (all directly in `dir`).
+/// Write every output the spec lists from `sources` into `dir` (`root`: the repository root
+/// the spec's paths are relative to). Returns, per output name, the files written (all
+/// directly in `dir`).
 pub fn write_all(
     spec: &ImageSpec,
+    root: &Path,
     sources: &Sources,
     dir: &Path,
 ) -> Result<BTreeMap<String, Vec<String>>> {
     let mut written = BTreeMap::new();
     let outputs = spec.output_list();
     for &output in &outputs {
-        let names = file_names(&spec.os, output);
+        let mut names = file_names(&spec.os, output);
+        if vagrant_provider(output).is_some() && spec.vagrant.user_data.is_some() {
+            names.push(CLUSTER_USER_DATA.to_string());
+        }
         write_output(spec, output, sources, dir, &names)
             .with_context(|| format!("writing the {output} output ({})", names[0]))?;
         written.insert(output.as_str().to_string(), names);
@@ -126,7 +135,7 @@ pub fn write_all(
         })
         .collect();
     if !boxes.is_empty() {
-        write_cluster_files(spec, dir, boxes).context("writing the cluster Vagrantfile")?;
+        write_cluster_files(spec, root, dir, boxes).context("writing the cluster Vagrantfile")?;
     }
     Ok(written)
 }
@@ -167,10 +176,10 @@ fn write_output(
             ova::write_file(disk, &path(0), &opts)?;
         }
         Output::VagrantVirtualbox => {
-            vagrant::write_virtualbox(disk, &path(0), &box_options(spec))?;
+            vagrant::write_virtualbox(vagrant_disk(sources)?, &path(0), &box_options(spec))?;
         }
         Output::VagrantLibvirt => {
-            vagrant::write_libvirt(disk, &path(0), &box_options(spec))?;
+            vagrant::write_libvirt(vagrant_disk(sources)?, &path(0), &box_options(spec))?;
         }
         Output::Ami => {
             sparse_copy(disk, &path(0))?;
@@ -238,7 +247,12 @@ fn box_options(spec: &ImageSpec) -> vagrant::BoxOptions {
     }
 }
 
-fn write_cluster_files(spec: &ImageSpec, dir: &Path, boxes: Vec<(String, String)>) -> Result<()> {
+fn write_cluster_files(
+    spec: &ImageSpec,
+    root: &Path,
+    dir: &Path,
+    boxes: Vec<(String, String)>,
+) -> Result<()> {
     let config = vagrant::cluster::config_rb(&vagrant::cluster::ClusterConfig {
         os_id: spec.os.id.0.clone(),
         name: spec.os.name.0.clone(),
@@ -251,7 +265,20 @@ fn write_cluster_files(spec: &ImageSpec, dir: &Path, boxes: Vec<(String, String)
         vagrant::cluster::VAGRANTFILE,
     )?;
     write_text(&dir.join(CLUSTER_CONFIG), &config)?;
+    if let Some(rel) = &spec.vagrant.user_data {
+        let path = root.join(&rel.0);
+        let text = std::fs::read(&path).with_context(|| {
+            format!("reading {} (vagrant.user_data in the spec)", path.display())
+        })?;
+        write_bytes(&dir.join(CLUSTER_USER_DATA), &text)?;
+    }
     Ok(())
+}
+
+fn vagrant_disk<'a>(sources: &Sources<'a>) -> Result<&'a Path> {
+    sources
+        .vagrant_disk
+        .context("no disk with the Vagrant OEM configuration was made for the box")
 }
 
 /// Copy a sparse file's data into a new sparse file at `to` (temporary name, then rename).
@@ -358,6 +385,7 @@ mod tests {
             id: OsId("minimal".into()),
             version: SemVer("1.0.0".into()),
             channel: OsId("alpha".into()),
+            id_like: Vec::new(),
         }
     }
 

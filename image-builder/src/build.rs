@@ -26,7 +26,7 @@ use crate::spec::ImageSpec;
 use crate::{esp, ext4, fat, gpt, initramfs, usr};
 
 /// Bumped whenever the builder's output for the same inputs changes.
-pub const BUILDER_OUTPUT_VERSION: u32 = 3;
+pub const BUILDER_OUTPUT_VERSION: u32 = 4;
 pub const DISK: &str = "disk.raw";
 pub const BUILD_JSON: &str = "build.json";
 pub const USR_IMG: &str = "usr.img";
@@ -274,6 +274,38 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         ],
     )?;
 
+    // The Vagrant boxes' disk: the same, with the Vagrant OEM configuration on OEM.
+    let vagrant_disk = if spec
+        .output_list()
+        .into_iter()
+        .any(|o| crate::artifacts::vagrant_provider(o).is_some())
+    {
+        let img = staging.path().join("oem-vagrant.img");
+        ext4::make(
+            Some(&vagrant_oem_tree(epoch)?),
+            &img,
+            oem_part.size,
+            layout::OEM,
+            &oem_part.guid,
+            epoch,
+        )?;
+        intermediates.insert("oem-vagrant.img".to_string(), hash_file(&img)?);
+        let disk = staging.path().join("disk-vagrant.raw");
+        write_disk(
+            &layout,
+            &disk,
+            &[
+                (layout::ESP, Part::Bytes(&esp_img)),
+                (layout::USR_A, Part::Bytes(&usr_img)),
+                (layout::OEM, Part::File(&img)),
+                (layout::ROOT, Part::File(&root_img)),
+            ],
+        )?;
+        Some(disk)
+    } else {
+        None
+    };
+
     timer.lap("disk");
     let mut artifacts = BTreeMap::new();
     artifacts.insert(USR_IMG.to_string(), FileInfo::of(&usr_img));
@@ -290,8 +322,9 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         kernel: &kernel,
         usr_img: &usr_img,
         pxe_initrd: pxe_initrd.as_deref(),
+        vagrant_disk: vagrant_disk.as_deref(),
     };
-    let outputs = crate::artifacts::write_all(&spec, &sources, staging.path())?;
+    let outputs = crate::artifacts::write_all(&spec, &root, &sources, staging.path())?;
     for name in outputs.values().flatten() {
         artifacts.insert(name.clone(), hash_file(&staging.path().join(name))?);
     }
@@ -310,6 +343,17 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     };
     publish(staging.path(), &opts.out, &report)?;
     Ok(report)
+}
+
+/// The Vagrant boxes' OEM partition: `cloud-config.yml` (Vagrant's login key for core, the
+/// watch for Vagrant's user-data file), applied on every boot by `oem-cloudinit.service`.
+pub fn vagrant_oem_tree(epoch: u64) -> Result<Tree> {
+    let mut t = Tree::new();
+    t.insert(
+        "cloud-config.yml",
+        Entry::file(vagrant::boxes::OEM_CLOUD_CONFIG.as_bytes().to_vec(), 0o644).with_mtime(epoch),
+    )?;
+    Ok(t)
 }
 
 /// Move staged artifacts into place, `build.json` last (after removing the old one first).
@@ -446,9 +490,15 @@ fn add_update_engine(
         std::fs::read(&path)
             .with_context(|| format!("reading {} (update: in the spec)", path.display()))
     };
-    let keys = read(&u.root_keys.0)?;
-    channels::canonical::from_slice::<channels::RootKeys>(&keys)
-        .with_context(|| format!("{} is not a repository root.json", u.root_keys.0))?;
+    let keys = match &u.root_keys {
+        Some(rel) => {
+            let keys = read(&rel.0)?;
+            channels::canonical::from_slice::<channels::RootKeys>(&keys)
+                .with_context(|| format!("{} is not a repository root.json", rel.0))?;
+            Some(keys)
+        }
+        None => None,
+    };
     tree.insert(
         "usr/bin/update-engine",
         Entry::file(read(&u.engine.0)?, 0o755),
@@ -457,10 +507,12 @@ fn add_update_engine(
     for name in ["update_engine_client", "locksmithctl"] {
         tree.insert(&format!("usr/bin/{name}"), Entry::symlink("update-engine"))?;
     }
-    tree.insert(
-        "usr/share/update-engine/root.json",
-        Entry::file(keys, 0o644),
-    )?;
+    if let Some(keys) = keys {
+        tree.insert(
+            "usr/share/update-engine/root.json",
+            Entry::file(keys, 0o644),
+        )?;
+    }
     tree.insert(
         "usr/share/update-engine/update.conf",
         Entry::file(update_conf(spec, u).into_bytes(), 0o644),
@@ -472,12 +524,11 @@ fn add_update_engine(
 /// overrides it key by key.
 pub fn update_conf(spec: &ImageSpec, u: &crate::spec::UpdateSpec) -> String {
     let group = u.group.as_ref().unwrap_or(&spec.os.channel);
-    let mut conf = format!(
-        "GROUP={}\nSERVER={}\nREBOOT_STRATEGY={}\n",
-        group.0,
-        u.server.0,
-        u.reboot_strategy.as_str()
-    );
+    let mut conf = format!("GROUP={}\n", group.0);
+    if let Some(server) = &u.server {
+        conf.push_str(&format!("SERVER={}\n", server.0));
+    }
+    conf.push_str(&format!("REBOOT_STRATEGY={}\n", u.reboot_strategy.as_str()));
     let mut line = |key: &str, value: Option<&str>| {
         if let Some(v) = value {
             conf.push_str(&format!("{key}={v}\n"));
@@ -507,8 +558,14 @@ pub fn update_conf(spec: &ImageSpec, u: &crate::spec::UpdateSpec) -> String {
 /// `/usr/lib/os-release` (os-release(5)) with the channel as `RELEASE_CHANNEL`.
 pub fn os_release(spec: &ImageSpec) -> String {
     let os = &spec.os;
+    let id_like = if os.id_like.is_empty() {
+        String::new()
+    } else {
+        let ids: Vec<&str> = os.id_like.iter().map(|i| i.0.as_str()).collect();
+        format!("ID_LIKE={}\n", ids.join(" "))
+    };
     format!(
-        "NAME=\"{name}\"\nID={id}\nVERSION={v}\nVERSION_ID={v}\nPRETTY_NAME=\"{name} {v} ({ch})\"\nRELEASE_CHANNEL={ch}\n",
+        "NAME=\"{name}\"\nID={id}\n{id_like}VERSION={v}\nVERSION_ID={v}\nPRETTY_NAME=\"{name} {v} ({ch})\"\nRELEASE_CHANNEL={ch}\n",
         name = os.name.0.replace('"', "'"),
         id = os.id.0,
         v = os.version.0,

@@ -45,6 +45,19 @@ pub struct ImageSpec {
     /// Settings of the `pxe` output.
     #[serde(default)]
     pub pxe: PxeSpec,
+    /// Settings of the Vagrant outputs' cluster files.
+    #[serde(default)]
+    pub vagrant: VagrantSpec,
+}
+
+/// `vagrant:` — what the cluster folder next to the boxes holds besides the Vagrantfile.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VagrantSpec {
+    /// The cluster's `user-data` (an ERB template the Vagrantfile renders per machine),
+    /// relative to the repository root; absent: the build writes none.
+    #[serde(default)]
+    pub user_data: Option<RelPath>,
 }
 
 /// `pxe:` — what the network-boot files add to `kernel.cmdline`.
@@ -111,12 +124,16 @@ impl IndexSource {
 }
 
 /// `update:` — installs the update engine with `/usr/share/update-engine/update.conf`
-/// (Container Linux format) and the repository's root keys.
+/// (Container Linux format) and, when given, the repository's root keys. Without `root_keys`
+/// a machine trusts `/etc/update-engine/root.json` from its config (cloud-config `write_files`)
+/// and, until it has one, only marks its booted slot good; without `server` its config names
+/// the server (`coreos.update.server`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSpec {
     /// Repository base URL (`SERVER=`).
-    pub server: NonEmpty,
+    #[serde(default)]
+    pub server: Option<ConfValue>,
     /// Channel (`GROUP=`); defaults to `os.channel`.
     #[serde(default)]
     pub group: Option<OsId>,
@@ -124,7 +141,8 @@ pub struct UpdateSpec {
     #[serde(default = "default_strategy")]
     pub reboot_strategy: RebootStrategy,
     /// The repository's `root.json` (public root keys), relative to the repository root.
-    pub root_keys: RelPath,
+    #[serde(default)]
+    pub root_keys: Option<RelPath>,
     /// The static `update-engine` binary, relative to the repository root.
     pub engine: RelPath,
     /// The etcd reboot lock (`etcd-lock`, `best-effort`): the `LOCKSMITHD_*` keys.
@@ -201,6 +219,10 @@ pub struct Os {
     pub version: SemVer,
     /// Release channel: alpha, beta, stable or any name of the same shape.
     pub channel: OsId,
+    /// Operating systems this one is like (`ID_LIKE=`), e.g. `[coreos]`: Vagrant then treats
+    /// the machines as Container Linux guests (hostname and networks set as cloud-config).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub id_like: Vec<OsId>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -472,9 +494,10 @@ impl ImageSpec {
         let mut v: Vec<&str> = self.files.iter().map(|f| f.src.0.as_str()).collect();
         v.extend(self.units.iter().map(|u| u.src.0.as_str()));
         if let Some(u) = &self.update {
-            v.push(&u.root_keys.0);
+            v.extend(u.root_keys.iter().map(|k| k.0.as_str()));
             v.push(&u.engine.0);
         }
+        v.extend(self.vagrant.user_data.iter().map(|p| p.0.as_str()));
         v
     }
 
@@ -761,6 +784,29 @@ partitions:
     }
 
     #[test]
+    fn os_release_names_id_like() {
+        let plain = crate::build::os_release(&parse(GOOD).unwrap());
+        assert_eq!(
+            plain,
+            "NAME=\"Minimal Linux\"\nID=minimal\nVERSION=1.0.0\nVERSION_ID=1.0.0\nPRETTY_NAME=\"Minimal Linux 1.0.0 (alpha)\"\nRELEASE_CHANNEL=alpha\n"
+        );
+        let like = GOOD.replace(
+            "  channel: alpha\n",
+            "  channel: alpha\n  id_like: [coreos, flatcar]\n",
+        );
+        let text = crate::build::os_release(&parse(&like).unwrap());
+        assert!(
+            text.contains("\nID=minimal\nID_LIKE=coreos flatcar\nVERSION="),
+            "{text}"
+        );
+        let bad = GOOD.replace(
+            "  channel: alpha\n",
+            "  channel: alpha\n  id_like: [\"Core OS\"]\n",
+        );
+        assert!(parse(&bad).is_err());
+    }
+
+    #[test]
     fn update_section() {
         let text = format!(
             "{GOOD}update:\n  server: http://10.0.2.2:8080/\n  root_keys: keys/root.json\n  engine: target/ue\n"
@@ -775,6 +821,16 @@ partitions:
         );
         assert!(parse(&bad).unwrap_err().to_string().contains("sometimes"));
         assert!(parse(GOOD).unwrap().update.is_none());
+        // The engine alone: keys and server come from each machine's config.
+        let bare = parse(&format!("{GOOD}update:\n  engine: target/ue\n")).unwrap();
+        let u = bare.update.as_ref().unwrap();
+        assert!(u.root_keys.is_none() && u.server.is_none());
+        assert_eq!(bare.source_files().last(), Some(&"target/ue"));
+        let two = text.replace(
+            "server: http://10.0.2.2:8080/",
+            "server: \"http://10.0.2.2:8080/\\nGROUP=x\"",
+        );
+        assert!(parse(&two).is_err(), "one line");
         let locks = format!(
             "{text}  locksmith:\n    endpoints: [\"http://10.0.2.2:2379\"]\n    window_start: Thu 23:00\n    window_length: 1h\n  fleetlock:\n    url: http://lock/\n"
         );

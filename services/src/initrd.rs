@@ -3,7 +3,8 @@
 //! Steps (DESIGN.md, "Boot and slots"): mount the API filesystems and take the console; load
 //! the modules of `/etc/initrd-modules`; read `usr=`/`root=` from `/proc/cmdline`; wait for
 //! both partitions; mount ROOT read-write at `/sysroot` and the usr slot read-only at
-//! `/sysroot/usr`; move `/proc`, `/sys`, `/dev` over, mount `/run` and record the booted slot
+//! `/sysroot/usr`, and the OEM partition of the same disk (when it has one) read-only at
+//! `/sysroot/oem`; move `/proc`, `/sys`, `/dev` over, mount `/run` and record the booted slot
 //! in `/run/boot-slot` and `/run/boot-usr-partuuid`; copy missing `/etc` entries from the
 //! factory; free the initramfs; switch root and exec the OS init.
 //!
@@ -49,6 +50,11 @@ pub const BOOT_SLOT_FILE: &str = "run/boot-slot";
 pub const BOOT_USR_PARTUUID_FILE: &str = "run/boot-usr-partuuid";
 /// Written instead of the two above when /usr runs from RAM (network boot): no slot to update.
 pub const BOOT_LIVE_FILE: &str = "run/boot-live";
+/// The partition name of platform-specific configuration (DESIGN.md, "Disk layout").
+pub const OEM_LABEL: &str = "OEM";
+/// Where the OEM partition is mounted, read-only (Flatcar's place; Container Linux used
+/// `/usr/share/oem`). Its `cloud-config.yml` is applied first at boot (oem-cloudinit.service).
+pub const OEM_DIR: &str = "oem";
 
 /// Decided once the command line is read; before that a failure powers off.
 static FAILURE_ACTION: OnceLock<FailureAction> = OnceLock::new();
@@ -155,6 +161,9 @@ pub fn run() -> Result<Infallible, Fatal> {
     let devices = wait_for_devices(&cfg, &module_failures)?;
     mount_sysroot(&cfg, &devices)?;
     root_skeleton();
+    if let Some(oem) = &devices.oem {
+        mount_oem(oem);
+    }
     move_api_filesystems()?;
     mount_run(&cfg, devices.usr.as_ref())?;
     populate_etc();
@@ -266,6 +275,8 @@ fn partname(dev: &BlockDevice) -> &str {
 struct Devices {
     usr: Option<BlockDevice>,
     root: Option<BlockDevice>,
+    /// The OEM partition on the usr disk, when it has one (never waited for).
+    oem: Option<BlockDevice>,
 }
 
 /// Polls `/sys/class/block` until usr and root are there (with their `/dev` nodes); for a
@@ -275,6 +286,7 @@ fn wait_for_devices(cfg: &BootConfig, module_failures: &[String]) -> Result<Devi
         return Ok(Devices {
             usr: None,
             root: None,
+            oem: None,
         });
     }
     let mut probe = Probe::new("/sys/class/block", "/dev");
@@ -309,6 +321,7 @@ fn wait_for_devices(cfg: &BootConfig, module_failures: &[String]) -> Result<Devi
             let mut found = Devices {
                 usr: None,
                 root: None,
+                oem: None,
             };
             for (key, _, f) in &wanted {
                 let f = f.expect("checked above");
@@ -327,6 +340,13 @@ fn wait_for_devices(cfg: &BootConfig, module_failures: &[String]) -> Result<Devi
                     "usr" => found.usr = Some(f.device.clone()),
                     _ => found.root = Some(f.device.clone()),
                 }
+            }
+            // The disk's partitions appear together: the OEM one is there with usr, or never.
+            if let Some(usr) = &found.usr {
+                let label = RootSpec::LabelOnUsrDisk(OEM_LABEL.to_string());
+                found.oem = blockdev::find_root(&devices, &label, usr)
+                    .filter(|f| node_exists(f.device))
+                    .map(|f| f.device.clone());
             }
             return Ok(found);
         }
@@ -460,6 +480,30 @@ fn mount_sysroot(cfg: &BootConfig, devices: &Devices) -> Result<(), Fatal> {
         (None, UsrSpec::Device(spec)) => Err(Fatal::new(
             format!("mounting usr {spec}"),
             "no device was found for it",
+        )),
+    }
+}
+
+/// Mounts the OEM partition read-only at `/sysroot/oem`. Not fatal: a machine without its
+/// platform configuration still boots (and says why on the console).
+fn mount_oem(oem: &BlockDevice) {
+    let target = format!("{SYSROOT}/{OEM_DIR}");
+    if let Err(e) = fs::DirBuilder::new().mode(0o755).create(&target) {
+        if e.kind() != io::ErrorKind::AlreadyExists {
+            say(format_args!(
+                "warning: creating {target}: {}",
+                errno_text(&e)
+            ));
+            return;
+        }
+    }
+    let flags = sys::MS_RDONLY | sys::MS_NODEV | sys::MS_NOSUID | sys::MS_NOEXEC;
+    match sys::mount(&oem.dev_path(), &target, Some("ext4"), flags, None) {
+        Ok(()) => say(format_args!("oem={} on /{OEM_DIR}", oem.dev_path())),
+        Err(e) => say(format_args!(
+            "warning: mounting the OEM partition {} at {target}: {}",
+            oem.dev_path(),
+            errno_text(&e)
         )),
     }
 }

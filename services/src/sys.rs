@@ -10,7 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::ptr;
 
 /// `mount(2)` flags, re-exported so callers need not name `libc`.
-pub use libc::{MS_MOVE, MS_NODEV, MS_NOSUID, MS_RDONLY};
+pub use libc::{MS_MOVE, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY};
 /// `statfs(2)` magic numbers of the filesystems an initramfs can live on.
 pub const RAMFS_MAGIC: i64 = 0x8584_58f6;
 pub const TMPFS_MAGIC: i64 = 0x0102_1994;

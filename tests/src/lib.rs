@@ -8,6 +8,7 @@
 pub mod debs;
 pub mod etcd;
 pub mod http;
+pub mod libvirt;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -109,12 +110,12 @@ impl Scratch {
         let root = repo_root();
         std::fs::create_dir(dir.path().join("images")).unwrap();
         std::os::unix::fs::symlink(root.join("services"), dir.path().join("services")).unwrap();
-        for ext in ["yaml", "lock"] {
-            std::fs::copy(
-                root.join(format!("images/{spec}.{ext}")),
-                dir.path().join(format!("images/{spec}.{ext}")),
-            )
-            .unwrap();
+        for ext in ["yaml", "lock", "user-data"] {
+            let from = root.join(format!("images/{spec}.{ext}"));
+            if ext == "user-data" && !from.exists() {
+                continue;
+            }
+            std::fs::copy(&from, dir.path().join(format!("images/{spec}.{ext}"))).unwrap();
         }
         Scratch { dir }
     }

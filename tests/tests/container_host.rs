@@ -166,17 +166,32 @@ fn keypair(dir: &Path) -> (PathBuf, String) {
     (key, public.trim().to_string())
 }
 
-fn user_data(hostname: &str, public_key: &str, etcd: bool) -> String {
+/// With `updates`, the machine also gets the update repository's root keys and server (the
+/// image has neither).
+fn user_data(hostname: &str, public_key: &str, etcd: bool, updates: bool) -> String {
     let mut s = format!(
         "#cloud-config\nhostname: {hostname}\nssh_authorized_keys:\n  - {public_key}\n\
          write_files:\n  - path: /etc/motd.d/50-test\n    content: written by cloud-config\n"
     );
+    if updates {
+        let root = channels::RootKeys {
+            keys: vec![channels::SecretKey::from_seed(&[7; 32]).public()],
+        };
+        let json = String::from_utf8(channels::canonical::to_vec(&root).unwrap()).unwrap();
+        s.push_str(&format!(
+            "  - path: /etc/update-engine/root.json\n    content: '{json}'\n"
+        ));
+    }
+    s.push_str("coreos:\n");
     if etcd {
         s.push_str(
-            "coreos:\n  etcd2:\n    name: node-a\n    \
+            "  etcd2:\n    name: node-a\n    \
              advertise-client-urls: http://127.0.0.1:2379\n    \
              listen-client-urls: http://127.0.0.1:2379\n",
         );
+    }
+    if updates {
+        s.push_str("  update:\n    server: http://10.0.2.2:9/\n");
     }
     s
 }
@@ -212,6 +227,15 @@ fn check_machine(vm: &mut Vm, hostname: &str, public_key: &str) {
         |s| s.split(' ').count() == 2 && !s.is_empty() && !s.contains("rror"),
     );
     assert!(info.ends_with("overlay2"), "docker info: {info}");
+    // The update engine ships: it marked the booted slot good, for every user to see.
+    vm.wait_for(
+        "journalctl -q -b -u update-engine --no-pager",
+        "the update engine",
+        |s| s.contains("marked USR-A good (1.0.0)"),
+    );
+    let status = vm.run("update_engine_client -status");
+    assert!(status.contains("CURRENT_OP=UPDATE_STATUS_IDLE"), "{status}");
+    assert_eq!(vm.run("systemctl is-active update-engine"), "active");
 }
 
 #[test]
@@ -220,7 +244,7 @@ fn fw_cfg_config_is_applied_and_etcd_runs() {
     let dir = tempfile::tempdir().unwrap();
     let (key, public) = keypair(dir.path());
     let config = dir.path().join("user-data");
-    std::fs::write(&config, user_data("fwcfg-host", &public, true)).unwrap();
+    std::fs::write(&config, user_data("fwcfg-host", &public, true, true)).unwrap();
     let mut vm = Vm::boot(
         &out.join("disk.raw"),
         &key,
@@ -235,6 +259,18 @@ fn fw_cfg_config_is_applied_and_etcd_runs() {
         s.contains("node-a")
     });
     assert!(members.contains("http://127.0.0.1:2379"), "{members}");
+    // The root keys and server from the config: the engine checks the channel (whose server
+    // does not answer here).
+    let engine = vm.wait_for(
+        "journalctl -q -b -u update-engine --no-pager",
+        "the engine with the config's keys",
+        |s| s.contains("checking for an update"),
+    );
+    assert!(!engine.contains("updates are off"), "{engine}");
+    assert_eq!(
+        vm.run("grep ^SERVER= /etc/update-engine/update.conf"),
+        "SERVER=http://10.0.2.2:9/"
+    );
 }
 
 #[test]
@@ -246,7 +282,7 @@ fn config_drive_config_is_applied_and_etcd_stays_off() {
     let drive = dir.path().join("config-drive.img");
     std::fs::write(
         dir.path().join("user_data"),
-        user_data("drive-host", &public, false),
+        user_data("drive-host", &public, false, false),
     )
     .unwrap();
     let f = std::fs::File::create(&drive).unwrap();
@@ -316,4 +352,11 @@ fn config_drive_config_is_applied_and_etcd_stays_off() {
             .unwrap(),
         "inactive"
     );
+    // Neither the image nor the config has root keys: the engine says so, and waits.
+    let engine = vm.wait_for(
+        "journalctl -q -b -u update-engine --no-pager",
+        "the engine without keys",
+        |s| s.contains("updates are off: no root keys"),
+    );
+    assert!(!engine.contains("checking for an update"), "{engine}");
 }

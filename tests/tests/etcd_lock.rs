@@ -254,6 +254,37 @@ fn etcd_killed_mid_run_nobody_reboots_until_it_is_back() {
 }
 
 #[test]
+fn an_endpoint_that_refuses_does_not_hide_the_one_that_answers() {
+    // locksmithctl's default list is :2379 then :4001; etcd 3 listens on one of them only.
+    let etcd = Etcd::start();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    for endpoints in [
+        vec![etcd.endpoint(), refused.clone()],
+        vec![refused.clone(), etcd.endpoint()],
+    ] {
+        let lock = connect(&EtcdConfig {
+            endpoints,
+            ..config(&etcd)
+        });
+        assert_eq!(lock.lock("m").unwrap(), Locked::Acquired);
+        lock.unlock("m").unwrap();
+    }
+    // Nothing answers: the client's own error, naming every endpoint.
+    let e = EtcdLock::connect(&EtcdConfig {
+        endpoints: vec![refused.clone(), refused.clone()],
+        ..config(&etcd)
+    })
+    .and_then(|l| l.get().map(|_| ()))
+    .unwrap_err();
+    assert!(
+        e.to_string().contains(&format!("{refused},{refused}")),
+        "{e}"
+    );
+}
+
+#[test]
 fn values_in_etcd_are_locksmiths_bytes() {
     let etcd = Etcd::start();
     let lock = connect(&config(&etcd));

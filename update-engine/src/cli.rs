@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::config::{load_root_keys, Config, Paths};
+use crate::config::{load_root_keys, Config, ConfigError, Paths};
 use crate::engine::{CheckOutcome, Engine, UpdateOutcome};
 use crate::host::RealHost;
 use crate::http::RetryPolicy;
@@ -108,6 +108,9 @@ fn parse_client(args: &[OsString]) -> Result<Cli, clap::Error> {
     })
 }
 
+/// How often a daemon without root keys looks for them.
+const NO_KEYS_POLL: Duration = Duration::from_secs(30);
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -131,8 +134,17 @@ pub fn run(cli: Cli) -> Result<i32> {
         cli.command,
         Command::Check | Command::Update | Command::Daemon
     );
+    let mut no_keys = None;
     let root_keys = if needs_keys {
-        load_root_keys(&paths).context("loading the root keys")?
+        match load_root_keys(&paths) {
+            Ok(keys) => keys,
+            // The daemon still has the booted slot to mark good.
+            Err(e @ ConfigError::NoRootKeys { .. }) if matches!(cli.command, Command::Daemon) => {
+                no_keys = Some(e);
+                channels::RootKeys { keys: Vec::new() }
+            }
+            Err(e) => return Err(e).context("loading the root keys"),
+        }
     } else {
         channels::RootKeys { keys: Vec::new() }
     };
@@ -187,7 +199,19 @@ pub fn run(cli: Cli) -> Result<i32> {
         },
         Command::Daemon => {
             let machine_id = std::fs::read(paths.machine_id()).unwrap_or_default();
-            engine.daemon(&now, &mut std::thread::sleep, &machine_id, None)?;
+            let Some(why) = no_keys else {
+                engine.daemon(&now, &mut std::thread::sleep, &machine_id, None)?;
+                return Ok(0);
+            };
+            // Mark the booted slot good (and give back a reboot lock), then wait for keys: the
+            // machine's config may write them later. Exiting then lets the service manager
+            // start the daemon again, with them.
+            engine.daemon(&now, &mut std::thread::sleep, &machine_id, Some(0))?;
+            eprintln!("update-engine: updates are off: {why}");
+            while matches!(load_root_keys(&paths), Err(ConfigError::NoRootKeys { .. })) {
+                std::thread::sleep(NO_KEYS_POLL);
+            }
+            eprintln!("update-engine: root keys found; starting over");
         }
         // Handled above, without the engine.
         Command::Lock(_) | Command::LockServer(_) => {}

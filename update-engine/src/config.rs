@@ -68,6 +68,11 @@ impl Paths {
     pub fn root_keys(&self) -> PathBuf {
         self.at("usr/share/update-engine/root.json")
     }
+    /// `/etc/update-engine/root.json`: the machine's root keys, for an image built without
+    /// them (written by its first-boot config).
+    pub fn machine_root_keys(&self) -> PathBuf {
+        self.at("etc/update-engine/root.json")
+    }
     /// `/var/lib/update-engine/state.json`.
     pub fn state(&self) -> PathBuf {
         self.at("var/lib/update-engine/state.json")
@@ -196,6 +201,9 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// Neither the image nor the machine has root keys: nothing can be verified.
+    #[error("no root keys: neither {} (the image's) nor {} (the machine's) exists", image.display(), machine.display())]
+    NoRootKeys { image: PathBuf, machine: PathBuf },
 }
 
 /// The engine's configuration.
@@ -452,9 +460,19 @@ fn read_conf(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     }
 }
 
-/// Reads the image's root keys.
+/// Reads the root keys: the image's, else the machine's ([`Paths::machine_root_keys`]);
+/// [`ConfigError::NoRootKeys`] when neither file exists.
 pub fn load_root_keys(paths: &Paths) -> Result<RootKeys, ConfigError> {
-    let path = paths.root_keys();
+    let image = paths.root_keys();
+    let path = if image.exists() {
+        image
+    } else {
+        let machine = paths.machine_root_keys();
+        if !machine.exists() {
+            return Err(ConfigError::NoRootKeys { image, machine });
+        }
+        machine
+    };
     let bytes = std::fs::read(&path).map_err(|source| ConfigError::Io {
         path: path.clone(),
         source,
@@ -584,6 +602,26 @@ mod tests {
         let c = Config::load(&paths).unwrap();
         assert_eq!(c.group, "alpha");
         assert_eq!(c.reboot_strategy, RebootStrategy::Off);
-        assert!(load_root_keys(&paths).is_err());
+        let e = load_root_keys(&paths).unwrap_err();
+        assert!(matches!(e, ConfigError::NoRootKeys { .. }), "{e}");
+        assert!(e.to_string().contains("etc/update-engine/root.json"), "{e}");
+        // The machine's keys serve when the image has none; the image's win.
+        let key = |seed: u8| channels::SecretKey::from_seed(&[seed; 32]).public();
+        let root = |seed: u8| channels::RootKeys {
+            keys: vec![key(seed)],
+        };
+        let write = |path: PathBuf, seed: u8| {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, channels::canonical::to_vec(&root(seed)).unwrap()).unwrap();
+        };
+        write(paths.machine_root_keys(), 1);
+        assert_eq!(load_root_keys(&paths).unwrap(), root(1));
+        write(paths.root_keys(), 2);
+        assert_eq!(load_root_keys(&paths).unwrap(), root(2));
+        std::fs::write(paths.root_keys(), "{").unwrap();
+        assert!(matches!(
+            load_root_keys(&paths),
+            Err(ConfigError::RootKeys { .. })
+        ));
     }
 }

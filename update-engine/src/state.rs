@@ -122,12 +122,17 @@ impl State {
 }
 
 /// Writes `bytes` to `path` through a synced temporary file in the same directory and a rename.
+/// Mode 0644: the state and status hold no secrets, and `update_engine_client -status` is for
+/// every user (as on Container Linux).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path without a directory"))?;
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -157,6 +162,13 @@ mod tests {
         });
         s.save(&path).unwrap();
         assert_eq!(State::load(&path).unwrap(), s);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o644,
+            "readable by update_engine_client -status as any user"
+        );
         std::fs::write(&path, "{").unwrap();
         assert!(State::load(&path)
             .unwrap_err()

@@ -29,6 +29,9 @@ use crate::qcow2::{self, Qcow2Options};
 
 pub const METADATA: &str = "metadata.json";
 pub const VAGRANTFILE: &str = "Vagrantfile";
+/// `cloud-config.yml` of the boxes' OEM partition: Vagrant's insecure login key for `core` and
+/// the watch for the user-data file Vagrant's provisioner drops (`data/oem/cloud-config.yml`).
+pub const OEM_CLOUD_CONFIG: &str = include_str!("../data/oem/cloud-config.yml");
 pub const VIRTUALBOX_OVF: &str = "box.ovf";
 pub const VIRTUALBOX_DISK: &str = "box-disk001.vmdk";
 pub const LIBVIRT_DISK: &str = "box.img";

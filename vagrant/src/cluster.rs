@@ -89,6 +89,7 @@ mod tests {
             "for Minimal Linux 1.0.0 (alpha);",
             "$os_id = \"minimal\"\n",
             "$update_channel = \"alpha\"\n",
+            "$update_server = \"http://172.17.8.1:8080/\"\n",
             "$num_instances = 3\n",
             "$instance_name_prefix = \"core\"\n",
             "$vm_memory = 1024\n",
@@ -109,6 +110,10 @@ mod tests {
             "$vm_memory",
             "$vm_cpus",
             "/var/lib/coreos-vagrant/",
+            "ERB.new(File.read(USER_DATA)",
+            "initial_cluster:",
+            "update_server: $update_server.to_s",
+            "libvirt.serial type: \"file\"",
         ] {
             assert!(VAGRANTFILE.contains(want), "{want:?}");
         }

@@ -42,6 +42,9 @@ pub struct Cli {
     /// The file system root; anything but / changes files only (no systemctl, hostname, scripts)
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
+    /// The file in ~/.ssh/authorized_keys.d that SSH keys go to
+    #[arg(long, value_name = "NAME", default_value = super::ssh::KEY_NAME, value_parser = key_name)]
+    pub ssh_key_name: String,
     /// Base URL of the EC2 instance metadata service
     #[arg(long, value_name = "URL", default_value = ec2::DEFAULT_BASE_URL)]
     pub ec2_metadata_url: String,
@@ -70,8 +73,25 @@ impl Cli {
             dry_run: self.dry_run,
             validate_only: self.validate,
             ec2_base_url: self.ec2_metadata_url.clone(),
+            ssh_key_name: self.ssh_key_name.clone(),
             ..Options::new(&self.root, input)
         }
+    }
+}
+
+/// A file name for `authorized_keys.d`: letters, digits, `.`, `_`, `-`, not starting with `.`.
+fn key_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && !s.starts_with('.')
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a key file name (letters, digits, '.', '_', '-')"
+        ))
     }
 }
 
@@ -146,6 +166,25 @@ mod tests {
             cli(&["--from-url", "http://x/y"]).unwrap().options().input,
             Input::Url("http://x/y".into())
         );
+    }
+
+    #[test]
+    fn ssh_key_names() {
+        let o = cli(&["--from-sources"]).unwrap().options();
+        assert_eq!(o.ssh_key_name, "coreos-cloudinit");
+        let o = cli(&[
+            "--from-file",
+            "/oem/cloud-config.yml",
+            "--ssh-key-name",
+            "oem",
+        ]);
+        assert_eq!(o.unwrap().options().ssh_key_name, "oem");
+        for bad in ["", ".hidden", "a/b", "../x", "sp ace"] {
+            assert!(
+                cli(&["--from-sources", "--ssh-key-name", bad]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct Options {
     /// Print the validator's report, change nothing.
     pub validate_only: bool,
     pub ec2_base_url: String,
+    /// The file in `~/.ssh/authorized_keys.d` the keys go to (upstream's `--ssh-key-name`):
+    /// the OEM configuration uses its own, so user-data keys never replace the platform's.
+    pub ssh_key_name: String,
     pub url_policy: RetryPolicy,
     pub imds_policy: RetryPolicy,
 }
@@ -76,6 +79,7 @@ impl Options {
             dry_run: false,
             validate_only: false,
             ec2_base_url: sources::ec2::DEFAULT_BASE_URL.to_string(),
+            ssh_key_name: ssh::KEY_NAME.to_string(),
             url_policy: RetryPolicy::URL,
             imds_policy: RetryPolicy::IMDS,
         }
@@ -191,7 +195,12 @@ pub fn run(opts: &Options, host: &dyn Host, console: &mut Console) -> Summary {
         console.say("the user-data is an Ignition config: left to Ignition, nothing applied");
         return summary;
     }
-    let actions = plan::plan_user_data(&parsed, &found.metadata);
+    let mut actions = plan::plan_user_data(&parsed, &found.metadata);
+    for a in &mut actions {
+        if let plan::Action::AuthorizeKeys { name, .. } = a {
+            name.clone_from(&opts.ssh_key_name);
+        }
+    }
     summary.actions = actions.len();
     if opts.dry_run {
         console.say(format!(

@@ -18,7 +18,8 @@
 //!    etcd enabled (runtime) and started — upstream only wrote the drop-in ([`super::units`]);
 //! 6. `coreos.units[]` in order: drop-ins, the unit file, enable (not for network files), mask;
 //! 7. `systemctl daemon-reload` when any unit file changed; `systemd-networkd` restarted when a
-//!    network file was written; then the units' commands (etcd's start first);
+//!    network file was written; then the units' commands (etcd's start first); last
+//!    `try-restart update-engine.service` when its `update.conf` changed;
 //! 8. a `#!` script user-data: written to `/var/lib/coreos-cloudinit/scripts/` and run as a
 //!    transient unit.
 
@@ -40,6 +41,8 @@ pub const ENVIRONMENT_FILE: &str = "/etc/environment";
 pub const UPDATE_CONF: &str = "/etc/update-engine/update.conf";
 pub const SCRIPTS_DIR: &str = "/var/lib/coreos-cloudinit/scripts";
 pub const NETWORKD_UNIT: &str = "systemd-networkd.service";
+/// The update engine's daemon, restarted (when running) after its configuration changed.
+pub const UPDATE_ENGINE_UNIT: &str = "update-engine.service";
 /// The user that top-level `ssh_authorized_keys` and metadata keys are for.
 pub const DEFAULT_USER: &str = "core";
 
@@ -153,8 +156,19 @@ pub fn plan(config: &CloudConfig, meta: &Metadata) -> Vec<Action> {
     }
     actions.extend(keys);
     actions.extend(files(config, &hostname, meta));
-    actions.extend(update_conf(config));
+    let update = update_conf(config);
+    let engine_config_changed =
+        update.is_some() || config.write_files.iter().any(|f| f.path == UPDATE_CONF);
+    actions.extend(update);
     actions.extend(units(config));
+    if engine_config_changed {
+        // The daemon reads its configuration when it starts (upstream restarted it too): a
+        // running one (user-data that arrives after boot, as Vagrant's) starts over with it.
+        actions.push(Action::UnitCommand {
+            unit: UPDATE_ENGINE_UNIT.to_string(),
+            command: UnitCommand::TryRestart,
+        });
+    }
     actions
 }
 

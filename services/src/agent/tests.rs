@@ -180,6 +180,10 @@ fn plan_of_a_cluster_node() {
             unit: "hello.service".into(),
             command: UnitCommand::Start,
         },
+        Action::UnitCommand {
+            unit: "update-engine.service".into(),
+            command: UnitCommand::TryRestart,
+        },
     ];
     assert_eq!(plan(&c, &meta), want);
 }
@@ -217,8 +221,56 @@ fn dry_run_lines() {
             "systemctl --no-block start etcd.service",
             "systemctl --no-block restart docker.service",
             "systemctl --no-block start hello.service",
+            "systemctl --no-block try-restart update-engine.service",
         ]
     );
+}
+
+#[test]
+fn engine_restarts_only_when_its_config_changes() {
+    let restarts = |text: &str| {
+        plan(&config(text), &Metadata::default())
+            .iter()
+            .filter(|a| {
+                matches!(a, Action::UnitCommand { unit, command: UnitCommand::TryRestart }
+                    if unit == "update-engine.service")
+            })
+            .count()
+    };
+    assert_eq!(
+        restarts(
+            "#cloud-config
+hostname: a
+"
+        ),
+        0
+    );
+    assert_eq!(
+        restarts(
+            "#cloud-config
+coreos:
+  update:
+    group: beta
+"
+        ),
+        1
+    );
+    assert_eq!(
+        restarts(
+            "#cloud-config
+coreos:
+  locksmith:
+    group: g
+"
+        ),
+        1
+    );
+    let file = "#cloud-config
+write_files:
+  - path: /etc/update-engine/update.conf
+    content: CHECK_INTERVAL=30
+";
+    assert_eq!(restarts(file), 1);
 }
 
 #[test]
@@ -638,4 +690,69 @@ fn sshkey_on_the_kernel_command_line_authorizes_core() {
     assert!(summary.success(), "{out}{err}");
     let keys = fs::read_to_string(tmp2.path().join("home/core/.ssh/authorized_keys")).unwrap();
     assert!(keys.contains(key) && keys.contains("ud@host"), "{keys}");
+}
+
+#[test]
+fn oem_keys_survive_user_data_keys() {
+    // The Vagrant box's OEM config (applied first, --ssh-key-name oem), then user-data with a
+    // key of its own: both keys stay authorized, each in its own authorized_keys.d file.
+    let tmp = minimal_root("agent-oem-keys");
+    let host = FakeHost::default();
+    let mut opts = file_input(
+        &tmp,
+        b"#cloud-config\nssh_authorized_keys: [ssh-rsa AAAAB3NzaC1yc2EAAAABIwAAAQEA6NF8 vagrant insecure public key]\n",
+    );
+    opts.ssh_key_name = "oem".into();
+    let (summary, out, err) = run_with(&opts, &host);
+    assert!(summary.success(), "{out}{err}");
+    let opts = file_input(
+        &tmp,
+        b"#cloud-config\nssh_authorized_keys: [ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIud ud@host]\n",
+    );
+    let (summary, out, err) = run_with(&opts, &host);
+    assert!(summary.success(), "{out}{err}");
+    let ssh = tmp.path().join("home/core/.ssh");
+    let oem = fs::read_to_string(ssh.join("authorized_keys.d/oem")).unwrap();
+    assert!(oem.contains("vagrant insecure public key"), "{oem}");
+    let keys = fs::read_to_string(ssh.join("authorized_keys")).unwrap();
+    assert!(
+        keys.contains("vagrant insecure public key") && keys.contains("ud@host"),
+        "{keys}"
+    );
+}
+
+#[test]
+fn shipped_configs_are_valid_cloud_configs() {
+    // The Vagrant boxes' OEM configuration, and the container host's cluster user-data with
+    // its ERB parts filled in as the cluster Vagrantfile does.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let oem = fs::read(root.join("vagrant/data/oem/cloud-config.yml")).unwrap();
+    let template = fs::read_to_string(root.join("images/container-host.user-data")).unwrap();
+    let rendered = template
+        .replace("<%= initial_cluster %>", "core-01=http://172.17.8.101:2380")
+        .replace("<%= channel %>", "alpha")
+        .replace("<%- unless update_server.empty? -%>\n", "")
+        .replace("<%- end -%>\n", "")
+        .replace("<%= update_server %>", "http://172.17.8.1:8080/");
+    assert!(!rendered.contains("<%"), "{rendered}");
+    for (name, text) in [("oem", oem), ("user-data", rendered.into_bytes())] {
+        // Warnings are fine (etcd2 is "deprecated" to the original validator, and still ours).
+        let report = crate::cloudconfig::validate(&text);
+        let errors: Vec<_> = report
+            .entries()
+            .iter()
+            .filter(|e| e.kind == crate::cloudconfig::Kind::Error)
+            .collect();
+        assert!(errors.is_empty(), "{name}: {errors:?}");
+    }
+    let oem = fs::read_to_string(root.join("vagrant/data/oem/cloud-config.yml")).unwrap();
+    let UserData::CloudConfig(c) = parse(&oem) else {
+        panic!("the OEM config is a cloud-config");
+    };
+    assert!(c.ssh_authorized_keys[0].ends_with("vagrant insecure public key"));
+    let path_unit = &c.coreos.units[0];
+    assert_eq!(path_unit.name, "vagrant-user-data.path");
+    assert!(path_unit.content.as_deref().unwrap().contains(
+        "Unit=user-cloudinit@var-lib-coreos\\x2dvagrant-vagrantfile\\x2duser\\x2ddata.service"
+    ));
 }

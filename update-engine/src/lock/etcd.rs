@@ -247,7 +247,10 @@ impl EtcdLock {
             .build()
             .map_err(|e| EtcdError::Config(format!("starting the etcd client runtime: {e}")))?;
         let endpoints = config.endpoints.join(",");
-        let connect = Client::connect(&config.endpoints, Some(options));
+        // The client's balancer fails requests when one endpoint refuses connections (as
+        // locksmithctl's default :4001 does on any etcd 3), so it gets the ones that answer.
+        let reachable = answering(&config.endpoints, CONNECT_TIMEOUT);
+        let connect = Client::connect(&reachable, Some(options));
         let client =
             match runtime.block_on(async { tokio::time::timeout(config.timeout, connect).await }) {
                 Ok(Ok(client)) => client,
@@ -619,6 +622,56 @@ impl EtcdLock {
     }
 }
 
+/// The endpoints that accept a TCP connection, in order; all of them when none does (the
+/// request then fails with the client's own error).
+fn answering(endpoints: &[String], timeout: Duration) -> Vec<String> {
+    if endpoints.len() < 2 {
+        return endpoints.to_vec();
+    }
+    let up: Vec<String> = endpoints
+        .iter()
+        .filter(|e| {
+            socket_addrs(e).is_some_and(|addrs| {
+                addrs
+                    .iter()
+                    .any(|a| std::net::TcpStream::connect_timeout(a, timeout).is_ok())
+            })
+        })
+        .cloned()
+        .collect();
+    if up.is_empty() {
+        endpoints.to_vec()
+    } else {
+        up
+    }
+}
+
+/// The addresses of an `http://host:port/…` or `https://…` endpoint (ports default to 80/443).
+fn socket_addrs(endpoint: &str) -> Option<Vec<std::net::SocketAddr>> {
+    use std::net::ToSocketAddrs;
+    let (rest, default_port) = if let Some(r) = endpoint.strip_prefix("http://") {
+        (r, 80)
+    } else if let Some(r) = endpoint.strip_prefix("https://") {
+        (r, 443)
+    } else {
+        (endpoint, 2379)
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    let with_port = if authority.starts_with('[') {
+        if authority.contains("]:") {
+            authority.to_string()
+        } else {
+            format!("{authority}:{default_port}")
+        }
+    } else if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:{default_port}")
+    };
+    with_port.to_socket_addrs().ok().map(|a| a.collect())
+}
+
 fn timed_out(endpoints: &str, timeout: Duration) -> EtcdError {
     EtcdError::Unreachable {
         endpoints: endpoints.to_owned(),
@@ -737,6 +790,46 @@ fn connect_options(config: &EtcdConfig) -> Result<ConnectOptions, EtcdError> {
         }
     }
     Ok(options.with_tls(tls))
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::*;
+
+    #[test]
+    fn socket_addresses_of_endpoints() {
+        let one = |e: &str| socket_addrs(e).map(|a| a[0].to_string());
+        assert_eq!(
+            one("http://127.0.0.1:2379").as_deref(),
+            Some("127.0.0.1:2379")
+        );
+        assert_eq!(one("http://127.0.0.1").as_deref(), Some("127.0.0.1:80"));
+        assert_eq!(one("https://127.0.0.1/").as_deref(), Some("127.0.0.1:443"));
+        assert_eq!(
+            one("http://u:p@127.0.0.1:4001/x").as_deref(),
+            Some("127.0.0.1:4001")
+        );
+        assert_eq!(one("http://[::1]:2379").as_deref(), Some("[::1]:2379"));
+        assert_eq!(one("http://[::1]").as_deref(), Some("[::1]:80"));
+        assert_eq!(one("http://bad host:1"), None);
+    }
+
+    #[test]
+    fn answering_endpoints_come_first() {
+        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let up = format!("http://{}", open.local_addr().unwrap());
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let down = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let t = Duration::from_secs(1);
+        assert_eq!(answering(&[down.clone(), up.clone()], t), [up.clone()]);
+        assert_eq!(
+            answering(&[down.clone(), down.clone()], t),
+            [down.clone(), down.clone()]
+        );
+        // One endpoint is left to the client, unprobed.
+        assert_eq!(answering(std::slice::from_ref(&down), t), [down]);
+    }
 }
 
 #[cfg(test)]
