@@ -262,17 +262,21 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     intermediates.insert("root.img".to_string(), hash_file(&root_img)?);
     intermediates.insert("oem.img".to_string(), hash_file(&oem_img)?);
 
+    // The disk, with the given OEM partition content.
+    let disk_with_oem = |path: &Path, oem: &Path| {
+        write_disk(
+            &layout,
+            path,
+            &[
+                (layout::ESP, Part::Bytes(&esp_img)),
+                (layout::USR_A, Part::Bytes(&usr_img)),
+                (layout::OEM, Part::File(oem)),
+                (layout::ROOT, Part::File(&root_img)),
+            ],
+        )
+    };
     let disk_tmp = staging.path().join(DISK);
-    write_disk(
-        &layout,
-        &disk_tmp,
-        &[
-            (layout::ESP, Part::Bytes(&esp_img)),
-            (layout::USR_A, Part::Bytes(&usr_img)),
-            (layout::OEM, Part::File(&oem_img)),
-            (layout::ROOT, Part::File(&root_img)),
-        ],
-    )?;
+    disk_with_oem(&disk_tmp, &oem_img)?;
 
     // The Vagrant boxes' disk: the same, with the Vagrant OEM configuration on OEM.
     let vagrant_disk = if spec
@@ -291,16 +295,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         )?;
         intermediates.insert("oem-vagrant.img".to_string(), hash_file(&img)?);
         let disk = staging.path().join("disk-vagrant.raw");
-        write_disk(
-            &layout,
-            &disk,
-            &[
-                (layout::ESP, Part::Bytes(&esp_img)),
-                (layout::USR_A, Part::Bytes(&usr_img)),
-                (layout::OEM, Part::File(&img)),
-                (layout::ROOT, Part::File(&root_img)),
-            ],
-        )?;
+        disk_with_oem(&disk, &img)?;
         Some(disk)
     } else {
         None

@@ -1,6 +1,7 @@
 //! The Container Linux walkthrough with the real Vagrant (issue 7): the container host's libvirt
 //! box and the cluster folder the build writes, `vagrant up` of three machines under TCG
-//! (vagrant-libvirt, `VAGRANT_LIBVIRT_DRIVER=qemu`), then an update through the channel.
+//! (vagrant-libvirt; the Vagrantfile picks TCG itself where KVM is nested kvm-pvm, as here),
+//! then an update through the channel.
 //!
 //! - The build has the update engine with `REBOOT_STRATEGY=etcd-lock` and a *dead* update
 //!   server: the machines only find the repository because the cluster's user-data hands them
@@ -66,7 +67,8 @@ impl Cluster {
             .current_dir(&self.dir)
             .env("VAGRANT_HOME", &self.home)
             .env("VAGRANT_CHECKPOINT_DISABLE", "1")
-            .env("VAGRANT_LIBVIRT_DRIVER", "qemu")
+            // As shipped: the Vagrantfile chooses the libvirt driver.
+            .env_remove("VAGRANT_LIBVIRT_DRIVER")
             .stdin(Stdio::null())
             .output()
             .expect("vagrant (Debian package vagrant; scripts/setup-host.sh installs it)")

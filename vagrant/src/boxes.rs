@@ -169,8 +169,12 @@ Vagrant.configure("2") do |config|
   config.vm.synced_folder ".", "/vagrant", disabled: true
 
   config.vm.provider :libvirt do |libvirt|
-    # "qemu" (TCG) where KVM is not usable: VAGRANT_LIBVIRT_DRIVER=qemu vagrant up
-    libvirt.driver = ENV.fetch("VAGRANT_LIBVIRT_DRIVER", "kvm")
+    # KVM with hardware virtualization (kvm_intel, kvm_amd), else "qemu" (TCG, slow but works
+    # everywhere, e.g. under nested kvm-pvm); VAGRANT_LIBVIRT_DRIVER=kvm|qemu decides instead.
+    libvirt.driver = ENV.fetch("VAGRANT_LIBVIRT_DRIVER") {{
+      hw = %w[kvm_intel kvm_amd].any? {{ |m| File.directory?("/sys/module/#{{m}}") }}
+      File.exist?("/dev/kvm") && hw ? "kvm" : "qemu"
+    }}
     libvirt.machine_type = "q35"
     libvirt.memory = {memory}
     libvirt.cpus = {cpus}
@@ -363,8 +367,12 @@ Vagrant.configure("2") do |config|
   config.vm.synced_folder ".", "/vagrant", disabled: true
 
   config.vm.provider :libvirt do |libvirt|
-    # "qemu" (TCG) where KVM is not usable: VAGRANT_LIBVIRT_DRIVER=qemu vagrant up
-    libvirt.driver = ENV.fetch("VAGRANT_LIBVIRT_DRIVER", "kvm")
+    # KVM with hardware virtualization (kvm_intel, kvm_amd), else "qemu" (TCG, slow but works
+    # everywhere, e.g. under nested kvm-pvm); VAGRANT_LIBVIRT_DRIVER=kvm|qemu decides instead.
+    libvirt.driver = ENV.fetch("VAGRANT_LIBVIRT_DRIVER") {
+      hw = %w[kvm_intel kvm_amd].any? { |m| File.directory?("/sys/module/#{m}") }
+      File.exist?("/dev/kvm") && hw ? "kvm" : "qemu"
+    }
     libvirt.machine_type = "q35"
     libvirt.memory = 1024
     libvirt.cpus = 2
