@@ -317,17 +317,54 @@ fn vhd_boots() {
 fn qcow2_boots_and_is_the_libvirt_boxs_disk() {
     let out = shared();
     let qcow2 = out.join(name("qcow2", "qcow2"));
-    let m = members(&out.join(name("vagrant-libvirt", "box")));
-    assert_eq!(
-        hex_sha256(member(&m, "box.img")),
-        sha256_file(&qcow2),
-        "the box's disk is the qcow2 output"
-    );
     ok(Command::new("qemu-img")
         .args(["check", "-f", "qcow2"])
         .arg(&qcow2));
     let console = boot(&qcow2, "qcow2", "virtio", "login:", &[]);
     assert_login(&console);
+
+    // The box's disk is disk.raw but for the OEM partition, which holds the Vagrant
+    // configuration (applied at boot from /oem/cloud-config.yml).
+    let tmp = tempfile::tempdir().unwrap();
+    let m = members(&out.join(name("vagrant-libvirt", "box")));
+    std::fs::write(tmp.path().join("box.img"), member(&m, "box.img")).unwrap();
+    ok(Command::new("qemu-img")
+        .args(["check", "-f", "qcow2"])
+        .arg(tmp.path().join("box.img")));
+    ok(Command::new("qemu-img")
+        .args(["convert", "-f", "qcow2", "-O", "raw"])
+        .arg(tmp.path().join("box.img"))
+        .arg(tmp.path().join("box.raw")));
+    let boxed = std::fs::read(tmp.path().join("box.raw")).unwrap();
+    let raw = std::fs::read(out.join("disk.raw")).unwrap();
+    assert_eq!(boxed.len(), raw.len());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("build.json")).unwrap()).unwrap();
+    let oem = report["layout"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["label"] == "OEM")
+        .unwrap();
+    let start = oem["offset"].as_u64().unwrap() as usize;
+    let end = start + oem["size"].as_u64().unwrap() as usize;
+    assert!(
+        boxed[..start] == raw[..start],
+        "the box's disk differs before OEM"
+    );
+    assert!(
+        boxed[end..] == raw[end..],
+        "the box's disk differs after OEM"
+    );
+    std::fs::write(tmp.path().join("oem.img"), &boxed[start..end]).unwrap();
+    let o = Command::new("debugfs")
+        .args(["-R", "cat /cloud-config.yml"])
+        .arg(tmp.path().join("oem.img"))
+        .output()
+        .unwrap();
+    let want =
+        std::fs::read_to_string(repo_root().join("vagrant/data/oem/cloud-config.yml")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), want);
 }
 
 #[test]
