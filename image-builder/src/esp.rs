@@ -2,7 +2,7 @@
 //! initramfs and a Type #1 boot entry (Boot Loader Specification) with a boot counter
 //! (SPECS.md S4). Everything here renders values; `fat` turns them into a filesystem.
 
-pub use slots::{parse_file_name, BootCounter, BootEntry, Slot, ENTRIES_DIR};
+pub use contract::slots::{parse_file_name, BootCounter, BootEntry, Slot, ENTRIES_DIR};
 
 /// Where systemd-boot lives in its package and on the ESP.
 pub const SDBOOT_IN_PACKAGE: &str = "usr/lib/systemd/boot/efi/systemd-bootx64.efi";

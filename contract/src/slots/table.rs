@@ -7,7 +7,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::entry::{parse_file_name, BootCounter, BootEntry, Slot, ENTRIES_DIR};
+use super::entry::{parse_file_name, BootCounter, BootEntry, Slot, ENTRIES_DIR};
 
 /// A boot entry as found on the ESP.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use channels::{sign_document, Manifest, Release, Repo, SecretKey};
-use slots::{BootCounter, BootEntry, Slot, SlotTable, ENTRIES_DIR};
+use contract::slots::{BootCounter, BootEntry, Slot, SlotTable, ENTRIES_DIR};
 use update_engine::config::{load_root_keys, Config, Paths};
 use update_engine::engine::{CheckOutcome, Engine, EngineError, UpdateOutcome};
 use update_engine::host::{FileHost, SlotDevice};

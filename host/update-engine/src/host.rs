@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use contract::slots::Slot;
 use services::blockdev::{BlockDevice, DevType, Probe};
-use slots::Slot;
 
 use crate::config::Paths;
 

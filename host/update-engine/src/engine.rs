@@ -16,8 +16,8 @@ use channels::{
     manifest_path, manifest_sig_path, select_update, verify_keyset, verify_manifest, Decision,
     Manifest, PayloadRef, RefuseReason, RootKeys, SeenManifest, VerifyError, KEYS_JSON, KEYS_SIG,
 };
+use contract::slots::{BootCounter, BootEntry, Slot, SlotTable, ENTRIES_DIR};
 use serde::Deserialize;
-use slots::{BootCounter, BootEntry, Slot, SlotTable, ENTRIES_DIR};
 
 use crate::config::{Config, Paths};
 use crate::host::{Host, HostError, OsRelease, SlotDevice};

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use slots::{Slot, SlotTable, ENTRIES_DIR};
+use contract::slots::{Slot, SlotTable, ENTRIES_DIR};
 
 use crate::config::Paths;
 use crate::engine::{Engine, EngineError, UpdateOutcome};
