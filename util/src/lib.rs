@@ -1,0 +1,12 @@
+//! Small pieces every crate of the workspace needs, written once:
+//!
+//! - [`fs`]: files that appear whole or not at all ([`fs::write_atomic`], [`fs::AtomicFile`]);
+//! - [`retry`]: the one HTTP retry policy (which failures, what backoff, when to give up);
+//! - [`error`]: an error and its causes as one line, or as the `error:` / `caused by:` report
+//!   every binary prints.
+//!
+//! Nothing here knows about images, channels or machines.
+
+pub mod error;
+pub mod fs;
+pub mod retry;
