@@ -1,6 +1,6 @@
 //! The channel repository format, shared by the publisher (`image-builder publish`) and the
 //! client (`update-engine`): canonical JSON, ed25519 keys and signatures, the root → signing key
-//! chain with rotation, channel manifests, update selection and streaming payload verification.
+//! chain with rotation, channel manifests, update selection and streaming payload verification, and what a release's payload holds ([`release`]).
 //!
 //! Implements DESIGN.md "Update channel repository" and the TUF essentials of SPECS.md S14:
 //! signatures over canonical bytes, expiry (freeze attacks), monotonic key set versions
@@ -11,6 +11,7 @@ pub mod canonical;
 pub mod documents;
 pub mod keys;
 pub mod payload;
+pub mod release;
 pub mod repo;
 pub mod select;
 pub mod verify;
@@ -23,6 +24,7 @@ pub use documents::{
 };
 pub use keys::{KeyError, KeyId, PublicKey, SecretKey, Signature};
 pub use payload::{PayloadError, PayloadVerifier, VerifyingReader};
+pub use release::{FileInfo, ReleaseInfo};
 pub use repo::{Repo, RepoError};
 pub use select::{select_update, Decision, RefuseReason};
 pub use verify::{sign_document, verify_keyset, verify_manifest, SeenManifest, VerifyError};

@@ -4,5 +4,7 @@
 pub mod entry;
 pub mod table;
 
-pub use entry::{parse_file_name, BootCounter, BootEntry, Slot, ENTRIES_DIR, USR_A, USR_B};
+pub use entry::{
+    parse_file_name, BootCounter, BootEntry, Slot, BOOT_TRIES, ENTRIES_DIR, USR_A, USR_B,
+};
 pub use table::{parse_entry, version_key, EntryInfo, SlotTable};

@@ -29,9 +29,8 @@ use crate::{esp, ext4, fat, gpt, initramfs, usr};
 pub const BUILDER_OUTPUT_VERSION: u32 = 4;
 pub const DISK: &str = "disk.raw";
 pub const BUILD_JSON: &str = "build.json";
-pub const USR_IMG: &str = "usr.img";
-pub const KERNEL: &str = "vmlinuz";
-pub const INITRD: &str = "initrd.img";
+/// The slot artifacts: a release's payload files, under the same names.
+pub use channels::release::{INITRD, KERNEL, USR_IMG};
 
 /// What `build` needs besides the spec.
 pub struct BuildOptions {
@@ -46,21 +45,8 @@ pub struct BuildOptions {
     pub force: bool,
 }
 
-/// One file's identity in `build.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileInfo {
-    pub size: u64,
-    pub sha256: String,
-}
-
-impl FileInfo {
-    pub fn of(bytes: &[u8]) -> FileInfo {
-        FileInfo {
-            size: bytes.len() as u64,
-            sha256: hex::encode(Sha256::digest(bytes)),
-        }
-    }
-}
+/// One file's identity in `build.json` (the same as in a release's `release.json`).
+pub use channels::FileInfo;
 
 /// `build.json`: what was built, from what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -516,56 +502,51 @@ fn add_update_engine(
 }
 
 /// The default `update.conf` (Container Linux format); `/etc/update-engine/update.conf`
-/// overrides it key by key.
+/// overrides it key by key. Pure.
 pub fn update_conf(spec: &ImageSpec, u: &crate::spec::UpdateSpec) -> String {
+    use contract::update_conf::{keys, render};
+    let value = |v: &Option<crate::spec::ConfValue>| v.as_ref().map(|v| v.0.clone());
     let group = u.group.as_ref().unwrap_or(&spec.os.channel);
-    let mut conf = format!("GROUP={}\n", group.0);
-    if let Some(server) = &u.server {
-        conf.push_str(&format!("SERVER={}\n", server.0));
-    }
-    conf.push_str(&format!("REBOOT_STRATEGY={}\n", u.reboot_strategy.as_str()));
-    let mut line = |key: &str, value: Option<&str>| {
-        if let Some(v) = value {
-            conf.push_str(&format!("{key}={v}\n"));
-        }
-    };
+    let mut pairs: Vec<(&str, Option<String>)> = vec![
+        (keys::GROUP, Some(group.0.clone())),
+        (keys::SERVER, value(&u.server)),
+        (keys::REBOOT_STRATEGY, Some(u.reboot_strategy.to_string())),
+    ];
     if let Some(l) = &u.locksmith {
         let endpoints: Vec<&str> = l.endpoints.iter().map(|e| e.0.as_str()).collect();
-        line(
-            "LOCKSMITHD_ENDPOINT",
-            (!endpoints.is_empty())
-                .then(|| endpoints.join(","))
-                .as_deref(),
-        );
-        line("LOCKSMITHD_GROUP", l.group.as_ref().map(|g| g.0.as_str()));
-        let start = l.window_start.as_ref().map(|w| w.0.as_str());
-        line("LOCKSMITHD_REBOOT_WINDOW_START", start);
-        let length = l.window_length.as_ref().map(|w| w.0.as_str());
-        line("LOCKSMITHD_REBOOT_WINDOW_LENGTH", length);
+        pairs.extend([
+            (
+                keys::LOCKSMITHD_ENDPOINT,
+                (!endpoints.is_empty()).then(|| endpoints.join(",")),
+            ),
+            (keys::LOCKSMITHD_GROUP, value(&l.group)),
+            (keys::LOCKSMITHD_REBOOT_WINDOW_START, value(&l.window_start)),
+            (
+                keys::LOCKSMITHD_REBOOT_WINDOW_LENGTH,
+                value(&l.window_length),
+            ),
+        ]);
     }
     if let Some(f) = &u.fleetlock {
-        line("FLEETLOCK_URL", Some(&f.url.0));
-        line("FLEETLOCK_GROUP", f.group.as_ref().map(|g| g.0.as_str()));
+        pairs.extend([
+            (keys::FLEETLOCK_URL, Some(f.url.0.clone())),
+            (keys::FLEETLOCK_GROUP, value(&f.group)),
+        ]);
     }
-    conf
+    render(pairs.iter().filter_map(|(k, v)| Some((*k, v.as_deref()?))))
 }
 
-/// `/usr/lib/os-release` (os-release(5)) with the channel as `RELEASE_CHANNEL`.
+/// `/usr/lib/os-release` (os-release(5)) with the channel as `RELEASE_CHANNEL`. Pure.
 pub fn os_release(spec: &ImageSpec) -> String {
     let os = &spec.os;
-    let id_like = if os.id_like.is_empty() {
-        String::new()
-    } else {
-        let ids: Vec<&str> = os.id_like.iter().map(|i| i.0.as_str()).collect();
-        format!("ID_LIKE={}\n", ids.join(" "))
-    };
-    format!(
-        "NAME=\"{name}\"\nID={id}\n{id_like}VERSION={v}\nVERSION_ID={v}\nPRETTY_NAME=\"{name} {v} ({ch})\"\nRELEASE_CHANNEL={ch}\n",
-        name = os.name.0.replace('"', "'"),
-        id = os.id.0,
-        v = os.version.0,
-        ch = os.channel.0,
-    )
+    contract::os_release::OsRelease {
+        name: os.name.0.clone(),
+        id: os.id.0.clone(),
+        id_like: os.id_like.iter().map(|i| i.0.clone()).collect(),
+        version: os.version.0.clone(),
+        channel: os.channel.0.clone(),
+    }
+    .render()
 }
 
 /// Everything must live under /usr once packages are extracted.

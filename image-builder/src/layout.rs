@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use contract::partitions::STANDARD;
+
 use crate::spec::ImageSpec;
 
 pub const SECTOR: u64 = 512;
@@ -16,14 +18,8 @@ pub const GPT_RESERVED_MIB: u64 = 1;
 /// BIOS-BOOT is reserved for a later legacy loader; Container Linux made it 2 MiB.
 pub const BIOS_BOOT_MIB: u64 = 2;
 
-/// Partition type GUIDs (SPECS.md S5).
-pub mod types {
-    pub const ESP: &str = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
-    pub const BIOS_BOOT: &str = "21686148-6449-6e6f-744e-656564454649";
-    pub const COREOS_USR: &str = "5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6";
-    pub const LINUX_DATA: &str = "0fc63daf-8483-4772-8e79-3d69d8477de4";
-    pub const COREOS_ROOT: &str = "3884dd41-8582-4404-b9a8-e9b84f2df50e";
-}
+/// Partition names and type GUIDs: the machines find partitions by them.
+pub use contract::partitions::{types, BIOS_BOOT, ESP, OEM, ROOT, USR_A, USR_B};
 
 /// Namespace of every UUIDv5 this project derives (a fixed, arbitrary UUID).
 pub const NAMESPACE: Uuid = Uuid::from_u128(0x6f1d_2c3a_9b7e_4e21_8a55_0c3e_71d2_b9f4);
@@ -70,33 +66,26 @@ pub struct DiskLayout {
     pub partitions: Vec<Partition>,
 }
 
-pub const ESP: &str = "EFI-SYSTEM";
-pub const BIOS_BOOT: &str = "BIOS-BOOT";
-pub const USR_A: &str = "USR-A";
-pub const USR_B: &str = "USR-B";
-pub const OEM: &str = "OEM";
-pub const ROOT: &str = "ROOT";
-
 impl DiskLayout {
     /// Compute the layout from the spec's sizes. Pure.
     pub fn compute(spec: &ImageSpec) -> DiskLayout {
         let p = &spec.partitions;
-        let plan: [(u32, &str, &str, u64); 6] = [
-            (1, ESP, types::ESP, p.esp_mib.0),
-            (2, BIOS_BOOT, types::BIOS_BOOT, BIOS_BOOT_MIB),
-            (3, USR_A, types::COREOS_USR, p.usr_mib.0),
-            (4, USR_B, types::COREOS_USR, p.usr_mib.0),
-            (6, OEM, types::LINUX_DATA, p.oem_mib.0),
-            (9, ROOT, types::COREOS_ROOT, p.root_mib.0),
-        ];
+        let size_mib = |label: &str| match label {
+            ESP => p.esp_mib.0,
+            BIOS_BOOT => BIOS_BOOT_MIB,
+            USR_A | USR_B => p.usr_mib.0,
+            OEM => p.oem_mib.0,
+            _ => p.root_mib.0,
+        };
         let mut offset = GPT_RESERVED_MIB * MIB;
-        let partitions = plan
+        let partitions = STANDARD
             .iter()
-            .map(|&(number, label, ty, mib)| {
+            .map(|std| {
+                let (label, mib) = (std.label, size_mib(std.label));
                 let part = Partition {
-                    number,
+                    number: std.number,
                     label: label.to_string(),
-                    type_guid: Uuid::parse_str(ty).expect("constant GUID"),
+                    type_guid: Uuid::parse_str(std.type_guid).expect("constant GUID"),
                     guid: derive_uuid(spec, &format!("partition/{label}")),
                     offset,
                     size: mib * MIB,

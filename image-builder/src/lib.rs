@@ -25,19 +25,3 @@ pub mod serve;
 pub mod sparse;
 pub mod spec;
 pub mod usr;
-
-use std::io::Write;
-use std::path::Path;
-
-/// Write a file atomically: a temporary file in the same directory, then a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}

@@ -588,7 +588,8 @@ fn cmd_lock(
         },
     )?;
     let path = lock::path_for(spec_path);
-    image_builder::write_atomic(&path, locked.lock.to_text().as_bytes())?;
+    util::fs::write_atomic(&path, locked.lock.to_text().as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     for p in &locked.lock.packages {
         println!(
             "{} {} {} {}",

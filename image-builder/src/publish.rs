@@ -13,28 +13,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use channels::{Manifest, PublicKey, Release, Repo, SecretKey};
-use serde::{Deserialize, Serialize};
 
 use crate::build::{self, BuildReport};
 
-/// Files of a payload, by the names the manifest uses.
-pub const PAYLOAD_FILES: [&str; 3] = [build::USR_IMG, build::KERNEL, build::INITRD];
-pub const RELEASE_JSON: &str = "release.json";
+pub use channels::release::{ReleaseInfo, PAYLOAD_FILES, RELEASE_JSON};
 pub const PAYLOAD_DIR: &str = "payload";
 pub const DAY_SECS: u64 = 24 * 3600;
-
-/// `release.json`: what the payload is (read by the update engine before it writes a slot).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReleaseInfo {
-    pub os_id: String,
-    pub os_name: String,
-    pub version: String,
-    pub channel: String,
-    pub kernel_release: String,
-    /// Size of the USR partition the image was built for (bytes); a slot must be at least this.
-    pub usr_partition_size: u64,
-    pub files: BTreeMap<String, build::FileInfo>,
-}
 
 /// Generate a signing key into `out` (mode 0600, never overwriting). Returns its public key.
 pub fn keygen(out: &Path) -> Result<PublicKey> {
@@ -134,7 +118,8 @@ pub fn payload(build_dir: &Path) -> Result<PathBuf> {
     }
     let mut text = serde_json::to_string_pretty(&info)?;
     text.push('\n');
-    crate::write_atomic(&dir.join(RELEASE_JSON), text.as_bytes())?;
+    util::fs::write_atomic(&dir.join(RELEASE_JSON), text.as_bytes())
+        .with_context(|| format!("writing {}", dir.join(RELEASE_JSON).display()))?;
     Ok(dir)
 }
 

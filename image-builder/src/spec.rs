@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use contract::update_conf::RebootStrategy;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_saphyr::Spanned;
 
@@ -180,29 +181,6 @@ pub struct FleetLockSpec {
     /// The group (`FLEETLOCK_GROUP`).
     #[serde(default)]
     pub group: Option<ConfValue>,
-}
-
-/// Container Linux reboot strategies.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum RebootStrategy {
-    Off,
-    Reboot,
-    EtcdLock,
-    BestEffort,
-    Fleetlock,
-}
-
-impl RebootStrategy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RebootStrategy::Off => "off",
-            RebootStrategy::Reboot => "reboot",
-            RebootStrategy::EtcdLock => "etcd-lock",
-            RebootStrategy::BestEffort => "best-effort",
-            RebootStrategy::Fleetlock => "fleetlock",
-        }
-    }
 }
 
 fn default_strategy() -> RebootStrategy {

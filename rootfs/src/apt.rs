@@ -32,7 +32,7 @@ pub use self::deb822::{
     candidates, index_entries, parse_release, parse_stanzas, render_packages, render_release,
     Release,
 };
-pub use self::http::{HttpClient, RetryPolicy, CONNECT_TIMEOUT, READ_TIMEOUT, USER_AGENT};
+pub use self::http::{HttpClient, Policy, USER_AGENT};
 use crate::source::{Candidate, IndexEntry};
 
 /// Largest `Release` accepted (Debian bookworm's is about 150 KB).

@@ -13,7 +13,7 @@ use tests::etcd::Etcd;
 use update_engine::config::{Config, Paths, RebootStrategy};
 use update_engine::engine::Engine;
 use update_engine::host::{FileHost, SlotDevice};
-use update_engine::http::RetryPolicy;
+use update_engine::http::Policy;
 use update_engine::reboot::AfterStaging;
 use update_engine::state::State;
 use update_engine::status::Status;
@@ -65,7 +65,7 @@ impl Machine {
             config: &self.config,
             root_keys: &keys,
             host: &self.host,
-            policy: RetryPolicy::default(),
+            policy: Policy::CHANNEL,
         };
         f(&engine)
     }

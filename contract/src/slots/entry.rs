@@ -5,8 +5,9 @@ use std::fmt;
 
 /// Directory of the entries on the ESP.
 pub const ENTRIES_DIR: &str = "loader/entries";
-pub const USR_A: &str = "USR-A";
-pub const USR_B: &str = "USR-B";
+pub use crate::partitions::{USR_A, USR_B};
+/// Tries a new slot's entry gets (`+3-0`) before the loader gives up on it.
+pub const BOOT_TRIES: u32 = 3;
 
 /// The counter in a boot entry's file name: `+LEFT-DONE` (S4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use channels::{Release, Repo, SecretKey};
 use update_engine::config::{load_root_keys, Config, Paths};
 use update_engine::engine::{Engine, UpdateOutcome, INITRD_IMG, RELEASE_JSON, USR_IMG, VMLINUZ};
 use update_engine::host::{FileHost, SlotDevice};
-use update_engine::http::RetryPolicy;
+use update_engine::http::Policy;
 
 const DAY: u64 = 86_400;
 
@@ -114,7 +114,7 @@ fn apply(args: &[String]) -> Result<()> {
         config: &config,
         root_keys: &root_keys,
         host: &host,
-        policy: RetryPolicy::default(),
+        policy: Policy::CHANNEL,
     };
     match engine.update(now(), &mut |_| {})? {
         UpdateOutcome::UpToDate { version } => bail!("nothing applied: up to date at {version}"),

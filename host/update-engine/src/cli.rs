@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::{load_root_keys, Config, ConfigError, Paths};
 use crate::engine::{CheckOutcome, Engine, UpdateOutcome};
 use crate::host::RealHost;
-use crate::http::RetryPolicy;
+use crate::http::Policy;
 use crate::lifecycle::{MarkGood, HEALTH_POLL};
 use crate::lock::cli::{LockArgs, LockServerArgs, LOCKSMITHCTL_NAME};
 use crate::reboot::AfterStaging;
@@ -154,7 +154,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         config: &config,
         root_keys: &root_keys,
         host: &host,
-        policy: RetryPolicy::default(),
+        policy: Policy::CHANNEL,
     };
     match cli.command {
         Command::Status { json } => {

@@ -24,12 +24,13 @@
 //!   `default`, `^[a-zA-Z0-9.-]+$`).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use channels::RootKeys;
+use contract::paths;
+pub use contract::update_conf::split_list;
+use contract::update_conf::{self, keys};
 
 use crate::lock::fleetlock;
 use crate::lock::window::{RebootWindow, WindowError};
@@ -58,20 +59,20 @@ impl Paths {
     }
     /// `/usr/share/update-engine/update.conf`: the image's defaults.
     pub fn defaults_conf(&self) -> PathBuf {
-        self.at("usr/share/update-engine/update.conf")
+        self.at(paths::UPDATE_CONF_DEFAULTS)
     }
     /// `/etc/update-engine/update.conf`: the machine's overrides.
     pub fn overrides_conf(&self) -> PathBuf {
-        self.at("etc/update-engine/update.conf")
+        self.at(paths::UPDATE_CONF)
     }
     /// `/usr/share/update-engine/root.json`: the root keys baked into the image.
     pub fn root_keys(&self) -> PathBuf {
-        self.at("usr/share/update-engine/root.json")
+        self.at(paths::ROOT_KEYS)
     }
     /// `/etc/update-engine/root.json`: the machine's root keys, for an image built without
     /// them (written by its first-boot config).
     pub fn machine_root_keys(&self) -> PathBuf {
-        self.at("etc/update-engine/root.json")
+        self.at(paths::MACHINE_ROOT_KEYS)
     }
     /// `/var/lib/update-engine/state.json`.
     pub fn state(&self) -> PathBuf {
@@ -83,16 +84,16 @@ impl Paths {
     }
     /// `/run/boot-slot`, written by the initramfs `/init`.
     pub fn boot_slot(&self) -> PathBuf {
-        self.at("run/boot-slot")
+        self.at(paths::BOOT_SLOT)
     }
     /// `/run/boot-live`, written by `/init` instead of `/run/boot-slot` when /usr runs from RAM
     /// (a network boot): such a machine has no slot to update.
     pub fn boot_live(&self) -> PathBuf {
-        self.at("run/boot-live")
+        self.at(paths::BOOT_LIVE)
     }
     /// `/usr/lib/os-release`.
     pub fn os_release(&self) -> PathBuf {
-        self.at("usr/lib/os-release")
+        self.at(paths::OS_RELEASE)
     }
     /// `/etc/machine-id` (seeds the check jitter).
     pub fn machine_id(&self) -> PathBuf {
@@ -108,59 +109,7 @@ impl Paths {
     }
 }
 
-/// `REBOOT_STRATEGY`: what happens once an update is staged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RebootStrategy {
-    /// Stay in `UPDATED_NEED_REBOOT`; the operator reboots.
-    Off,
-    /// Reboot right away.
-    Reboot,
-    /// Take a slot of locksmith's semaphore in etcd first; no reboot while etcd is unreachable.
-    EtcdLock,
-    /// etcd-lock when etcd answers, else reboot.
-    BestEffort,
-    /// Take a slot from the FleetLock server at `FLEETLOCK_URL` first.
-    FleetLock,
-}
-
-impl RebootStrategy {
-    /// The `update.conf` spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RebootStrategy::Off => "off",
-            RebootStrategy::Reboot => "reboot",
-            RebootStrategy::EtcdLock => "etcd-lock",
-            RebootStrategy::BestEffort => "best-effort",
-            RebootStrategy::FleetLock => "fleetlock",
-        }
-    }
-}
-
-impl fmt::Display for RebootStrategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for RebootStrategy {
-    type Err = ConfigError;
-    fn from_str(s: &str) -> Result<RebootStrategy, ConfigError> {
-        Ok(match s {
-            "off" => RebootStrategy::Off,
-            "reboot" => RebootStrategy::Reboot,
-            "etcd-lock" => RebootStrategy::EtcdLock,
-            "best-effort" => RebootStrategy::BestEffort,
-            "fleetlock" => RebootStrategy::FleetLock,
-            other => {
-                return Err(ConfigError::BadValue {
-                    key: "REBOOT_STRATEGY".into(),
-                    value: other.into(),
-                    expected: "off, reboot, etcd-lock, best-effort or fleetlock".into(),
-                })
-            }
-        })
-    }
-}
+pub use contract::update_conf::RebootStrategy;
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -278,26 +227,32 @@ impl RebootLockConfig {
             expected: expected.into(),
         };
         let mut c = RebootLockConfig {
-            etcd_endpoints: get("LOCKSMITHD_ENDPOINT")
+            etcd_endpoints: get(keys::LOCKSMITHD_ENDPOINT)
                 .map(|v| split_list(&v))
                 .unwrap_or_default(),
-            etcd_cafile: get("LOCKSMITHD_ETCD_CAFILE").map(PathBuf::from),
-            etcd_certfile: get("LOCKSMITHD_ETCD_CERTFILE").map(PathBuf::from),
-            etcd_keyfile: get("LOCKSMITHD_ETCD_KEYFILE").map(PathBuf::from),
-            etcd_username: get("LOCKSMITHD_ETCD_USERNAME"),
-            etcd_password: get("LOCKSMITHD_ETCD_PASSWORD"),
-            etcd_group: get("LOCKSMITHD_GROUP"),
+            etcd_cafile: get(keys::LOCKSMITHD_ETCD_CAFILE).map(PathBuf::from),
+            etcd_certfile: get(keys::LOCKSMITHD_ETCD_CERTFILE).map(PathBuf::from),
+            etcd_keyfile: get(keys::LOCKSMITHD_ETCD_KEYFILE).map(PathBuf::from),
+            etcd_username: get(keys::LOCKSMITHD_ETCD_USERNAME),
+            etcd_password: get(keys::LOCKSMITHD_ETCD_PASSWORD),
+            etcd_group: get(keys::LOCKSMITHD_GROUP),
             ..RebootLockConfig::default()
         };
-        if let Some(v) = get("ETCD_LOCK_TTL") {
-            c.etcd_holder_ttl_secs = Some(seconds("ETCD_LOCK_TTL", &v)?);
+        if let Some(v) = get(keys::ETCD_LOCK_TTL) {
+            c.etcd_holder_ttl_secs = Some(seconds(keys::ETCD_LOCK_TTL, &v)?);
         }
-        let start = ["LOCKSMITHD_REBOOT_WINDOW_START", "REBOOT_WINDOW_START"]
-            .into_iter()
-            .find_map(|k| Some((k, get(k)?)));
-        let length = ["LOCKSMITHD_REBOOT_WINDOW_LENGTH", "REBOOT_WINDOW_LENGTH"]
-            .into_iter()
-            .find_map(|k| Some((k, get(k)?)));
+        let start = [
+            keys::LOCKSMITHD_REBOOT_WINDOW_START,
+            keys::REBOOT_WINDOW_START,
+        ]
+        .into_iter()
+        .find_map(|k| Some((k, get(k)?)));
+        let length = [
+            keys::LOCKSMITHD_REBOOT_WINDOW_LENGTH,
+            keys::REBOOT_WINDOW_LENGTH,
+        ]
+        .into_iter()
+        .find_map(|k| Some((k, get(k)?)));
         c.window = match (start, length) {
             (None, None) => None,
             (Some((k, v)), None) => {
@@ -319,16 +274,16 @@ impl RebootLockConfig {
                 })?)
             }
         };
-        if let Some(url) = get("FLEETLOCK_URL") {
+        if let Some(url) = get(keys::FLEETLOCK_URL) {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(bad("FLEETLOCK_URL", &url, "an http:// or https:// URL"));
+                return Err(bad(keys::FLEETLOCK_URL, &url, "an http:// or https:// URL"));
             }
             c.fleetlock_url = Some(url.trim_end_matches('/').to_owned());
         }
-        if let Some(group) = get("FLEETLOCK_GROUP") {
+        if let Some(group) = get(keys::FLEETLOCK_GROUP) {
             if !fleetlock::valid_group(&group) {
                 return Err(bad(
-                    "FLEETLOCK_GROUP",
+                    keys::FLEETLOCK_GROUP,
                     &group,
                     "letters, digits, '.' and '-'",
                 ));
@@ -337,15 +292,6 @@ impl RebootLockConfig {
         }
         Ok(c)
     }
-}
-
-/// `a, b,,c` → `[a, b, c]`.
-pub fn split_list(v: &str) -> Vec<String> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 impl Default for Config {
@@ -363,35 +309,11 @@ impl Default for Config {
 
 /// Parses `update.conf` text into its keys (later lines win). `file` names it in errors. Pure.
 pub fn parse_conf(file: &str, text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
-    let mut out = BTreeMap::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let syntax = || ConfigError::Syntax {
-            file: file.into(),
-            line: i + 1,
-            text: raw.into(),
-        };
-        let (key, value) = line.split_once('=').ok_or_else(syntax)?;
-        let key = key.trim();
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(syntax());
-        }
-        out.insert(key.to_owned(), unquote(value.trim()).to_owned());
-    }
-    Ok(out)
-}
-
-/// `"x"` and `'x'` → `x`; anything else unchanged.
-fn unquote(v: &str) -> &str {
-    for q in ['"', '\''] {
-        if let Some(inner) = v.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
-            return inner;
-        }
-    }
-    v
+    update_conf::parse(file, text).map_err(|e| ConfigError::Syntax {
+        file: e.file,
+        line: e.line,
+        text: e.text,
+    })
 }
 
 impl Config {
@@ -408,23 +330,27 @@ impl Config {
     fn from_keys(keys: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         let mut config = Config::default();
         let get = |k: &str| keys.get(k).map(String::as_str).filter(|v| !v.is_empty());
-        if let Some(group) = get("GROUP") {
+        if let Some(group) = get(keys::GROUP) {
             channels::validate_channel_name(group).map_err(|reason| ConfigError::BadValue {
-                key: "GROUP".into(),
+                key: keys::GROUP.into(),
                 value: group.into(),
                 expected: reason,
             })?;
             config.group = group.into();
         }
-        config.server = get("SERVER").map(|s| s.trim_end_matches('/').to_owned());
-        if let Some(s) = get("REBOOT_STRATEGY") {
-            config.reboot_strategy = s.parse()?;
+        config.server = get(keys::SERVER).map(|s| s.trim_end_matches('/').to_owned());
+        if let Some(s) = get(keys::REBOOT_STRATEGY) {
+            config.reboot_strategy = s.parse().map_err(|_| ConfigError::BadValue {
+                key: keys::REBOOT_STRATEGY.into(),
+                value: s.into(),
+                expected: "off, reboot, etcd-lock, best-effort or fleetlock".into(),
+            })?;
         }
-        if let Some(v) = get("CHECK_INTERVAL") {
-            config.check_interval_secs = seconds("CHECK_INTERVAL", v)?;
+        if let Some(v) = get(keys::CHECK_INTERVAL) {
+            config.check_interval_secs = seconds(keys::CHECK_INTERVAL, v)?;
         }
-        if let Some(v) = get("HEALTH_TIMEOUT") {
-            config.health_timeout_secs = seconds("HEALTH_TIMEOUT", v)?;
+        if let Some(v) = get(keys::HEALTH_TIMEOUT) {
+            config.health_timeout_secs = seconds(keys::HEALTH_TIMEOUT, v)?;
         }
         config.reboot_lock = RebootLockConfig::from_keys(&|k| get(k).map(str::to_owned))?;
         Ok(config)

@@ -17,39 +17,19 @@ use channels::{
     Manifest, PayloadRef, RefuseReason, RootKeys, SeenManifest, VerifyError, KEYS_JSON, KEYS_SIG,
 };
 use contract::slots::{BootCounter, BootEntry, Slot, SlotTable, ENTRIES_DIR};
-use serde::Deserialize;
 
 use crate::config::{Config, Paths};
 use crate::host::{Host, HostError, OsRelease, SlotDevice};
-use crate::http::{Client, FetchError, RetryPolicy};
+use crate::http::{Client, FetchError, Policy};
 use crate::policy::cmdline_for_new_slot;
 use crate::reboot::AfterStaging;
 use crate::state::{State, StateError};
 use crate::status::{IllegalTransition, Phase, Rollback, Status, Target};
 
-/// Payload names of a release (image-builder `payload`).
-pub const USR_IMG: &str = "usr.img";
-/// The kernel.
-pub const VMLINUZ: &str = "vmlinuz";
-/// The initramfs.
-pub const INITRD_IMG: &str = "initrd.img";
-/// The release metadata.
-pub const RELEASE_JSON: &str = "release.json";
-/// Tries a new slot gets before the loader gives up on it.
-pub const BOOT_TRIES: u32 = 3;
-
-/// The fields of a release's `release.json` (written by `image-builder payload`) the engine uses.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ReleaseInfo {
-    /// `ID` of the OS.
-    pub os_id: String,
-    /// `NAME` of the OS.
-    pub os_name: String,
-    /// Its version.
-    pub version: String,
-    /// The USR partition size it was built for (bytes).
-    pub usr_partition_size: u64,
-}
+pub use channels::release::{
+    ReleaseInfo, INITRD as INITRD_IMG, KERNEL as VMLINUZ, RELEASE_JSON, USR_IMG,
+};
+pub use contract::slots::BOOT_TRIES;
 
 /// Why a check or an apply stopped. Each says what was refused or what failed.
 #[derive(Debug, thiserror::Error)]
@@ -257,7 +237,7 @@ pub struct Engine<'a, H: Host> {
     /// The machine.
     pub host: &'a H,
     /// Download retries.
-    pub policy: RetryPolicy,
+    pub policy: Policy,
 }
 
 /// What the engine knows about the running system.

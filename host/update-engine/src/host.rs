@@ -107,28 +107,12 @@ pub fn read_boot_slot(paths: &Paths) -> Result<Slot, HostError> {
 
 /// Parses os-release text (last `KEY=` wins, quotes removed). Pure.
 pub fn parse_os_release(text: &str) -> Option<OsRelease> {
-    let mut id = None;
-    let mut version_id = None;
-    for line in text.lines() {
-        let Some((k, v)) = line.trim().split_once('=') else {
-            continue;
-        };
-        let v = v.trim();
-        let v = v
-            .strip_prefix('"')
-            .and_then(|r| r.strip_suffix('"'))
-            .or_else(|| v.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')))
-            .unwrap_or(v)
-            .to_owned();
-        match k.trim() {
-            "ID" => id = Some(v),
-            "VERSION_ID" => version_id = Some(v),
-            _ => {}
-        }
-    }
+    use contract::os_release::{parse, ID, VERSION_ID};
+    let mut fields = parse(text);
+    let mut take = |k: &str| fields.remove(k).filter(|v| !v.is_empty());
     Some(OsRelease {
-        id: id.filter(|s| !s.is_empty())?,
-        version_id: version_id.filter(|s| !s.is_empty())?,
+        id: take(ID)?,
+        version_id: take(VERSION_ID)?,
     })
 }
 

@@ -1,11 +1,11 @@
 //! The channel client: GETs repository files from `SERVER` with one written-down retry policy,
 //! and streams payloads with resume.
 //!
-//! Retry policy ([`RetryPolicy`]): a request is retried on connection errors, timeouts, a body
-//! that breaks off, and the statuses 408, 429 and 5xx; after each failure the client waits a
-//! constant `delay` (default 5 s). It gives up after `max_failures_in_row` failures without a
-//! byte of progress in between (default 12, so about a minute of waiting) or `max_failures`
-//! failures in all for one file (default 100). Other statuses (403, 404, ...) fail at once.
+//! Retry policy: the workspace's one policy ([`util::retry`]), with [`Policy::CHANNEL`]'s bounds
+//! by default: a request is retried on connection errors, timeouts, a body that breaks off, and
+//! the statuses 408, 429 and 5xx, 5 s apart; it gives up after 12 failures without a byte of
+//! progress in between (about a minute of waiting) or 100 failures in all for one file. Other
+//! statuses (403, 404, ...) fail at once.
 //! A payload download that breaks off resumes with `Range: bytes=<received>-`, continuing the
 //! same sha256; a server that answers a range with 200 has the bytes already received skipped.
 //! Proxies come from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`: reqwest's default).
@@ -15,17 +15,17 @@
 //! Speed: the client drives reqwest's async API on its own current-thread runtime, so body
 //! chunks arrive in the calling thread (no hand-off between threads per chunk), and a payload
 //! streams through two threads: this one receives and hashes, a writer thread writes
-//! [`CHUNK_BYTES`] buffers, [`BUFFERS`] of them in flight. `timeout` bounds the connect, the wait
-//! for the response head and the wait for each body chunk: a slow but moving download never
+//! [`CHUNK_BYTES`] buffers, [`BUFFERS`] of them in flight. The policy's `connect_timeout` bounds the
+//! connect, its `timeout` the wait for the response head and the wait for each body chunk: a slow but moving download never
 //! times out, a stalled one does.
 
 use std::io::{self, Read, Write};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
 
 use bytes::Bytes;
 use channels::{PayloadError, PayloadRef, VerifyingReader};
 use reqwest::{Response, StatusCode};
+use util::retry::Backoff;
 
 /// Largest keys.json, manifest or signature accepted.
 pub const MAX_DOCUMENT_BYTES: u64 = 1 << 20; // 1 MiB
@@ -34,34 +34,7 @@ pub const CHUNK_BYTES: usize = 1 << 20; // 1 MiB
 /// Payload buffers in flight between the receiving and the writing thread.
 pub const BUFFERS: usize = 4;
 
-/// When and how often to retry (see the module docs).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Wait after each failure.
-    pub delay: Duration,
-    /// Give up after this many failures without progress.
-    pub max_failures_in_row: u32,
-    /// Give up after this many failures for one file.
-    pub max_failures: u32,
-    /// Connect timeout, and the longest the response head or a body chunk may take.
-    pub timeout: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> RetryPolicy {
-        RetryPolicy {
-            delay: Duration::from_secs(5),
-            max_failures_in_row: 12,
-            max_failures: 100,
-            timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-/// Whether a status is worth retrying: 408, 429 and 5xx.
-pub fn retryable_status(status: u16) -> bool {
-    status == 408 || status == 429 || (500..600).contains(&status)
-}
+pub use util::retry::{retryable_status, Policy};
 
 /// A download failed.
 #[derive(Debug, thiserror::Error)]
@@ -129,34 +102,33 @@ pub struct Client {
     base: String,
     http: reqwest::Client,
     runtime: Arc<tokio::runtime::Runtime>,
-    policy: RetryPolicy,
+    policy: Policy,
 }
 
 /// Counts failures of one file against the policy, sleeping between them.
 struct Failures<'a> {
-    policy: &'a RetryPolicy,
+    backoff: Backoff,
     url: &'a str,
-    in_row: u32,
-    total: u32,
+    /// Bytes arrived since the last failure.
+    progress: bool,
 }
 
 impl Failures<'_> {
     fn failed(&mut self, what: String) -> Result<(), FetchError> {
-        self.in_row += 1;
-        self.total += 1;
-        if self.in_row >= self.policy.max_failures_in_row || self.total >= self.policy.max_failures
-        {
-            return Err(FetchError::GaveUp {
+        match self.backoff.failed(std::mem::take(&mut self.progress)) {
+            Some(delay) => {
+                std::thread::sleep(delay);
+                Ok(())
+            }
+            None => Err(FetchError::GaveUp {
                 url: self.url.to_owned(),
-                failures: self.total,
+                failures: self.backoff.failures(),
                 last: what,
-            });
+            }),
         }
-        std::thread::sleep(self.policy.delay);
-        Ok(())
     }
     fn progressed(&mut self) {
-        self.in_row = 0;
+        self.progress = true;
     }
 }
 
@@ -170,10 +142,10 @@ enum Opened {
 
 impl Client {
     /// A client for the repository at `base` (`http://host:port/path`, no trailing slash needed).
-    pub fn new(base: &str, policy: RetryPolicy) -> Result<Client, FetchError> {
+    pub fn new(base: &str, policy: Policy) -> Result<Client, FetchError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("update-engine/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(policy.timeout)
+            .connect_timeout(policy.connect_timeout)
             .build()
             .map_err(|e| FetchError::Client(error_chain(&e)))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -305,10 +277,9 @@ impl Client {
 
     fn failures<'a>(&'a self, url: &'a str) -> Failures<'a> {
         Failures {
-            policy: &self.policy,
+            backoff: self.policy.start(),
             url,
-            in_row: 0,
-            total: 0,
+            progress: false,
         }
     }
 
@@ -519,19 +490,7 @@ impl Read for ResumingBody<'_> {
 }
 
 /// `error: cause: cause` on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
+pub use util::error::chain as error_chain;
 
 #[cfg(test)]
 mod tests {
@@ -549,7 +508,7 @@ mod tests {
 
     #[test]
     fn urls() {
-        let c = Client::new("http://h:1/repo/", RetryPolicy::default()).unwrap();
+        let c = Client::new("http://h:1/repo/", Policy::CHANNEL).unwrap();
         assert_eq!(c.url("/keys.json"), "http://h:1/repo/keys.json");
         assert_eq!(
             c.url("channels/a/manifest.json"),

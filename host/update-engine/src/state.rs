@@ -7,7 +7,7 @@
 //! file. A missing file is a fresh machine.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use channels::SeenManifest;
@@ -121,22 +121,12 @@ impl State {
     }
 }
 
-/// Writes `bytes` to `path` through a synced temporary file in the same directory and a rename.
-/// Mode 0644: the state and status hold no secrets, and `update_engine_client -status` is for
-/// every user (as on Container Linux).
+/// Writes `bytes` to `path` through a synced temporary file in the same directory and a rename,
+/// creating the directory. Mode 0644: the state and status hold no secrets, and
+/// `update_engine_client -status` is for every user (as on Container Linux).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path without a directory"))?;
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .permissions(std::fs::Permissions::from_mode(0o644))
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
+    std::fs::create_dir_all(util::fs::parent(path))?;
+    util::fs::write_atomic(path, bytes)
 }
 
 #[cfg(test)]

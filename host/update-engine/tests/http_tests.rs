@@ -14,7 +14,7 @@ use contract::slots::{BootCounter, BootEntry, Slot, SlotTable, ENTRIES_DIR};
 use update_engine::config::{load_root_keys, Config, Paths};
 use update_engine::engine::{CheckOutcome, Engine, EngineError, UpdateOutcome};
 use update_engine::host::{FileHost, SlotDevice};
-use update_engine::http::RetryPolicy;
+use update_engine::http::Policy;
 use update_engine::lifecycle::MarkGood;
 use update_engine::lock::RebootWindow;
 use update_engine::reboot::AfterStaging;
@@ -397,10 +397,12 @@ impl Fixture {
             config: &self.config,
             root_keys: keys,
             host: &self.host,
-            policy: RetryPolicy {
-                delay: Duration::from_millis(10),
-                max_failures_in_row: 5,
+            policy: Policy {
+                attempts: 5,
                 max_failures: 20,
+                first_delay: Duration::from_millis(10),
+                max_delay: Duration::from_millis(10),
+                connect_timeout: Duration::from_secs(2),
                 timeout: Duration::from_secs(2),
             },
         }

@@ -1,11 +1,11 @@
-//! The build side's HTTP client: blocking GETs under one written-down [`RetryPolicy`].
+//! The build side's HTTP client: blocking GETs under the workspace's one retry policy
+//! ([`util::retry`]; [`Policy::DOWNLOAD`] unless told otherwise).
 //!
 //! Proxies come from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`, as reqwest reads
 //! them by default); every request says `User-Agent: image-builder/<version>`.
 
 use std::io::{self, Read};
 use std::thread;
-use std::time::Duration;
 
 use reqwest::blocking::{Client, Response};
 use reqwest::StatusCode;
@@ -14,62 +14,13 @@ use super::AptError;
 
 /// `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("image-builder/", env!("CARGO_PKG_VERSION"));
-/// Bound on opening a connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Bound on waiting for the response headers, and on each read of the body (not on the whole
-/// body: a large `.deb` on a slow link may take minutes).
-pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+pub use util::retry::Policy;
 
-/// When and how often a GET is tried again.
-///
-/// Retried: connection errors, timeouts, a body cut short, and HTTP 408, 429 and 500-599.
-/// Anything else (other 4xx, a body longer than expected, a hash mismatch) fails at once.
-/// [`RetryPolicy::STANDARD`] is the policy of every GET the builder makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first one included; 0 counts as 1.
-    pub attempts: u32,
-    /// The wait before retry `n` (1-based) is `backoff[n - 1]`; the last entry repeats, an
-    /// empty list means no wait.
-    pub backoff: &'static [Duration],
-}
-
-impl RetryPolicy {
-    /// 4 attempts, waiting 250 ms, 1 s and 4 s between them: at most 5.25 s of waiting per URL,
-    /// on top of each attempt's own [`CONNECT_TIMEOUT`] and [`READ_TIMEOUT`].
-    pub const STANDARD: RetryPolicy = RetryPolicy {
-        attempts: 4,
-        backoff: &[
-            Duration::from_millis(250),
-            Duration::from_secs(1),
-            Duration::from_secs(4),
-        ],
-    };
-
-    /// Whether an HTTP status is worth another attempt.
-    pub fn retries_status(status: u16) -> bool {
-        matches!(status, 408 | 429 | 500..=599)
-    }
-
-    /// The wait before retry `retry` (1-based).
-    pub fn delay(&self, retry: u32) -> Duration {
-        let index = (retry.max(1) - 1) as usize;
-        let last = self.backoff.last().copied().unwrap_or(Duration::ZERO);
-        self.backoff.get(index).copied().unwrap_or(last)
-    }
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self::STANDARD
-    }
-}
-
-/// A blocking HTTP client with a [`RetryPolicy`]; cheap to clone.
+/// A blocking HTTP client with a retry [`Policy`]; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     inner: Client,
-    retry: RetryPolicy,
+    retry: Policy,
 }
 
 /// A failed attempt, and whether another one may succeed.
@@ -95,24 +46,24 @@ impl Failure {
 }
 
 impl HttpClient {
-    /// A client with [`RetryPolicy::STANDARD`].
+    /// A client with [`Policy::DOWNLOAD`].
     pub fn new() -> Result<Self, AptError> {
-        Self::with_retry(RetryPolicy::STANDARD)
+        Self::with_retry(Policy::DOWNLOAD)
     }
 
     /// A client with another retry policy (tests shorten the waits).
-    pub fn with_retry(retry: RetryPolicy) -> Result<Self, AptError> {
+    pub fn with_retry(retry: Policy) -> Result<Self, AptError> {
         let inner = Client::builder()
             .user_agent(USER_AGENT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(READ_TIMEOUT)
+            .connect_timeout(retry.connect_timeout)
+            .timeout(retry.timeout)
             .build()
             .map_err(AptError::Client)?;
         Ok(Self { inner, retry })
     }
 
     /// The retry policy of this client.
-    pub fn retry_policy(&self) -> RetryPolicy {
+    pub fn retry_policy(&self) -> Policy {
         self.retry
     }
 
@@ -138,8 +89,7 @@ impl HttpClient {
         url: &str,
         mut on_success: impl FnMut(Response) -> Result<T, Failure>,
     ) -> Result<T, AptError> {
-        let attempts = self.retry.attempts.max(1);
-        let mut attempt = 1;
+        let mut backoff = self.retry.start();
         loop {
             let failure = match self.inner.get(url).send() {
                 Ok(response) if response.status().is_success() => match on_success(response) {
@@ -158,15 +108,16 @@ impl HttpClient {
             if !failure.retry {
                 return Err(failure.error);
             }
-            if attempt >= attempts {
-                return Err(AptError::GaveUp {
-                    url: url.to_owned(),
-                    attempts,
-                    source: Box::new(failure.error),
-                });
+            match backoff.failed(false) {
+                Some(delay) => thread::sleep(delay),
+                None => {
+                    return Err(AptError::GaveUp {
+                        url: url.to_owned(),
+                        attempts: backoff.failures(),
+                        source: Box::new(failure.error),
+                    })
+                }
             }
-            thread::sleep(self.retry.delay(attempt));
-            attempt += 1;
         }
     }
 }
@@ -174,7 +125,7 @@ impl HttpClient {
 fn status_failure(url: &str, status: StatusCode) -> Failure {
     let status = status.as_u16();
     Failure {
-        retry: RetryPolicy::retries_status(status),
+        retry: util::retry::retryable_status(status),
         error: AptError::Status {
             url: url.to_owned(),
             status,
@@ -240,36 +191,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn standard_policy_waits_250ms_1s_4s() {
-        let p = RetryPolicy::STANDARD;
-        assert_eq!(p.attempts, 4);
-        let waits: Vec<_> = (1..p.attempts).map(|n| p.delay(n)).collect();
-        assert_eq!(
-            waits,
-            [
-                Duration::from_millis(250),
-                Duration::from_secs(1),
-                Duration::from_secs(4)
-            ]
-        );
-    }
-
-    #[test]
-    fn delay_repeats_last_entry_and_empty_means_none() {
-        const BACKOFF: &[Duration] = &[Duration::from_millis(1), Duration::from_millis(2)];
-        let p = RetryPolicy {
-            attempts: 10,
-            backoff: BACKOFF,
-        };
-        assert_eq!(p.delay(9), Duration::from_millis(2));
-        let none = RetryPolicy {
-            attempts: 3,
-            backoff: &[],
-        };
-        assert_eq!(none.delay(2), Duration::ZERO);
-    }
-
-    #[test]
     fn retried_statuses() {
         struct Case {
             status: u16,
@@ -314,7 +235,7 @@ mod tests {
             },
         ];
         for case in cases {
-            let got = RetryPolicy::retries_status(case.status);
+            let got = util::retry::retryable_status(case.status);
             assert_eq!(got, case.want, "status {}", case.status);
         }
     }

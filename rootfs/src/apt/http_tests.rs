@@ -21,9 +21,12 @@ const SUITE: &str = "bookworm";
 const PACKAGES: &str = "main/binary-amd64/Packages";
 
 /// Retries at once, so that retry tests take milliseconds.
-const FAST: RetryPolicy = RetryPolicy {
+const FAST: Policy = Policy {
     attempts: 4,
-    backoff: &[Duration::from_millis(1)],
+    max_failures: 4,
+    first_delay: Duration::from_millis(1),
+    max_delay: Duration::from_millis(1),
+    ..Policy::DOWNLOAD
 };
 
 fn client() -> HttpClient {
@@ -557,9 +560,11 @@ fn fetch_deb_truncated_body_is_retried_then_fails() {
     let mut cand = candidate("busybox", "1.0-1", b"", "pool/a.deb");
     cand.size = 1000;
     let repo = AptRepo::new(&server.url, SUITE, "main", "amd64");
-    let client = HttpClient::with_retry(RetryPolicy {
+    let client = HttpClient::with_retry(Policy {
         attempts: 2,
-        backoff: &[],
+        max_failures: 2,
+        first_delay: Duration::ZERO,
+        ..Policy::DOWNLOAD
     })
     .unwrap();
     let err = repo

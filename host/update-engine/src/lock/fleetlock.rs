@@ -213,18 +213,7 @@ impl FleetLockClient {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let t = s.to_string();
-        if !text.contains(&t) {
-            text = format!("{text}: {t}");
-        }
-        source = s.source();
-    }
-    text
-}
+use util::error::chain as error_chain;
 
 #[cfg(test)]
 #[path = "fleetlock_http_tests.rs"]

@@ -1,0 +1,84 @@
+//! A release's payload: the files a machine needs to switch slots, under the names the signed
+//! manifest lists them by, and `release.json` describing them. `image-builder payload` writes
+//! it from a build, `publish` puts it in the repository, the update engine reads
+//! `release.json` (after checking its hash against the manifest) before it writes a slot.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The USR slot image (squashfs).
+pub const USR_IMG: &str = "usr.img";
+/// The kernel.
+pub const KERNEL: &str = "vmlinuz";
+/// The initramfs.
+pub const INITRD: &str = "initrd.img";
+/// The release metadata ([`ReleaseInfo`]).
+pub const RELEASE_JSON: &str = "release.json";
+/// The files of a payload besides [`RELEASE_JSON`], in the order they are written.
+pub const PAYLOAD_FILES: [&str; 3] = [USR_IMG, KERNEL, INITRD];
+
+/// One file's identity: its length and sha256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    pub size: u64,
+    /// Lowercase hex.
+    pub sha256: String,
+}
+
+impl FileInfo {
+    /// The identity of `bytes`.
+    pub fn of(bytes: &[u8]) -> FileInfo {
+        FileInfo {
+            size: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(bytes)),
+        }
+    }
+}
+
+/// `release.json`: what the payload is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseInfo {
+    /// `ID` of the OS (a machine refuses another OS's release).
+    pub os_id: String,
+    /// `NAME` of the OS.
+    pub os_name: String,
+    pub version: String,
+    /// The channel it was built for.
+    pub channel: String,
+    /// The kernel's release (`uname -r`).
+    pub kernel_release: String,
+    /// Size of the USR partition the image was built for (bytes); a slot must be at least this.
+    pub usr_partition_size: u64,
+    /// [`PAYLOAD_FILES`] by name.
+    pub files: BTreeMap<String, FileInfo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape() {
+        let info = ReleaseInfo {
+            os_id: "minimal".into(),
+            os_name: "Minimal Linux".into(),
+            version: "1.0.1".into(),
+            channel: "alpha".into(),
+            kernel_release: "6.1.0-56-cloud-amd64".into(),
+            usr_partition_size: 256 << 20,
+            files: BTreeMap::from([(USR_IMG.to_string(), FileInfo::of(b"usr"))]),
+        };
+        let text = serde_json::to_string(&info).unwrap();
+        assert!(
+            text.starts_with("{\"os_id\":\"minimal\",\"os_name\":"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"usr.img\":{\"size\":3,\"sha256\":\""),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<ReleaseInfo>(&text).unwrap(), info);
+    }
+}

@@ -1,0 +1,25 @@
+//! Files one program writes and another reads on the machine, relative to the root of the
+//! running system (no leading `/`, so callers can root them anywhere, e.g. a test's tempdir).
+
+/// The OS's identity ([`crate::os_release`]), written by the builder.
+pub const OS_RELEASE: &str = "usr/lib/os-release";
+/// The update engine's defaults ([`crate::update_conf`]), written by the builder.
+pub const UPDATE_CONF_DEFAULTS: &str = "usr/share/update-engine/update.conf";
+/// The machine's update settings, written by the config agent or an operator.
+pub const UPDATE_CONF: &str = "etc/update-engine/update.conf";
+/// The channel's root keys baked into the image by the builder (`update.root_keys`).
+pub const ROOT_KEYS: &str = "usr/share/update-engine/root.json";
+/// The machine's root keys, for an image built without them.
+pub const MACHINE_ROOT_KEYS: &str = "etc/update-engine/root.json";
+/// The slot `/init` mounted as /usr (`USR-A`/`USR-B`), read by the update engine.
+pub const BOOT_SLOT: &str = "run/boot-slot";
+/// Written by `/init` instead of [`BOOT_SLOT`] when /usr runs from RAM (a network boot).
+pub const BOOT_LIVE: &str = "run/boot-live";
+/// In the initramfs: the kernel modules `/init` loads, in order, relative to
+/// `/lib/modules/<release>/`. Written by the builder.
+pub const INITRD_MODULES: &str = "etc/initrd-modules";
+/// Where `/init` mounts the disk's OEM partition (read-only), with the platform's
+/// `cloud-config.yml` that `oem-cloudinit.service` applies.
+pub const OEM_MOUNT: &str = "oem";
+/// The OEM partition's cloud-config, relative to the partition's root.
+pub const OEM_CLOUD_CONFIG: &str = "cloud-config.yml";
