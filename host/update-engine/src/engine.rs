@@ -345,7 +345,7 @@ impl<H: Host> Engine<'_, H> {
         let booted = self.booted()?;
         let client = Client::new(
             self.config.server.as_deref().ok_or(EngineError::NoServer)?,
-            self.policy.clone(),
+            self.policy,
         )?;
         let manifest = self.fetch_manifest(&client, state, now)?;
         state.last_check_time = Some(now);
@@ -473,7 +473,7 @@ impl<H: Host> Engine<'_, H> {
         };
         let client = Client::new(
             self.config.server.as_deref().ok_or(EngineError::NoServer)?,
-            self.policy.clone(),
+            self.policy,
         )?;
         self.apply(&client, booted, &found, state, rep)?;
         Ok(UpdateOutcome::Staged {
