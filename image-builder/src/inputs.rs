@@ -18,7 +18,7 @@ pub enum InputSource {
     /// An HTTP apt repository; downloads are cached by content hash in `cache`.
     Repo {
         repo: AptRepo,
-        client: HttpClient,
+        client: Box<HttpClient>,
         cache: PathBuf,
         url: String,
         suite: String,
@@ -43,7 +43,7 @@ impl InputSource {
     pub fn repo(url: &str, suite: &str, component: &str, cache: &Path) -> Result<InputSource> {
         Ok(InputSource::Repo {
             repo: AptRepo::new(url, suite, component, crate::lock::ARCH),
-            client: HttpClient::new()?,
+            client: Box::new(HttpClient::new()?),
             cache: cache.to_path_buf(),
             url: url.to_string(),
             suite: suite.to_string(),
