@@ -14,9 +14,8 @@
 //! | `pxe` | `.vmlinuz`, `.cpio` (initramfs carrying the USR image), `.ipxe` (script), `.pxelinux.cfg` (example) |
 //!
 //! Everything that varies per image comes from the spec: UUIDs are UUIDv5 of the spec identity
-//! ([`crate::layout::derive_uuid`]), times are `source_date_epoch`. Every file is written to a
+//! ([`crate::disk::layout::derive_uuid`]), times are `source_date_epoch`. Every file is written to a
 //! temporary name and renamed; the build then moves the staging directory's files into place.
-//! [`vagrant_catalog`] adds a build's boxes to a channel's box catalog.
 
 use std::collections::BTreeMap;
 use std::fs::Permissions;
@@ -24,12 +23,11 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use ova::output::AtomicFile;
 use ova::ovf::Product;
 
-use crate::build::{BuildReport, FileInfo};
-use crate::layout::derive_uuid;
+use crate::disk::layout::derive_uuid;
 use crate::spec::{ImageSpec, Os, Output};
 
 /// Virtual hardware the OVA and the boxes ask for.
@@ -293,7 +291,7 @@ fn sparse_copy(from: &Path, to: &Path) -> Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("creating a file in {}", dir.display()))?;
     tmp.as_file().set_len(size)?;
-    crate::sparse::copy_into(from, tmp.as_file_mut(), 0)
+    crate::disk::sparse::copy_into(from, tmp.as_file_mut(), 0)
         .with_context(|| format!("copying {}", from.display()))?;
     tmp.as_file().sync_all()?;
     tmp.persist(to)
@@ -303,7 +301,7 @@ fn sparse_copy(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Write a small file whole or not at all, mode 0644 (as the writers' outputs).
-fn write_text(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_text(path: &Path, text: &str) -> Result<()> {
     write_bytes(path, text.as_bytes())
 }
 
@@ -315,63 +313,6 @@ fn write_bytes(path: &Path, data: &[u8]) -> Result<()> {
         f.commit()
     };
     write().with_context(|| format!("writing {}", path.display()))
-}
-
-/// Add the Vagrant boxes of the build in `build_dir` to the box catalog at `catalog` (created
-/// if missing), as version `os.version` of the `<os.id>-<channel>` box, with URLs under
-/// `base_url`. `channel` defaults to the build's. Returns the catalog written.
-pub fn vagrant_catalog(
-    build_dir: &Path,
-    base_url: &str,
-    catalog: &Path,
-    channel: Option<&str>,
-) -> Result<vagrant::Catalog> {
-    let json_path = build_dir.join(crate::build::BUILD_JSON);
-    let text = std::fs::read_to_string(&json_path)
-        .with_context(|| format!("reading {}", json_path.display()))?;
-    let report: BuildReport = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a build.json", json_path.display()))?;
-    let channel = channel.unwrap_or(&report.os.channel.0);
-    let providers = catalog_providers(&report, base_url);
-    if providers.is_empty() {
-        bail!(
-            "{} lists no Vagrant box: add vagrant-libvirt or vagrant-virtualbox to the spec's outputs",
-            json_path.display()
-        );
-    }
-    let name = vagrant::catalog::box_name(&report.os.id.0, channel);
-    let mut c = match std::fs::read_to_string(catalog) {
-        Ok(text) => vagrant::Catalog::from_json(&text)
-            .with_context(|| format!("{} is not a box catalog", catalog.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            vagrant::Catalog::new(&name, &format!("{} ({channel})", report.os.name.0))
-        }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", catalog.display())),
-    };
-    if c.name != name {
-        bail!(
-            "{} is the catalog of box {:?}, not {name:?}",
-            catalog.display(),
-            c.name
-        );
-    }
-    c.add(&report.os.version.0, providers);
-    write_text(catalog, &c.to_json())?;
-    Ok(c)
-}
-
-/// One catalog provider per box the build made.
-fn catalog_providers(report: &BuildReport, base_url: &str) -> Vec<vagrant::CatalogProvider> {
-    Output::ALL
-        .iter()
-        .filter_map(|&o| {
-            let provider = vagrant_provider(o)?;
-            let file = file_name(&report.os, o, "box");
-            let info: &FileInfo = report.artifacts.get(&file)?;
-            let url = format!("{}/{file}", base_url.trim_end_matches('/'));
-            Some(vagrant::CatalogProvider::new(provider, &url, &info.sha256))
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,27 +1,30 @@
 //! Builds reproducible A/B disk images from a YAML spec and pinned Debian packages.
 //!
-//! The modules follow the data flow of DESIGN.md: [`spec`] → [`lock`] (computed by
-//! [`lock_resolve`]) → [`inputs`] (the
-//! `rootfs` crate extracts them) → [`usr`] / [`initramfs`] / [`esp`] + [`fat`] / [`ext4`] →
-//! [`layout`] + [`gpt`] → [`build`] (disk.raw, build.json) → [`artifacts`] (the platform
-//! artifacts, through the `ova`, `vagrant` and `ami` crates). [`inspect`] and [`run`] read and
-//! boot the result.
+//! The modules are the pipeline, in order (ARCHITECTURE.md has the map):
+//!
+//! 1. [`spec`]: the YAML spec, parsed and checked (pure);
+//! 2. [`inputs`]: the lockfile, computing it, and the package sources verified against it;
+//! 3. [`os`]: the packages extracted into the OS tree, the kernel and bootloader taken out, the
+//!    spec's own content added;
+//! 4. [`fs`]: the filesystem images (USR squashfs, initramfs, ESP in FAT32, ext4 ROOT and OEM);
+//! 5. [`disk`]: the layout (pure), the GPT, the disk written; `inspect` reads one back;
+//! 6. [`artifacts`]: the platform artifacts (qcow2, VMDK, VHD, OVA, Vagrant boxes, AMI, PXE);
+//! 7. [`build`]: the steps above in order, into a staging directory, and [`report`]
+//!    (`build.json`);
+//! 8. [`publish`]: getting builds to machines: channel repositories, box catalogs, AWS.
+//!
+//! [`run`] boots a disk or a network boot in QEMU. [`cli`] and [`commands`] are the command
+//! line: one function per subcommand.
 
 pub mod artifacts;
 pub mod build;
-pub mod esp;
-pub mod ext4;
-pub mod fat;
-pub mod gpt;
-pub mod initramfs;
+pub mod cli;
+pub mod commands;
+pub mod disk;
+pub mod fs;
 pub mod inputs;
-pub mod inspect;
-pub mod layout;
-pub mod lock;
-pub mod lock_resolve;
+pub mod os;
 pub mod publish;
+pub mod report;
 pub mod run;
-pub mod serve;
-pub mod sparse;
 pub mod spec;
-pub mod usr;

@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use regex::Regex;
 
+use crate::report::BuildReport;
+use crate::spec::Output;
+
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 /// iPXE option ROMs for virtio-net (package ipxe-qemu). Their PCI id is the modern 1af4:1041,
@@ -59,6 +62,32 @@ pub struct Netboot {
     pub tftp_root: PathBuf,
     /// The DHCP boot file: a name under `tftp_root`, or a URL iPXE fetches.
     pub bootfile: String,
+}
+
+impl Netboot {
+    /// Boot the build in `dir` from the network: its iPXE script (the `pxe` output in its
+    /// `build.json`), or `bootfile` (a name in `dir` or a URL) when given.
+    pub fn from_build(dir: PathBuf, bootfile: Option<String>) -> Result<Netboot> {
+        let bootfile = match bootfile {
+            Some(b) => b,
+            None => {
+                let report = BuildReport::load(&dir)
+                    .context("--pxe wants a build's output directory, or give --bootfile")?;
+                report
+                    .output_files(&dir, Output::Pxe)?
+                    .iter()
+                    .find(|f| f.ends_with(".ipxe"))
+                    .cloned()
+                    .with_context(|| {
+                        format!("{}: the pxe output has no .ipxe script", dir.display())
+                    })?
+            }
+        };
+        Ok(Netboot {
+            tftp_root: dir,
+            bootfile,
+        })
+    }
 }
 
 /// A host port forwarded into the guest through QEMU's user network.

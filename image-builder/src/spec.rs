@@ -269,7 +269,7 @@ pub struct Partitions {
 }
 
 /// Platform artifacts a build emits next to `disk.raw`, each named
-/// `<os.id>_<os.version>_<output>.<ext>` (`crate::artifacts` writes them).
+/// `<os.id>_<os.version>_<output>.<ext>` ([`crate::artifacts`] writes them).
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum Output {
@@ -330,6 +330,20 @@ impl fmt::Display for Output {
     }
 }
 
+impl std::str::FromStr for Output {
+    type Err = String;
+    /// The spec's spelling (`raw`, `vagrant-libvirt`, ...).
+    fn from_str(s: &str) -> Result<Output, String> {
+        Output::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| {
+                let all: Vec<&str> = Output::ALL.iter().map(|o| o.as_str()).collect();
+                format!("unknown output {s:?} (one of: {})", all.join(", "))
+            })
+    }
+}
+
 fn default_outputs() -> Vec<Spanned<Output>> {
     let unknown = serde_saphyr::Location::UNKNOWN;
     vec![Spanned::new(Output::Raw, unknown, unknown)]
@@ -351,6 +365,15 @@ pub enum SpecError {
         line: u64,
         message: String,
     },
+}
+
+/// The repository root a spec's `files:` are relative to: the parent of the spec's directory.
+pub fn repo_root(spec_path: &Path) -> PathBuf {
+    let dir = spec_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    dir.join("..")
 }
 
 impl ImageSpec {
@@ -482,6 +505,23 @@ impl ImageSpec {
     /// The outputs, in spec order.
     pub fn output_list(&self) -> Vec<Output> {
         self.outputs.iter().map(|o| o.value).collect()
+    }
+
+    /// Replace the outputs (`image-builder build --outputs`), refusing one listed twice.
+    pub fn set_outputs(&mut self, outputs: &[Output]) -> Result<(), SpecError> {
+        let mut seen = BTreeSet::new();
+        if let Some(o) = outputs.iter().find(|o| !seen.insert(**o)) {
+            return Err(SpecError::Invalid {
+                path: PathBuf::from("--outputs"),
+                message: format!("{o} is listed twice"),
+            });
+        }
+        let unknown = serde_saphyr::Location::UNKNOWN;
+        self.outputs = outputs
+            .iter()
+            .map(|&o| Spanned::new(o, unknown, unknown))
+            .collect();
+        Ok(())
     }
 
     /// Names of every package, in spec order.
@@ -763,7 +803,7 @@ partitions:
 
     #[test]
     fn os_release_names_id_like() {
-        let plain = crate::build::os_release(&parse(GOOD).unwrap());
+        let plain = crate::os::content::os_release(&parse(GOOD).unwrap());
         assert_eq!(
             plain,
             "NAME=\"Minimal Linux\"\nID=minimal\nVERSION=1.0.0\nVERSION_ID=1.0.0\nPRETTY_NAME=\"Minimal Linux 1.0.0 (alpha)\"\nRELEASE_CHANNEL=alpha\n"
@@ -772,7 +812,7 @@ partitions:
             "  channel: alpha\n",
             "  channel: alpha\n  id_like: [coreos, flatcar]\n",
         );
-        let text = crate::build::os_release(&parse(&like).unwrap());
+        let text = crate::os::content::os_release(&parse(&like).unwrap());
         assert!(
             text.contains("\nID=minimal\nID_LIKE=coreos flatcar\nVERSION="),
             "{text}"

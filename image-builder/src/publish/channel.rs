@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use channels::{Manifest, PublicKey, Release, Repo, SecretKey};
 
-use crate::build::{self, BuildReport};
+use crate::disk::write::file_info;
+use crate::report::BuildReport;
 
 pub use channels::release::{ReleaseInfo, PAYLOAD_FILES, RELEASE_JSON};
 pub const PAYLOAD_DIR: &str = "payload";
@@ -65,22 +66,14 @@ pub fn init_repo(repo: &Path, root: &Path, signing: &[PathBuf], now: u64, days: 
 /// Write `BUILD_DIR/payload/` (the slot image, kernel, initramfs and release.json) from a build.
 /// Returns the payload directory. Idempotent; files are hard links (or copies) of the build's.
 pub fn payload(build_dir: &Path) -> Result<PathBuf> {
-    let report: BuildReport = serde_json::from_str(
-        &std::fs::read_to_string(build_dir.join(build::BUILD_JSON)).with_context(|| {
-            format!(
-                "{} is not a finished build (no build.json)",
-                build_dir.display()
-            )
-        })?,
-    )
-    .context("reading build.json")?;
+    let report = BuildReport::load(build_dir)?;
     let mut files = BTreeMap::new();
     for name in PAYLOAD_FILES {
         let info = report
             .artifacts
             .get(name)
             .with_context(|| format!("build.json lists no {name}"))?;
-        let actual = build::hash_file(&build_dir.join(name))?;
+        let actual = file_info(&build_dir.join(name))?;
         if &actual != info {
             bail!(
                 "{} does not match build.json (sha256 {}, build.json says {})",
@@ -95,7 +88,7 @@ pub fn payload(build_dir: &Path) -> Result<PathBuf> {
         .layout
         .partitions
         .iter()
-        .find(|p| p.label == crate::layout::USR_A)
+        .find(|p| p.label == crate::disk::layout::USR_A)
         .map(|p| p.size)
         .unwrap_or_default();
     let info = ReleaseInfo {

@@ -4,7 +4,7 @@
 //!
 //! Two shapes, one format. With `resolve.mode: exact` (the default) the lock pins exactly the
 //! spec's packages in spec order, nothing more. With `resolve.mode: closure` it pins their whole
-//! dependency closure ([`crate::lock_resolve`]) sorted by name, records the spec's `resolve:`
+//! dependency closure ([`crate::inputs::resolve`]) sorted by name, records the spec's `resolve:`
 //! settings, and says for each package why it is there: `root` (the spec lists it),
 //! `essential` (pulled as `Essential: yes`) and `required_by` (the packages depending on it).
 //! Those fields are left out when empty, so an exact lock reads as it always did.

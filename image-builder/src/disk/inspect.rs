@@ -8,9 +8,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::esp::{self, BootCounter};
-use crate::gpt::{self, ReadPartition};
-use crate::layout::{self, SECTOR};
+use crate::disk::gpt::{self, ReadPartition};
+use crate::disk::layout::{self, SECTOR};
+use contract::slots::{parse_file_name, BootCounter, ENTRIES_DIR};
 
 #[derive(Debug, Serialize)]
 pub struct Inspection {
@@ -89,10 +89,10 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
     if let Some(p) = partitions.iter().find(|p| p.label == layout::ESP) {
         let (off, len) = part_bytes(p);
         let img = read_at(&mut f, off, len as usize)?;
-        let files = crate::fat::read_files(&img).context("reading the EFI system partition")?;
+        let files = crate::fs::fat::read_files(&img).context("reading the EFI system partition")?;
         for file in files
             .iter()
-            .filter(|f| f.path.starts_with(&format!("{}/", esp::ENTRIES_DIR)))
+            .filter(|f| f.path.starts_with(&format!("{}/", ENTRIES_DIR)))
         {
             let name = file.path.rsplit('/').next().unwrap_or_default().to_string();
             let text = String::from_utf8_lossy(&file.data);
@@ -103,7 +103,7 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
                         .map(|v| v.trim().to_string())
                 })
             };
-            let counter: Option<BootCounter> = esp::parse_file_name(&name).and_then(|(_, c)| c);
+            let counter: Option<BootCounter> = parse_file_name(&name).and_then(|(_, c)| c);
             let partuuid = field("options").and_then(|o| {
                 o.split_whitespace()
                     .find_map(|a| a.strip_prefix("usr=PARTUUID=").map(|u| u.to_lowercase()))

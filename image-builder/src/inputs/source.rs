@@ -9,7 +9,7 @@ use rootfs::apt::{AptRepo, HttpClient};
 use rootfs::source::Candidate;
 use sha2::{Digest, Sha256};
 
-use crate::lock::LockedPackage;
+use crate::inputs::lock::LockedPackage;
 
 /// A package source.
 pub enum InputSource {
@@ -42,7 +42,7 @@ impl InputSource {
 
     pub fn repo(url: &str, suite: &str, component: &str, cache: &Path) -> Result<InputSource> {
         Ok(InputSource::Repo {
-            repo: AptRepo::new(url, suite, component, crate::lock::ARCH),
+            repo: AptRepo::new(url, suite, component, crate::inputs::lock::ARCH),
             client: Box::new(HttpClient::new()?),
             cache: cache.to_path_buf(),
             url: url.to_string(),

@@ -20,8 +20,8 @@ use rootfs::apt::lists;
 use rootfs::resolve::{self, Reason, Request, Resolution};
 use rootfs::source::IndexEntry;
 
+use crate::inputs::lock::{self, LockedPackage, Lockfile, ARCH, LOCK_FORMAT};
 use crate::inputs::{self, InputSource};
-use crate::lock::{self, LockedPackage, Lockfile, ARCH, LOCK_FORMAT};
 use crate::spec::{ImageSpec, IndexSource, ResolveMode};
 
 /// What `lock` needs besides the spec.
@@ -80,7 +80,7 @@ impl Summary {
 pub fn lock(spec: &ImageSpec, opts: &LockOptions) -> Result<Locked> {
     if spec.resolve.mode == ResolveMode::Exact {
         if let Some(pool) = opts.download {
-            inputs::download_latest(pool, &spec.package_names())?;
+            inputs::source::download_latest(pool, &spec.package_names())?;
         }
         let candidates = opts.source.candidates()?;
         let lock = lock::resolve(spec, &candidates, &opts.source.describe())?;
@@ -97,7 +97,7 @@ pub fn lock(spec: &ImageSpec, opts: &LockOptions) -> Result<Locked> {
     if let Some(pool) = opts.download {
         let host = host_index(opts.apt_lists)?;
         let (lock, _) = closure(spec, &host, "pool", &label)?;
-        inputs::fill_pool(pool, &lock.packages, opts.spec_path)?;
+        inputs::source::fill_pool(pool, &lock.packages, opts.spec_path)?;
     }
     let index = if apt_lists {
         host_index(opts.apt_lists)?

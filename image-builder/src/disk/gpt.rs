@@ -6,7 +6,7 @@
 
 use uuid::Uuid;
 
-use crate::layout::{DiskLayout, Partition, SECTOR};
+use crate::disk::layout::{DiskLayout, Partition, SECTOR};
 
 pub const ENTRY_COUNT: u32 = 128;
 pub const ENTRY_SIZE: u32 = 128;
@@ -196,7 +196,7 @@ pub fn parse(head: &[u8]) -> Result<(Uuid, Vec<ReadPartition>), GptError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::{types, MIB};
+    use crate::disk::layout::{types, MIB};
 
     fn layout() -> DiskLayout {
         let p = |number, label: &str, ty: &str, offset, size| Partition {

@@ -1,0 +1,131 @@
+//! The OS: the locked packages extracted into one tree, the kernel and the bootloader taken out
+//! of it, the spec's own content added ([`content`]: os-release, files, units, the update
+//! engine, symlinks) and depmod's indexes written. The USR slot, the initramfs and the ESP are
+//! all made from an [`OsTree`]. [`state`] has the initial content of the writable partitions.
+
+pub mod content;
+pub mod state;
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use rootfs::deb::ExtractOptions;
+use rootfs::modules::ModuleIndex;
+use rootfs::tree::{Entry, Kind, Tree};
+
+use crate::inputs::{InputSource, Lockfile};
+use crate::spec::ImageSpec;
+
+/// Where systemd-boot lives in its package.
+pub const SDBOOT_IN_PACKAGE: &str = "usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+
+/// What the image is made of.
+pub struct OsTree {
+    /// Everything under /usr (the only top-level directory left).
+    pub tree: Tree,
+    /// The kernel image (`/boot/vmlinuz-<release>`, taken out of the tree).
+    pub kernel: Vec<u8>,
+    /// `uname -r` of that kernel.
+    pub kernel_release: String,
+    /// systemd-boot's EFI binary.
+    pub bootloader: Vec<u8>,
+    /// The kernel's modules, for the initramfs.
+    pub modules: ModuleIndex,
+}
+
+/// Extract the locked packages from `source`, then add the spec's content (`root`: the
+/// repository root its paths are relative to).
+pub fn assemble(
+    spec: &ImageSpec,
+    lock: &Lockfile,
+    source: &InputSource,
+    root: &Path,
+    progress: bool,
+) -> Result<OsTree> {
+    let mut tree = extract(spec, lock, source, progress)?;
+    let (kernel_release, kernel) = take_kernel(&mut tree)?;
+    let bootloader = bootloader(spec, &tree)?;
+    content::add(spec, root, &mut tree)?;
+    let modules = ModuleIndex::from_tree(&tree, &kernel_release)?;
+    add_depmod_indexes(&modules, spec.source_date_epoch, &mut tree)?;
+    tree.clamp_mtimes(spec.source_date_epoch);
+    check_only_usr(&tree)?;
+    Ok(OsTree {
+        tree,
+        kernel,
+        kernel_release,
+        bootloader,
+        modules,
+    })
+}
+
+/// Every locked package, verified and extracted into one tree, in lock order.
+fn extract(
+    spec: &ImageSpec,
+    lock: &Lockfile,
+    source: &InputSource,
+    progress: bool,
+) -> Result<Tree> {
+    let mut tree = Tree::new();
+    let opts = ExtractOptions {
+        source_date_epoch: spec.source_date_epoch,
+    };
+    for p in &lock.packages {
+        let deb = source.fetch(p, progress)?;
+        rootfs::deb::extract(&deb, &p.package, &mut tree, &opts)
+            .with_context(|| format!("extracting {} {}", p.package, p.version))?;
+    }
+    Ok(tree)
+}
+
+/// Remove `boot/vmlinuz-<release>` (and the rest of /boot) from the tree.
+fn take_kernel(tree: &mut Tree) -> Result<(String, Vec<u8>)> {
+    let boot = tree.remove_subtree("boot");
+    let kernels: Vec<(String, Vec<u8>)> = boot
+        .iter()
+        .filter_map(|(path, e)| {
+            let release = path.strip_prefix("boot/vmlinuz-")?;
+            match &e.kind {
+                Kind::File(d) => Some((release.to_string(), d.as_slice().to_vec())),
+                _ => None,
+            }
+        })
+        .collect();
+    match kernels.len() {
+        1 => Ok(kernels.into_iter().next().expect("one kernel")),
+        0 => bail!("no kernel: the kernel package must ship /boot/vmlinuz-<release>"),
+        n => bail!("{n} kernels found in /boot; the spec must name exactly one kernel package"),
+    }
+}
+
+/// systemd-boot's binary from the bootloader package.
+fn bootloader(spec: &ImageSpec, tree: &Tree) -> Result<Vec<u8>> {
+    match tree.get(SDBOOT_IN_PACKAGE).map(|e| &e.kind) {
+        Some(Kind::File(d)) => Ok(d.as_slice().to_vec()),
+        _ => bail!(
+            "package {} does not ship /{SDBOOT_IN_PACKAGE}",
+            spec.bootloader.package.value
+        ),
+    }
+}
+
+/// What depmod would write (modules.dep and the binary indexes modprobe reads).
+fn add_depmod_indexes(modules: &ModuleIndex, epoch: u64, tree: &mut Tree) -> Result<()> {
+    let dir = rootfs::modules::module_dir(modules.kernel_release());
+    for (name, data) in modules.depmod()? {
+        let entry = Entry::file(data, 0o644).with_mtime(epoch);
+        tree.insert(&format!("{dir}/{name}"), entry)?;
+    }
+    Ok(())
+}
+
+/// Everything must live under /usr once packages are extracted.
+fn check_only_usr(tree: &Tree) -> Result<()> {
+    if let Some((path, _)) = tree
+        .iter()
+        .find(|(p, _)| *p != "usr" && !p.starts_with("usr/"))
+    {
+        bail!("/{path} is outside /usr; all OS content must live under /usr");
+    }
+    Ok(())
+}
