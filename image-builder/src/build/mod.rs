@@ -50,6 +50,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
             return Ok(report);
         }
     }
+    // Made first: a build that cannot write its output fails before any work.
+    let staging = Staging::new(&opts.out)?;
     let spec = &inputs.spec;
     let mut timer = Timer::new();
     let os = os::assemble(
@@ -67,7 +69,6 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let esp_files = esp::files(spec, &entry, &os.bootloader, &os.kernel, &boot.initrd);
     let esp_img = esp::image(&layout, &esp_files).context("writing the EFI system partition")?;
     timer.lap("esp");
-    let staging = Staging::new(&opts.out)?;
     let state = state_partitions(spec, &layout, &staging)?;
     timer.lap("ext4");
     let disks = write_disks(&layout, &esp_img, &boot.usr, &state, &staging)?;

@@ -3,7 +3,10 @@
 //! Determinism (HOST.md): e2fsprogs ignores `SOURCE_DATE_EPOCH`, so the clock comes from
 //! `E2FSPROGS_FAKE_TIME`, the UUID and the directory hash seed are given, and the root
 //! directory's owner is fixed. The source directory is materialised from a [`Tree`] with
-//! explicit modes, owners and mtimes, so the umask and the build user do not leak in.
+//! explicit mtimes; then `debugfs` sets every inode's mode, owner, group and ctime to the
+//! tree's inside the image ([`inode_script`]). So neither the umask nor the build user leaks
+//! in, and an unprivileged user builds the same bytes as root: nothing is ever `chown`ed on the
+//! host.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -16,8 +19,10 @@ use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Ext4Error {
-    #[error("materialising {path}: {source}")]
+    #[error("materialising the image's source tree: {op} {path}: {source}")]
     Materialise {
+        /// What was being done (`creating the directory`, `writing`, ...).
+        op: &'static str,
         path: String,
         source: std::io::Error,
     },
@@ -27,33 +32,46 @@ pub enum Ext4Error {
     Failed { label: String, stderr: String },
 }
 
-/// Write `tree` below the empty directory `dir` with exact modes, owners and mtimes.
+/// Write `tree` below the empty directory `dir` with exact mtimes. Modes on the host are the
+/// owner's alone (directories 0700, files 0600), enough for the builder to fill and `mke2fs`
+/// to read them whatever the tree says; [`inode_script`] gives the image the tree's modes and
+/// owners.
 pub fn materialise(tree: &Tree, dir: &Path) -> Result<(), Ext4Error> {
     for (path, e) in tree.iter() {
         let dst = dir.join(path);
-        let err = |source| Ext4Error::Materialise {
-            path: path.clone(),
-            source,
+        let err = |op: &'static str| {
+            let path = path.clone();
+            move |source| Ext4Error::Materialise { op, path, source }
         };
         match &e.kind {
-            Kind::Dir => std::fs::create_dir(&dst).map_err(err)?,
-            Kind::File(data) => std::fs::write(&dst, data.as_slice()).map_err(err)?,
-            Kind::Symlink(target) => std::os::unix::fs::symlink(target, &dst).map_err(err)?,
-            Kind::Hardlink(target) => std::fs::hard_link(dir.join(target), &dst).map_err(err)?,
+            Kind::Dir => {
+                std::fs::create_dir(&dst).map_err(err("creating the directory"))?;
+                std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o700))
+                    .map_err(err("setting the mode of"))?;
+            }
+            Kind::File(data) => {
+                std::fs::write(&dst, data.as_slice()).map_err(err("writing"))?;
+                std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o600))
+                    .map_err(err("setting the mode of"))?;
+            }
+            Kind::Symlink(target) => {
+                std::os::unix::fs::symlink(target, &dst).map_err(err("making the symlink"))?
+            }
+            Kind::Hardlink(target) => {
+                std::fs::hard_link(dir.join(target), &dst).map_err(err("making the hard link"))?
+            }
         }
-        if !matches!(e.kind, Kind::Symlink(_)) {
-            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(e.mode)).map_err(err)?;
-        }
-        std::os::unix::fs::lchown(&dst, Some(e.uid), Some(e.gid)).map_err(err)?;
     }
     // mtimes last, children before parents, so creating entries does not bump them.
     for (path, e) in tree.iter().collect::<Vec<_>>().into_iter().rev() {
         set_mtime(&dir.join(path), e.mtime).map_err(|source| Ext4Error::Materialise {
+            op: "setting the mtime of",
             path: path.clone(),
             source,
         })?;
     }
     set_mtime(dir, 0).map_err(|source| Ext4Error::Materialise {
+        op: "setting the mtime of",
         path: ".".into(),
         source,
     })
@@ -140,28 +158,43 @@ pub fn make(
         });
     }
     if let Some(t) = tree {
-        fix_ctimes(t, out, label, epoch, staging.path())?;
+        set_inodes(t, out, label, epoch, staging.path())?;
     }
     Ok(())
 }
 
-/// debugfs commands setting every inode's ctime to its mtime. `mke2fs -d` copies ctime from
-/// the source files, where the kernel set it to the time they were materialised.
-pub fn ctime_script(tree: &Tree) -> String {
-    tree.iter()
-        .map(|(path, e)| format!("sif \"/{path}\" ctime @{}\n", e.mtime))
-        .collect()
+/// debugfs commands giving every inode of `tree` the tree's mode, owner, group and a ctime
+/// equal to its mtime. `mke2fs -d` copies these from the source files, where the builder could
+/// only set what an unprivileged user may (and the kernel set ctime to the time they were
+/// written). Hard links share their target's inode; a symlink's mode is always 0777. Pure.
+pub fn inode_script(tree: &Tree) -> String {
+    let mut script = String::new();
+    for (path, e) in tree.iter() {
+        let file_type = match e.kind {
+            Kind::Dir => Some(libc::S_IFDIR),
+            Kind::File(_) => Some(libc::S_IFREG),
+            Kind::Symlink(_) => None,
+            Kind::Hardlink(_) => continue,
+        };
+        if let Some(t) = file_type {
+            script.push_str(&format!("sif \"/{path}\" mode 0{:o}\n", t | e.mode));
+        }
+        script.push_str(&format!("sif \"/{path}\" uid {}\n", e.uid));
+        script.push_str(&format!("sif \"/{path}\" gid {}\n", e.gid));
+        script.push_str(&format!("sif \"/{path}\" ctime @{}\n", e.mtime));
+    }
+    script
 }
 
-fn fix_ctimes(
+fn set_inodes(
     tree: &Tree,
     img: &Path,
     label: &str,
     epoch: u64,
     scratch: &Path,
 ) -> Result<(), Ext4Error> {
-    let script = scratch.join("ctimes.debugfs");
-    std::fs::write(&script, ctime_script(tree)).map_err(Ext4Error::Spawn)?;
+    let script = scratch.join("inodes.debugfs");
+    std::fs::write(&script, inode_script(tree)).map_err(Ext4Error::Spawn)?;
     let output = Command::new("debugfs")
         .env("E2FSPROGS_FAKE_TIME", epoch.to_string())
         .arg("-w")
@@ -229,6 +262,50 @@ mod tests {
         let stat = String::from_utf8_lossy(&stat.stdout);
         assert!(stat.contains("ctime: 0x00000032:00000000"), "{stat}");
         assert!(stat.contains("mtime: 0x00000032:00000000"), "{stat}");
+    }
+
+    /// Modes and owners in the image are the tree's, not what the builder could set on the
+    /// host: a read-only directory with children, an unreadable file, set-id bits, another
+    /// user's files.
+    #[test]
+    fn modes_and_owners_come_from_the_tree() {
+        let mut t = Tree::new();
+        let mut owned = |path: &str, e: Entry, uid: u32, gid: u32| {
+            let mut e = e.with_mtime(50);
+            (e.uid, e.gid) = (uid, gid);
+            t.insert(path, e).unwrap();
+        };
+        owned("ro", Entry::dir(0o555), 0, 0);
+        owned("ro/secret", Entry::file(b"s".to_vec(), 0o000), 1000, 1000);
+        owned("ro/su", Entry::file(b"#!".to_vec(), 0o4755), 0, 0);
+        owned("shared", Entry::dir(0o2775), 1000, 50);
+        owned("link", Entry::symlink("ro/su"), 1000, 1000);
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("x.img");
+        make(Some(&t), &img, 8 << 20, "OEM", &Uuid::nil(), 1000).unwrap();
+        let stat = |path: &str| {
+            let o = Command::new("debugfs")
+                .arg("-R")
+                .arg(format!("stat {path}"))
+                .arg(&img)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        for (path, want) in [
+            ("/ro", "Mode:  0555"),
+            ("/ro/secret", "Mode:  0000"),
+            ("/ro/su", "Mode:  04755"),
+            ("/shared", "Mode:  02775"),
+        ] {
+            let s = stat(path);
+            assert!(s.contains(want), "{path}: want {want}:\n{s}");
+        }
+        assert!(stat("/ro/secret").contains("User:  1000   Group:  1000"));
+        assert!(stat("/shared").contains("User:  1000   Group:    50"));
+        assert!(stat("/link").contains("User:  1000   Group:  1000"));
+        assert!(stat("/ro/su").contains("User:     0   Group:     0"));
+        assert!(inode_script(&t).contains("sif \"/ro/su\" mode 0104755\n"));
     }
 
     #[test]
