@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 
 use tests::etcd::Etcd;
 use update_engine::config::{Config, Paths, RebootStrategy};
+use update_engine::engine::AfterStaging;
 use update_engine::engine::Engine;
 use update_engine::host::{FileHost, SlotDevice};
 use update_engine::http::Policy;
-use update_engine::reboot::AfterStaging;
 use update_engine::state::State;
 use update_engine::status::Status;
 
@@ -50,7 +50,7 @@ impl Machine {
             reboot_strategy: RebootStrategy::EtcdLock,
             ..Config::default()
         };
-        config.reboot_lock.etcd_endpoints = vec![etcd.endpoint()];
+        config.reboot_lock.etcd.endpoints = vec![etcd.endpoint()];
         Machine {
             _dir: dir,
             host,

@@ -32,6 +32,7 @@ use contract::paths;
 pub use contract::update_conf::split_list;
 use contract::update_conf::{self, keys};
 
+use crate::lock::etcd::{EtcdConfig, EtcdSettings};
 use crate::lock::fleetlock;
 use crate::lock::window::{RebootWindow, WindowError};
 
@@ -176,20 +177,9 @@ pub struct Config {
 /// [`crate::lock`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RebootLockConfig {
-    /// `LOCKSMITHD_ENDPOINT` (empty: not configured).
-    pub etcd_endpoints: Vec<String>,
-    /// `LOCKSMITHD_ETCD_CAFILE`.
-    pub etcd_cafile: Option<PathBuf>,
-    /// `LOCKSMITHD_ETCD_CERTFILE`.
-    pub etcd_certfile: Option<PathBuf>,
-    /// `LOCKSMITHD_ETCD_KEYFILE`.
-    pub etcd_keyfile: Option<PathBuf>,
-    /// `LOCKSMITHD_ETCD_USERNAME`.
-    pub etcd_username: Option<String>,
-    /// `LOCKSMITHD_ETCD_PASSWORD`.
-    pub etcd_password: Option<String>,
-    /// `LOCKSMITHD_GROUP`.
-    pub etcd_group: Option<String>,
+    /// `LOCKSMITHD_ENDPOINT`, `LOCKSMITHD_ETCD_CAFILE`, `…_CERTFILE`, `…_KEYFILE`,
+    /// `…_USERNAME`, `…_PASSWORD`, `LOCKSMITHD_GROUP`.
+    pub etcd: EtcdSettings,
     /// `ETCD_LOCK_TTL` in seconds.
     pub etcd_holder_ttl_secs: Option<u64>,
     /// `LOCKSMITHD_REBOOT_WINDOW_START` + `_LENGTH`.
@@ -203,13 +193,7 @@ pub struct RebootLockConfig {
 impl Default for RebootLockConfig {
     fn default() -> RebootLockConfig {
         RebootLockConfig {
-            etcd_endpoints: Vec::new(),
-            etcd_cafile: None,
-            etcd_certfile: None,
-            etcd_keyfile: None,
-            etcd_username: None,
-            etcd_password: None,
-            etcd_group: None,
+            etcd: EtcdSettings::default(),
             etcd_holder_ttl_secs: None,
             window: None,
             fleetlock_url: None,
@@ -219,6 +203,14 @@ impl Default for RebootLockConfig {
 }
 
 impl RebootLockConfig {
+    /// The engine's etcd client configuration: update.conf's settings, with the holder TTL.
+    pub fn etcd_config(&self) -> EtcdConfig {
+        EtcdConfig {
+            holder_ttl_secs: self.etcd_holder_ttl_secs,
+            ..EtcdConfig::resolve(&[&self.etcd])
+        }
+    }
+
     /// From the merged keys (`get` returns non-empty values only).
     fn from_keys(get: &dyn Fn(&str) -> Option<String>) -> Result<RebootLockConfig, ConfigError> {
         let bad = |key: &str, value: &str, expected: &str| ConfigError::BadValue {
@@ -227,15 +219,17 @@ impl RebootLockConfig {
             expected: expected.into(),
         };
         let mut c = RebootLockConfig {
-            etcd_endpoints: get(keys::LOCKSMITHD_ENDPOINT)
-                .map(|v| split_list(&v))
-                .unwrap_or_default(),
-            etcd_cafile: get(keys::LOCKSMITHD_ETCD_CAFILE).map(PathBuf::from),
-            etcd_certfile: get(keys::LOCKSMITHD_ETCD_CERTFILE).map(PathBuf::from),
-            etcd_keyfile: get(keys::LOCKSMITHD_ETCD_KEYFILE).map(PathBuf::from),
-            etcd_username: get(keys::LOCKSMITHD_ETCD_USERNAME),
-            etcd_password: get(keys::LOCKSMITHD_ETCD_PASSWORD),
-            etcd_group: get(keys::LOCKSMITHD_GROUP),
+            etcd: EtcdSettings {
+                endpoints: get(keys::LOCKSMITHD_ENDPOINT)
+                    .map(|v| split_list(&v))
+                    .unwrap_or_default(),
+                ca_file: get(keys::LOCKSMITHD_ETCD_CAFILE).map(PathBuf::from),
+                cert_file: get(keys::LOCKSMITHD_ETCD_CERTFILE).map(PathBuf::from),
+                key_file: get(keys::LOCKSMITHD_ETCD_KEYFILE).map(PathBuf::from),
+                username: get(keys::LOCKSMITHD_ETCD_USERNAME),
+                password: get(keys::LOCKSMITHD_ETCD_PASSWORD),
+                group: get(keys::LOCKSMITHD_GROUP),
+            },
             ..RebootLockConfig::default()
         };
         if let Some(v) = get(keys::ETCD_LOCK_TTL) {
@@ -481,16 +475,16 @@ mod tests {
              FLEETLOCK_URL=http://fleet:3333/\nFLEETLOCK_GROUP=workers\n",
         )
         .unwrap();
-        assert_eq!(c.etcd_endpoints, ["http://a:2379", "http://b:2379"]);
-        assert_eq!(c.etcd_cafile, Some(PathBuf::from("/etc/ssl/etcd/ca.pem")));
-        assert_eq!(c.etcd_certfile, Some(PathBuf::from("/etc/ssl/etcd/c.pem")));
-        assert_eq!(c.etcd_keyfile, Some(PathBuf::from("/etc/ssl/etcd/k.pem")));
+        assert_eq!(c.etcd.endpoints, ["http://a:2379", "http://b:2379"]);
+        assert_eq!(c.etcd.ca_file, Some(PathBuf::from("/etc/ssl/etcd/ca.pem")));
+        assert_eq!(c.etcd.cert_file, Some(PathBuf::from("/etc/ssl/etcd/c.pem")));
+        assert_eq!(c.etcd.key_file, Some(PathBuf::from("/etc/ssl/etcd/k.pem")));
         assert_eq!(
-            (c.etcd_username.as_deref(), c.etcd_password.as_deref()),
+            (c.etcd.username.as_deref(), c.etcd.password.as_deref()),
             (Some("root"), Some("pw"))
         );
         assert_eq!(
-            (c.etcd_group.as_deref(), c.etcd_holder_ttl_secs),
+            (c.etcd.group.as_deref(), c.etcd_holder_ttl_secs),
             (Some("lb"), Some(900))
         );
         assert_eq!(

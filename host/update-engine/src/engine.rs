@@ -22,7 +22,6 @@ use crate::config::{Config, Paths};
 use crate::host::{Host, HostError, OsRelease, SlotDevice};
 use crate::http::{Client, FetchError, Policy};
 use crate::policy::cmdline_for_new_slot;
-use crate::reboot::AfterStaging;
 use crate::state::{State, StateError};
 use crate::status::{IllegalTransition, Phase, Rollback, Status, Target};
 
@@ -30,6 +29,25 @@ pub use channels::release::{
     ReleaseInfo, INITRD as INITRD_IMG, KERNEL as VMLINUZ, RELEASE_JSON, USR_IMG,
 };
 pub use contract::slots::BOOT_TRIES;
+
+/// What the reboot strategy did with a staged update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterStaging {
+    /// `REBOOT_STRATEGY=off`: the operator reboots.
+    Stay,
+    /// The machine reboots (holding the lock, if the strategy takes one): `how` says so.
+    Rebooting {
+        /// E.g. "took the reboot lock (etcd http://…, group default)".
+        how: String,
+    },
+    /// Not now: why, and the seconds after which to try again.
+    Waiting {
+        /// Why (outside the window, lock full, etcd unreachable, duplicate id, ...).
+        reason: String,
+        /// When to try again.
+        retry_in: u64,
+    },
+}
 
 /// Why a check or an apply stopped. Each says what was refused or what failed.
 #[derive(Debug, thiserror::Error)]

@@ -3,15 +3,19 @@
 //! boot counter (SPECS.md S4), reboots per `REBOOT_STRATEGY`, blesses a healthy slot after boot
 //! and notices when the loader rolled back.
 //!
-//! - [`config`]: `update.conf` and the root keys; [`Paths`](config::Paths) roots every file.
-//! - [`host`]: the machine behind the [`Host`](host::Host) trait.
-//! - [`http`]: the channel client with its retry policy and resumable payload streaming.
-//! - [`engine`]: check and apply; [`lifecycle`]: after boot, rollback, daemon.
-//! - [`status`]: the state machine and the status document; [`state`]: what persists.
-//! - [`policy`]: pure decisions (jitter, kernel command line); [`cli`]: the command line.
-//! - [`reboot`]: after staging, `REBOOT_STRATEGY` with reboot windows and locks.
+//! Modules, upstream first (each uses only those above it):
+//!
 //! - [`lock`]: the reboot lock: locksmith's etcd semaphore, FleetLock client and server, reboot
-//!   windows.
+//!   windows, and the lock as a machine holds it ([`lock::reboot_lock`]);
+//! - [`config`]: `update.conf` (its syntax and keys are `contract::update_conf`'s) and the root
+//!   keys; [`Paths`](config::Paths) roots every file;
+//! - [`status`]: the state machine and the status document; [`state`]: what persists;
+//! - [`http`]: the channel client with the workspace's retry policy and resumable payloads;
+//! - [`host`]: the machine behind the [`Host`](host::Host) trait; [`policy`]: pure decisions
+//!   (jitter, kernel command line);
+//! - [`engine`]: check and apply; [`reboot`]: after staging, `REBOOT_STRATEGY` with reboot
+//!   windows and locks; [`lifecycle`]: after boot, rollback, the daemon;
+//! - [`cli`]: the command lines (`update-engine`, `update_engine_client`, `locksmithctl`).
 
 pub mod cli;
 pub mod config;

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 use contract::slots::{Slot, SlotTable, ENTRIES_DIR};
 
 use crate::config::Paths;
+use crate::engine::AfterStaging;
 use crate::engine::{Engine, EngineError, UpdateOutcome};
 use crate::host::{Host, HEALTH_CHECK_TIMEOUT};
 use crate::policy::jittered_interval;
-use crate::reboot::{retry_delay, AfterStaging};
+use crate::reboot::retry_delay;
 use crate::state::{FailedVersion, State};
 use crate::status::Phase;
 

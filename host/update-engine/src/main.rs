@@ -9,16 +9,7 @@ fn main() {
     let code = match update_engine::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            let mut last = e.to_string();
-            eprintln!("error: {last}");
-            for cause in e.chain().skip(1) {
-                let text = cause.to_string();
-                // Library errors often repeat their source's text; print each cause once.
-                if !last.contains(&text) {
-                    eprintln!("  caused by: {text}");
-                }
-                last = text;
-            }
+            eprint!("{}", util::error::report(e.as_ref()));
             1
         }
     };

@@ -3,25 +3,21 @@
 //!
 //! [`plan`] is the pure decision from `REBOOT_STRATEGY`, the reboot window and the clock:
 //! stay (`off`), reboot now (`reboot`), wait for the window, or take a lock first (`etcd-lock`,
-//! `fleetlock`; `best-effort` is etcd-lock when etcd answers, else reboot). The lock is behind
-//! [`RebootLock`], with two implementations: locksmith's semaphore in etcd ([`EtcdRebootLock`])
-//! and a FleetLock server ([`FleetRebootLock`]).
+//! `fleetlock`; `best-effort` is etcd-lock when etcd answers, else reboot).
+//! [`Engine::after_staging`] carries it out with the locks of [`crate::lock::reboot_lock`].
 //!
-//! The engine records in its state ([`LockRecord`]) that it may hold the lock *before* asking
-//! for it, so a reply lost on the way (etcd applied the lock, the answer never came) is still
-//! released after the next boot. It releases the lock only once the booted slot is marked good,
-//! and an `AlreadyHeld` answer that no earlier attempt of this machine explains means another
-//! machine has the same machine id: reported, and no reboot.
+//! The engine records in its state that it may hold the lock *before* asking for it, so a
+//! reply lost on the way is still released after the next boot. It releases the lock only once
+//! the booted slot is marked good, and an `AlreadyHeld` answer that no earlier attempt of this
+//! machine explains means another machine has the same machine id: reported, and no reboot.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
-use crate::config::{RebootLockConfig, RebootStrategy};
-use crate::engine::{Engine, EngineError};
+use crate::config::RebootStrategy;
+use crate::engine::{AfterStaging, Engine, EngineError};
 use crate::host::Host;
-use crate::lock::cli::etcd_config;
-use crate::lock::{EtcdError, EtcdLock, FleetLockClient, Locked, RebootWindow};
+use crate::lock::reboot_lock::{
+    judge, EtcdRebootLock, FleetRebootLock, LockKind, LockRecord, RebootLock, Verdict,
+};
+use crate::lock::RebootWindow;
 use crate::state::State;
 use crate::status::Status;
 
@@ -35,26 +31,6 @@ pub fn retry_delay(failures: u32) -> u64 {
     RETRY_MIN_SECS
         .saturating_mul(1u64 << failures.min(16))
         .min(RETRY_MAX_SECS)
-}
-
-/// Which lock a strategy takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LockKind {
-    /// locksmith's semaphore in etcd.
-    Etcd,
-    /// A FleetLock server.
-    #[serde(rename = "fleetlock")]
-    FleetLock,
-}
-
-impl fmt::Display for LockKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LockKind::Etcd => "etcd",
-            LockKind::FleetLock => "fleetlock",
-        })
-    }
 }
 
 /// What to do with a staged update now.
@@ -97,215 +73,6 @@ pub fn plan(strategy: RebootStrategy, window: Option<&RebootWindow>, now: u64) -
     }
 }
 
-/// What this machine knows about its hold on the reboot lock (persisted in the state).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockRecord {
-    /// Which lock.
-    pub kind: LockKind,
-    /// The holder id used (the machine id).
-    pub id: String,
-    /// An attempt was answered "yes": this machine holds it.
-    #[serde(default)]
-    pub acquired: bool,
-    /// An attempt failed without an answer: it may have been applied.
-    #[serde(default)]
-    pub uncertain: bool,
-}
-
-/// How an attempt to take the lock ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Acquire {
-    /// Taken now.
-    Taken,
-    /// This id already holds it.
-    AlreadyHeld,
-    /// Not taken; the lock answered why (full).
-    Refused(String),
-    /// No answer (unreachable, timeout): the attempt may or may not have been applied.
-    NoAnswer(String),
-}
-
-/// A cluster-wide reboot lock, for one holder id.
-pub trait RebootLock {
-    /// Which lock this is.
-    fn kind(&self) -> LockKind;
-    /// Where it is, for messages.
-    fn describe(&self) -> String;
-    /// Takes a slot (recursive: holding it already is [`Acquire::AlreadyHeld`]).
-    fn acquire(&self) -> Acquire;
-    /// Gives the slot back if held; `Ok(true)` if it was held.
-    fn release(&self) -> Result<bool, String>;
-}
-
-/// Whether an [`Acquire`] answer lets this machine reboot, given what it recorded before the
-/// attempt; and the record to keep. Pure.
-pub fn judge(before: Option<&LockRecord>, kind: LockKind, id: &str, answer: &Acquire) -> Judged {
-    let mut record = before.cloned().unwrap_or(LockRecord {
-        kind,
-        id: id.to_owned(),
-        acquired: false,
-        uncertain: false,
-    });
-    let verdict = match answer {
-        Acquire::Taken => {
-            record.acquired = true;
-            Verdict::Reboot
-        }
-        Acquire::AlreadyHeld if record.acquired || record.uncertain || kind != LockKind::Etcd => {
-            // Ours (FleetLock locks are recursive by protocol and say nothing more).
-            record.acquired = true;
-            Verdict::Reboot
-        }
-        Acquire::AlreadyHeld => Verdict::Wait(format!(
-            "the reboot lock already has a holder with this machine's id {id} that this machine \
-             never took: another machine with the same machine-id? (if it is this one: \
-             update-engine lock unlock {id})"
-        )),
-        Acquire::Refused(why) => Verdict::Wait(why.clone()),
-        Acquire::NoAnswer(why) => {
-            record.uncertain = true;
-            Verdict::Wait(why.clone())
-        }
-    };
-    Judged { record, verdict }
-}
-
-/// The outcome of [`judge`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Judged {
-    /// The record to persist.
-    pub record: LockRecord,
-    /// What to do.
-    pub verdict: Verdict,
-}
-
-/// Reboot, or wait and say why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// The lock is ours: reboot.
-    Reboot,
-    /// Not now, because of this.
-    Wait(String),
-}
-
-/// locksmith's semaphore in etcd, for one holder id.
-pub struct EtcdRebootLock {
-    config: crate::lock::EtcdConfig,
-    id: String,
-}
-
-impl EtcdRebootLock {
-    /// The lock for `id` with the etcd settings of `conf`.
-    pub fn new(conf: &RebootLockConfig, id: &str) -> EtcdRebootLock {
-        let mut config = etcd_config(&Default::default(), None, conf, &|_| None);
-        config.holder_ttl_secs = conf.etcd_holder_ttl_secs;
-        EtcdRebootLock {
-            config,
-            id: id.to_owned(),
-        }
-    }
-
-    /// Whether etcd answers (for `best-effort`).
-    pub fn answers(&self) -> bool {
-        EtcdLock::connect(&self.config)
-            .and_then(|l| l.get())
-            .is_ok()
-    }
-}
-
-impl RebootLock for EtcdRebootLock {
-    fn kind(&self) -> LockKind {
-        LockKind::Etcd
-    }
-    fn describe(&self) -> String {
-        let group = self.config.group.as_deref().unwrap_or("default");
-        format!("etcd {} (group {group})", self.config.endpoints.join(","))
-    }
-    fn acquire(&self) -> Acquire {
-        let result = EtcdLock::connect(&self.config).and_then(|l| {
-            l.init()?;
-            l.lock(&self.id)
-        });
-        match result {
-            Ok(Locked::Acquired) => Acquire::Taken,
-            Ok(Locked::AlreadyHeld) => Acquire::AlreadyHeld,
-            Err(e @ EtcdError::Full { .. }) => Acquire::Refused(e.to_string()),
-            Err(e) => Acquire::NoAnswer(e.to_string()),
-        }
-    }
-    fn release(&self) -> Result<bool, String> {
-        EtcdLock::connect(&self.config)
-            .and_then(|l| l.unlock_if_held(&self.id))
-            .map_err(|e| e.to_string())
-    }
-}
-
-/// A FleetLock server, for one holder id.
-pub struct FleetRebootLock {
-    client: FleetLockClient,
-    url: String,
-    group: String,
-}
-
-impl FleetRebootLock {
-    /// The lock for `id` at `FLEETLOCK_URL`; an error names what is missing or wrong.
-    pub fn new(conf: &RebootLockConfig, id: &str) -> Result<FleetRebootLock, String> {
-        let url = conf
-            .fleetlock_url
-            .clone()
-            .ok_or("REBOOT_STRATEGY=fleetlock needs FLEETLOCK_URL in update.conf")?;
-        let client = FleetLockClient::new(&url, &conf.fleetlock_group, id)
-            .map_err(|e| format!("FleetLock client for {url}: {e}"))?;
-        Ok(FleetRebootLock {
-            client,
-            url,
-            group: conf.fleetlock_group.clone(),
-        })
-    }
-}
-
-impl RebootLock for FleetRebootLock {
-    fn kind(&self) -> LockKind {
-        LockKind::FleetLock
-    }
-    fn describe(&self) -> String {
-        format!("FleetLock {} (group {})", self.url, self.group)
-    }
-    fn acquire(&self) -> Acquire {
-        match self.client.pre_reboot() {
-            Ok(()) => Acquire::Taken,
-            Err(e) if e.status().is_some() => Acquire::Refused(e.to_string()),
-            Err(e) => Acquire::NoAnswer(e.to_string()),
-        }
-    }
-    fn release(&self) -> Result<bool, String> {
-        // steady-state is "unlock if held": the protocol does not say whether it was.
-        self.client
-            .steady_state()
-            .map(|()| true)
-            .map_err(|e| e.to_string())
-    }
-}
-
-/// What the reboot strategy did with a staged update.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AfterStaging {
-    /// `REBOOT_STRATEGY=off`: the operator reboots.
-    Stay,
-    /// The machine reboots (holding the lock, if the strategy takes one): `how` says so.
-    Rebooting {
-        /// E.g. "took the reboot lock (etcd http://…, group default)".
-        how: String,
-    },
-    /// Not now: why, and the seconds after which to try again.
-    Waiting {
-        /// Why (outside the window, lock full, etcd unreachable, duplicate id, ...).
-        reason: String,
-        /// When to try again.
-        retry_in: u64,
-    },
-}
-
 impl<H: Host> Engine<'_, H> {
     /// This machine's holder id: `/etc/machine-id`.
     fn holder_id(&self) -> Result<String, String> {
@@ -322,8 +89,14 @@ impl<H: Host> Engine<'_, H> {
     fn lock_of(&self, kind: LockKind, id: &str) -> Result<Box<dyn RebootLock>, String> {
         let conf = &self.config.reboot_lock;
         Ok(match kind {
-            LockKind::Etcd => Box::new(EtcdRebootLock::new(conf, id)),
-            LockKind::FleetLock => Box::new(FleetRebootLock::new(conf, id)?),
+            LockKind::Etcd => Box::new(EtcdRebootLock::new(conf.etcd_config(), id)),
+            LockKind::FleetLock => {
+                let url = conf
+                    .fleetlock_url
+                    .as_deref()
+                    .ok_or("REBOOT_STRATEGY=fleetlock needs FLEETLOCK_URL in update.conf")?;
+                Box::new(FleetRebootLock::new(url, &conf.fleetlock_group, id)?)
+            }
         })
     }
 
@@ -362,7 +135,7 @@ impl<H: Host> Engine<'_, H> {
             Plan::Reboot => return self.reboot_now("REBOOT_STRATEGY=reboot".into()),
             Plan::Lock(kind) => kind,
             Plan::LockIfEtcdAnswers => {
-                let probe = EtcdRebootLock::new(&self.config.reboot_lock, "");
+                let probe = EtcdRebootLock::new(self.config.reboot_lock.etcd_config(), "");
                 if !probe.answers() {
                     return self.reboot_now(format!(
                         "REBOOT_STRATEGY=best-effort and {} does not answer",
@@ -492,67 +265,6 @@ mod tests {
             Plan::Lock(LockKind::FleetLock)
         );
         assert_eq!(plan(BestEffort, None, inside), Plan::LockIfEtcdAnswers);
-    }
-
-    #[test]
-    fn judging_answers() {
-        let id = "m1";
-        let fresh = |a: &Acquire| judge(None, LockKind::Etcd, id, a);
-        assert_eq!(fresh(&Acquire::Taken).verdict, Verdict::Reboot);
-        assert!(fresh(&Acquire::Taken).record.acquired);
-        // Already held with no attempt of ours behind it: a duplicate machine id.
-        let dup = fresh(&Acquire::AlreadyHeld);
-        assert!(
-            matches!(&dup.verdict, Verdict::Wait(w) if w.contains("same machine-id")),
-            "{dup:?}"
-        );
-        // An unanswered attempt, then "already held": ours.
-        let lost = fresh(&Acquire::NoAnswer("etcd unreachable".into()));
-        assert_eq!(
-            lost.verdict,
-            Verdict::Wait("etcd unreachable".into()),
-            "{lost:?}"
-        );
-        assert!(lost.record.uncertain && !lost.record.acquired);
-        let again = judge(
-            Some(&lost.record),
-            LockKind::Etcd,
-            id,
-            &Acquire::AlreadyHeld,
-        );
-        assert_eq!(again.verdict, Verdict::Reboot);
-        assert!(again.record.acquired);
-        // Taken before (e.g. the reboot itself failed), asked again: ours.
-        let taken = fresh(&Acquire::Taken).record;
-        assert_eq!(
-            judge(Some(&taken), LockKind::Etcd, id, &Acquire::AlreadyHeld).verdict,
-            Verdict::Reboot
-        );
-        // A full semaphore is a definite no: nothing becomes uncertain.
-        let full = fresh(&Acquire::Refused("full".into()));
-        assert_eq!(full.verdict, Verdict::Wait("full".into()));
-        assert!(!full.record.uncertain && !full.record.acquired);
-        // FleetLock is recursive by protocol.
-        assert_eq!(
-            judge(None, LockKind::FleetLock, id, &Acquire::AlreadyHeld).verdict,
-            Verdict::Reboot
-        );
-    }
-
-    #[test]
-    fn record_round_trips() {
-        let r = LockRecord {
-            kind: LockKind::FleetLock,
-            id: "abc".into(),
-            acquired: true,
-            uncertain: false,
-        };
-        let json = serde_json::to_string(&r).unwrap();
-        assert_eq!(
-            json,
-            r#"{"kind":"fleetlock","id":"abc","acquired":true,"uncertain":false}"#
-        );
-        assert_eq!(serde_json::from_str::<LockRecord>(&json).unwrap(), r);
     }
 
     proptest! {

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use channels::SeenManifest;
 use serde::{Deserialize, Serialize};
 
+use crate::lock::reboot_lock::LockRecord;
+
 /// An update staged on the inactive slot, waiting for a reboot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
@@ -56,7 +58,7 @@ pub struct State {
     /// The cluster reboot lock this machine may hold (recorded before asking for it; cleared
     /// once released after a good boot).
     #[serde(default)]
-    pub reboot_lock: Option<crate::reboot::LockRecord>,
+    pub reboot_lock: Option<LockRecord>,
 }
 
 /// The state file could not be read or written.

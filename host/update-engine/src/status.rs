@@ -378,7 +378,8 @@ impl Status {
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let mut text = serde_json::to_vec_pretty(self).expect("status serializes");
         text.push(b'\n');
-        crate::state::write_atomic(path, &text)
+        std::fs::create_dir_all(util::fs::parent(path))
+            .and_then(|()| util::fs::write_atomic(path, &text))
     }
 }
 

@@ -12,12 +12,12 @@ use std::time::Duration;
 use channels::{sign_document, Manifest, Release, Repo, SecretKey};
 use contract::slots::{BootCounter, BootEntry, Slot, SlotTable, ENTRIES_DIR};
 use update_engine::config::{load_root_keys, Config, Paths};
+use update_engine::engine::AfterStaging;
 use update_engine::engine::{CheckOutcome, Engine, EngineError, UpdateOutcome};
 use update_engine::host::{FileHost, SlotDevice};
 use update_engine::http::Policy;
 use update_engine::lifecycle::MarkGood;
 use update_engine::lock::RebootWindow;
-use update_engine::reboot::AfterStaging;
 use update_engine::state::State;
 use update_engine::status::{Operation, Status};
 
@@ -576,7 +576,7 @@ fn etcd_lock_without_etcd_never_reboots() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    fx.config.reboot_lock.etcd_endpoints = vec![endpoint.clone()];
+    fx.config.reboot_lock.etcd.endpoints = vec![endpoint.clone()];
     write(
         &fx.paths().machine_id(),
         "0123456789abcdef0123456789abcdef\n",

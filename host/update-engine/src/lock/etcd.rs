@@ -117,6 +117,77 @@ pub struct EtcdConfig {
     pub timeout: Duration,
 }
 
+/// etcd settings from one source (a command line, locksmithctl's environment, update.conf's
+/// `LOCKSMITHD_*` keys); what a source leaves unset falls through to the next one
+/// ([`EtcdConfig::resolve`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EtcdSettings {
+    /// Client URLs (empty: unset).
+    pub endpoints: Vec<String>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// locksmith group.
+    pub group: Option<String>,
+}
+
+impl EtcdSettings {
+    /// locksmithctl's environment: `LOCKSMITHCTL_ENDPOINT` (comma-separated),
+    /// `LOCKSMITHCTL_ETCD_CAFILE`, `…_CERTFILE`, `…_KEYFILE`, `…_USERNAME`, `…_PASSWORD`,
+    /// `LOCKSMITHCTL_GROUP`; an empty value is unset. Pure (`env` reads a variable).
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> EtcdSettings {
+        let var = |k: &str| env(&format!("LOCKSMITHCTL_{k}")).filter(|v| !v.is_empty());
+        EtcdSettings {
+            endpoints: var("ENDPOINT")
+                .map(|e| contract::update_conf::split_list(&e))
+                .unwrap_or_default(),
+            ca_file: var("ETCD_CAFILE").map(PathBuf::from),
+            cert_file: var("ETCD_CERTFILE").map(PathBuf::from),
+            key_file: var("ETCD_KEYFILE").map(PathBuf::from),
+            username: var("ETCD_USERNAME"),
+            password: var("ETCD_PASSWORD"),
+            group: var("GROUP"),
+        }
+    }
+}
+
+impl EtcdConfig {
+    /// Each setting from the first of `sources` that has it, else locksmithctl's default;
+    /// without a holder TTL and with the default timeout. Pure.
+    pub fn resolve(sources: &[&EtcdSettings]) -> EtcdConfig {
+        fn first<T: Clone>(
+            sources: &[&EtcdSettings],
+            f: impl Fn(&EtcdSettings) -> &Option<T>,
+        ) -> Option<T> {
+            sources.iter().find_map(|s| f(s).clone())
+        }
+        let endpoints: Vec<String> = sources
+            .iter()
+            .map(|s| {
+                s.endpoints
+                    .iter()
+                    .map(|e| e.trim().to_owned())
+                    .filter(|e| !e.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .find(|e| !e.is_empty())
+            .unwrap_or_else(|| DEFAULT_ENDPOINTS.iter().map(|s| s.to_string()).collect());
+        EtcdConfig {
+            endpoints,
+            ca_file: first(sources, |s| &s.ca_file),
+            cert_file: first(sources, |s| &s.cert_file),
+            key_file: first(sources, |s| &s.key_file),
+            username: first(sources, |s| &s.username),
+            password: first(sources, |s| &s.password),
+            group: first(sources, |s| &s.group),
+            holder_ttl_secs: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
 impl Default for EtcdConfig {
     fn default() -> EtcdConfig {
         EtcdConfig {

@@ -7,16 +7,20 @@
 //!   holder leases.
 //! - [`fleetlock`]: the FleetLock HTTP client ([`FleetLockClient`]).
 //! - [`server`]: a FleetLock server on the etcd semaphore (`update-engine lock-server`).
-//! - [`cli`]: `update-engine lock …` / `locksmithctl`, and `lock-server`.
+//! - [`reboot_lock`]: the lock as this machine takes it before a reboot: both locks behind one
+//!   trait, and the record of its hold the engine keeps in its state.
+//!
+//! Their command lines (`update-engine lock …` / `locksmithctl`, `lock-server`) are in
+//! `crate::cli::locksmithctl`.
 
-pub mod cli;
 pub mod etcd;
 pub mod fleetlock;
+pub mod reboot_lock;
 pub mod semaphore;
 pub mod server;
 pub mod window;
 
-pub use etcd::{EtcdConfig, EtcdError, EtcdLock, Locked};
+pub use etcd::{EtcdConfig, EtcdError, EtcdLock, EtcdSettings, Locked};
 pub use fleetlock::{FleetLockClient, FleetLockError};
 pub use semaphore::{Semaphore, SemaphoreError};
 pub use window::{RebootWindow, WindowError};

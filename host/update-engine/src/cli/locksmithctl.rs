@@ -17,9 +17,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
-use super::etcd::{EtcdConfig, EtcdLock, Locked, DEFAULT_ENDPOINTS, DEFAULT_TIMEOUT};
-use super::semaphore::Semaphore;
-use crate::config::{split_list, Config, Paths, RebootLockConfig};
+use crate::config::{Config, Paths};
+use crate::lock::etcd::{EtcdConfig, EtcdLock, EtcdSettings, Locked};
+use crate::lock::semaphore::Semaphore;
 
 /// The name locksmith's client is called by.
 pub const LOCKSMITHCTL_NAME: &str = "locksmithctl";
@@ -112,50 +112,34 @@ pub fn go_flags_to_clap(args: &[std::ffi::OsString]) -> Vec<std::ffi::OsString> 
         .collect()
 }
 
+impl EtcdArgs {
+    /// The settings given on the command line (`group`: `--group`).
+    pub fn settings(&self, group: Option<&str>) -> EtcdSettings {
+        EtcdSettings {
+            endpoints: self.endpoints.clone(),
+            ca_file: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            group: group.map(str::to_owned),
+        }
+    }
+}
+
 /// The etcd client configuration for `args` and `group`, each setting from the flag, else
 /// `env("LOCKSMITHCTL_…")`, else update.conf, else the default. Pure.
 pub fn etcd_config(
     args: &EtcdArgs,
     group: Option<&str>,
-    conf: &RebootLockConfig,
+    conf: &Config,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> EtcdConfig {
-    let env = |k: &str| env(&format!("LOCKSMITHCTL_{k}")).filter(|v| !v.is_empty());
-    let path = |flag: &Option<PathBuf>, k: &str, conf: &Option<PathBuf>| {
-        flag.clone()
-            .or_else(|| env(k).map(PathBuf::from))
-            .or_else(|| conf.clone())
-    };
-    let text = |flag: &Option<String>, k: &str, conf: &Option<String>| {
-        flag.clone().or_else(|| env(k)).or_else(|| conf.clone())
-    };
-    let endpoints = if !args.endpoints.is_empty() {
-        args.endpoints
-            .iter()
-            .map(|e| e.trim().to_owned())
-            .filter(|e| !e.is_empty())
-            .collect()
-    } else if let Some(e) = env("ENDPOINT") {
-        split_list(&e)
-    } else if !conf.etcd_endpoints.is_empty() {
-        conf.etcd_endpoints.clone()
-    } else {
-        DEFAULT_ENDPOINTS.iter().map(|s| s.to_string()).collect()
-    };
-    EtcdConfig {
-        endpoints,
-        ca_file: path(&args.ca_file, "ETCD_CAFILE", &conf.etcd_cafile),
-        cert_file: path(&args.cert_file, "ETCD_CERTFILE", &conf.etcd_certfile),
-        key_file: path(&args.key_file, "ETCD_KEYFILE", &conf.etcd_keyfile),
-        username: text(&args.username, "ETCD_USERNAME", &conf.etcd_username),
-        password: text(&args.password, "ETCD_PASSWORD", &conf.etcd_password),
-        group: group
-            .map(str::to_owned)
-            .or_else(|| env("GROUP"))
-            .or_else(|| conf.etcd_group.clone()),
-        holder_ttl_secs: None,
-        timeout: DEFAULT_TIMEOUT,
-    }
+    EtcdConfig::resolve(&[
+        &args.settings(group),
+        &EtcdSettings::from_env(env),
+        &conf.reboot_lock.etcd,
+    ])
 }
 
 /// locksmithctl's `status` text. Pure.
@@ -203,7 +187,7 @@ fn id_or_machine(id: &Option<String>, paths: &Paths) -> Result<String> {
 /// Runs `update-engine lock …`: prints what locksmithctl prints.
 pub fn run_lock(args: &LockArgs, paths: &Paths, config: &Config) -> Result<()> {
     let env = |k: &str| std::env::var(k).ok();
-    let etcd = etcd_config(&args.etcd, args.group.as_deref(), &config.reboot_lock, &env);
+    let etcd = etcd_config(&args.etcd, args.group.as_deref(), config, &env);
     let lock = EtcdLock::connect(&etcd)?;
     match &args.command {
         LockCommand::Status => print!("{}", render_status(&lock.get()?)),
@@ -230,8 +214,8 @@ pub fn run_lock(args: &LockArgs, paths: &Paths, config: &Config) -> Result<()> {
 /// Runs `update-engine lock-server`: serves until killed.
 pub fn run_server(args: &LockServerArgs, config: &Config) -> Result<()> {
     let env = |k: &str| std::env::var(k).ok();
-    let etcd = etcd_config(&args.etcd, None, &config.reboot_lock, &env);
-    super::server::serve(&args.listen, &etcd)?;
+    let etcd = etcd_config(&args.etcd, None, config, &env);
+    crate::lock::server::serve(&args.listen, &etcd)?;
     Ok(())
 }
 
@@ -252,21 +236,17 @@ mod tests {
 
     #[test]
     fn settings_precedence() {
-        let conf = RebootLockConfig {
-            etcd_endpoints: vec!["http://conf:2379".into()],
-            etcd_group: Some("conf-group".into()),
-            etcd_cafile: Some("/conf/ca".into()),
-            ..RebootLockConfig::default()
+        let mut conf = Config::default();
+        conf.reboot_lock.etcd = EtcdSettings {
+            endpoints: vec!["http://conf:2379".into()],
+            group: Some("conf-group".into()),
+            ca_file: Some("/conf/ca".into()),
+            ..EtcdSettings::default()
         };
         let no_env = |_: &str| None;
         // Defaults.
-        let c = etcd_config(
-            &EtcdArgs::default(),
-            None,
-            &RebootLockConfig::default(),
-            &no_env,
-        );
-        assert_eq!(c.endpoints, DEFAULT_ENDPOINTS);
+        let c = etcd_config(&EtcdArgs::default(), None, &Config::default(), &no_env);
+        assert_eq!(c.endpoints, crate::lock::etcd::DEFAULT_ENDPOINTS);
         assert_eq!((c.group, c.ca_file, c.holder_ttl_secs), (None, None, None));
         // update.conf.
         let c = etcd_config(&EtcdArgs::default(), None, &conf, &no_env);

@@ -8,19 +8,21 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod locksmithctl;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{load_root_keys, Config, ConfigError, Paths};
+use crate::engine::AfterStaging;
 use crate::engine::{CheckOutcome, Engine, UpdateOutcome};
 use crate::host::RealHost;
 use crate::http::Policy;
 use crate::lifecycle::{MarkGood, HEALTH_POLL};
-use crate::lock::cli::{LockArgs, LockServerArgs, LOCKSMITHCTL_NAME};
-use crate::reboot::AfterStaging;
 use crate::state::State;
 use crate::status::Phase;
+use locksmithctl::{LockArgs, LockServerArgs, LOCKSMITHCTL_NAME};
 
 /// The name Container Linux's client is called by.
 pub const CLIENT_NAME: &str = "update_engine_client";
@@ -79,7 +81,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
     }
     if argv0.file_name().is_some_and(|n| n == LOCKSMITHCTL_NAME) {
         // `locksmithctl ARGS` is `update-engine lock ARGS`, Go-style `-flag`s included.
-        let rest = crate::lock::cli::go_flags_to_clap(args.get(1..).unwrap_or_default());
+        let rest = locksmithctl::go_flags_to_clap(args.get(1..).unwrap_or_default());
         let argv = [OsString::from(LOCKSMITHCTL_NAME), OsString::from("lock")];
         return Cli::try_parse_from(argv.into_iter().chain(rest));
     }
@@ -122,12 +124,8 @@ pub fn run(cli: Cli) -> Result<i32> {
     let paths = Paths::new(&cli.root);
     let config = Config::load(&paths).context("loading update.conf")?;
     match &cli.command {
-        Command::Lock(args) => {
-            return crate::lock::cli::run_lock(args, &paths, &config).map(|()| 0)
-        }
-        Command::LockServer(args) => {
-            return crate::lock::cli::run_server(args, &config).map(|()| 0)
-        }
+        Command::Lock(args) => return locksmithctl::run_lock(args, &paths, &config).map(|()| 0),
+        Command::LockServer(args) => return locksmithctl::run_server(args, &config).map(|()| 0),
         _ => {}
     }
     let needs_keys = matches!(
@@ -308,7 +306,7 @@ mod tests {
 
     #[test]
     fn lock_commands() {
-        use crate::lock::cli::{EtcdArgs, LockCommand};
+        use locksmithctl::{EtcdArgs, LockCommand};
         let c = parse(args(&[
             "update-engine",
             "lock",
@@ -362,7 +360,7 @@ mod tests {
 
     #[test]
     fn answers_to_locksmithctl() {
-        use crate::lock::cli::LockCommand;
+        use locksmithctl::LockCommand;
         let c = parse(args(&[
             "/usr/bin/locksmithctl",
             "-endpoint=http://e:2379",
