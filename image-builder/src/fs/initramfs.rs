@@ -8,7 +8,7 @@ use rootfs::tree::{Entry, Tree, TreeError};
 /// zstd level for the initramfs (small input; a high level costs little).
 pub const ZSTD_LEVEL: i32 = 19;
 /// The file /init reads: module paths relative to `/lib/modules/<release>/`, in load order.
-pub const MODULE_LIST: &str = "etc/initrd-modules";
+pub use contract::paths::INITRD_MODULES as MODULE_LIST;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitramfsError {
