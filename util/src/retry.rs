@@ -144,7 +144,7 @@ mod tests {
         for s in [408, 429, 500, 502, 503, 599] {
             assert!(retryable_status(s), "{s}");
         }
-        for s in [200, 206, 301, 400, 401, 403, 404, 416, 600] {
+        for s in [200, 206, 301, 400, 401, 403, 404, 416, 600, 0] {
             assert!(!retryable_status(s), "{s}");
         }
     }

@@ -497,16 +497,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses() {
-        for s in [408, 429, 500, 502, 503, 599] {
-            assert!(retryable_status(s), "{s}");
-        }
-        for s in [200, 206, 301, 400, 403, 404, 416, 600] {
-            assert!(!retryable_status(s), "{s}");
-        }
-    }
-
-    #[test]
     fn urls() {
         let c = Client::new("http://h:1/repo/", Policy::CHANNEL).unwrap();
         assert_eq!(c.url("/keys.json"), "http://h:1/repo/keys.json");

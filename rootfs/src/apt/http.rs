@@ -191,56 +191,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retried_statuses() {
-        struct Case {
-            status: u16,
-            want: bool,
-        }
-        let cases = [
-            Case {
-                status: 200,
-                want: false,
-            },
-            Case {
-                status: 400,
-                want: false,
-            },
-            Case {
-                status: 403,
-                want: false,
-            },
-            Case {
-                status: 404,
-                want: false,
-            },
-            Case {
-                status: 408,
-                want: true,
-            },
-            Case {
-                status: 429,
-                want: true,
-            },
-            Case {
-                status: 500,
-                want: true,
-            },
-            Case {
-                status: 503,
-                want: true,
-            },
-            Case {
-                status: 599,
-                want: true,
-            },
-        ];
-        for case in cases {
-            let got = util::retry::retryable_status(case.status);
-            assert_eq!(got, case.want, "status {}", case.status);
-        }
-    }
-
-    #[test]
     fn user_agent_names_the_builder() {
         assert!(USER_AGENT.starts_with("image-builder/"));
         assert_eq!(reason_suffix(404), " Not Found");
