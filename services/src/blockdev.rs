@@ -11,7 +11,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::cmdline::{DeviceSpec, RootSpec};
+use contract::cmdline::{DeviceSpec, RootSpec};
 use crate::gpt::{self, GptPartition};
 
 /// `DEVTYPE=` of a block device.

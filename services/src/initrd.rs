@@ -30,7 +30,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::blockdev::{self, BlockDevice, Probe};
-use crate::cmdline::{self, BootConfig, FailureAction, RootSpec, UsrSpec};
+use contract::cmdline::{self, BootConfig, FailureAction, RootSpec, UsrSpec};
 use crate::factory;
 use crate::modules;
 use crate::sys::{self, errno_text, RebootCmd};

@@ -4,7 +4,7 @@
 //! `src/bin/init.rs` is one call into [`initrd::run`]. The pure parts it relies on live in their own
 //! modules and are unit-tested here:
 //!
-//! - [`cmdline`]: the kernel command line (`usr=`, `root=`, `init=`, `panic=`, ...) as a [`cmdline::BootConfig`];
+//! - the kernel command line (`usr=`, `root=`, ...) is parsed by `contract::cmdline`;
 //! - [`blockdev`]: `/sys/class/block/*/uevent` records and matching them against `usr=`/`root=`;
 //! - [`gpt`]: GPT parsing, because the 6.1 kernel's uevent has `PARTNAME` but no `PARTUUID`;
 //! - [`modules`]: the `/etc/initrd-modules` list the image builder writes;
@@ -21,7 +21,6 @@
 pub mod agent;
 pub mod blockdev;
 pub mod cloudconfig;
-pub mod cmdline;
 pub mod factory;
 pub mod firstboot;
 pub mod gpt;

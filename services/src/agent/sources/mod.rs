@@ -35,7 +35,7 @@ use self::http::{Http, HttpError, RetryPolicy};
 use super::host::{Host, HostError};
 use super::metadata::Metadata;
 use crate::cloudconfig::DecodeError;
-use crate::cmdline::split_args;
+use contract::cmdline::split_args;
 
 /// The kernel command line argument naming a user-data URL.
 pub const CMDLINE_URL_KEY: &str = "cloud-config-url";

@@ -1,4 +1,5 @@
-//! The kernel command line, as `/init` reads it from `/proc/cmdline`.
+//! The kernel command line: the keys the boot entries and the PXE artifacts carry, and the parser
+//! the initramfs `/init` reads `/proc/cmdline` with ([`split_args`] is also the config agent's).
 //!
 //! Keys (Container Linux names, see DESIGN.md "Boot and slots"):
 //!
