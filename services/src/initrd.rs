@@ -29,11 +29,12 @@ use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::blockdev::{self, BlockDevice, Probe};
 use contract::cmdline::{self, BootConfig, FailureAction, RootSpec, UsrSpec};
+use machine::blockdev::{self, BlockDevice, Probe};
+use machine::sys::{self, errno_text, RebootCmd};
+
 use crate::factory;
 use crate::modules;
-use crate::sys::{self, errno_text, RebootCmd};
 
 /// Where the new root is assembled.
 pub const SYSROOT: &str = "/sysroot";

@@ -5,12 +5,11 @@
 //! modules and are unit-tested here:
 //!
 //! - the kernel command line (`usr=`, `root=`, ...) is parsed by `contract::cmdline`;
-//! - [`blockdev`]: `/sys/class/block/*/uevent` records and matching them against `usr=`/`root=`;
-//! - [`gpt`]: GPT parsing, because the 6.1 kernel's uevent has `PARTNAME` but no `PARTUUID`;
+//! - block devices, GPT parsing and the syscall wrappers are the `machine` crate's;
 //! - [`modules`]: the `/etc/initrd-modules` list the image builder writes;
 //! - [`factory`]: planning the copy of `/usr/share/factory/etc` into `/etc` (tmpfiles `C` semantics).
 //!
-//! The syscalls themselves are thin wrappers in [`sys`]; [`initrd`] strings everything together.
+//! [`initrd`] strings everything together.
 //! The busybox userland's data files (inittab, rcS, ...) are in `services/minimal/`.
 //!
 //! First-boot configuration: [`cloudconfig`] models, parses and validates Container Linux
@@ -19,14 +18,11 @@
 //! and applies it (`src/bin/coreos-cloudinit.rs`; its unit is `services/units/`).
 
 pub mod agent;
-pub mod blockdev;
 pub mod cloudconfig;
 pub mod factory;
 pub mod firstboot;
-pub mod gpt;
 pub mod initrd;
 pub mod modules;
-pub mod sys;
 
 #[cfg(test)]
 mod testutil;

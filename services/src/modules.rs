@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use crate::sys;
+use machine::sys;
 
 /// Where the list lives in the initramfs.
 pub const LIST_PATH: &str = "/etc/initrd-modules";

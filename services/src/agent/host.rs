@@ -8,8 +8,9 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use machine::sys;
+
 use super::metadata::{pick_interface_address, InterfaceAddress};
-use crate::sys;
 
 /// A side effect that failed: what was attempted and why it failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

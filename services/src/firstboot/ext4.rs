@@ -80,7 +80,7 @@ pub fn grow(mount_point: &Path, device: &Path, blocks: u64) -> Result<Method, St
         Err(tool) => Err(format!(
             "EXT4_IOC_RESIZE_FS on {}: {}; resize2fs {}: {tool}",
             mount_point.display(),
-            crate::sys::errno_text(&ioctl),
+            machine::sys::errno_text(&ioctl),
             device.display()
         )),
     }
@@ -91,7 +91,7 @@ pub fn resize2fs(device: &Path) -> Result<(), String> {
     let out = Command::new("resize2fs")
         .arg(device)
         .output()
-        .map_err(|e| format!("cannot run it: {}", crate::sys::errno_text(&e)))?;
+        .map_err(|e| format!("cannot run it: {}", machine::sys::errno_text(&e)))?;
     if out.status.success() {
         return Ok(());
     }

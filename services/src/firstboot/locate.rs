@@ -7,7 +7,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::blockdev::parse_uevent;
+use machine::blockdev::parse_uevent;
 
 /// One line of mountinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,7 +152,7 @@ impl Sysfs {
         fs::canonicalize(&link).map_err(|e| {
             io::Error::new(
                 e.kind(),
-                format!("{}: {}", link.display(), crate::sys::errno_text(&e)),
+                format!("{}: {}", link.display(), machine::sys::errno_text(&e)),
             )
         })
     }

@@ -33,9 +33,10 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use machine::sys::errno_text;
+
 use self::locate::{Located, Partition, Sysfs};
 use self::table::{Guid, Invalid, Plan, ReadError, Step, Table};
-use crate::sys::errno_text;
 
 /// Prefix of every line printed (the journal shows it as the message start).
 pub const PROGRAM: &str = "first-boot";

@@ -7,12 +7,12 @@
 //! end first, sync, then the primary array and header, sync, then the protective MBR. A crash
 //! at any point leaves a valid table either at LBA 1 or at the last LBA, which is where the
 //! kernel looks when the primary is damaged. Signature, header CRC and entry size checks are
-//! [`crate::gpt`]'s.
+//! [`machine::gpt`]'s.
 
 use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom};
 
-use crate::gpt::{self, GptError};
+use machine::gpt::{self, GptError};
 
 /// 1 MiB: partition ends are aligned to it, as the image builder aligns its partitions.
 pub const ALIGN_BYTES: u64 = 1 << 20;

@@ -1,5 +1,5 @@
 //! Tests of the pure GPT plan on tables built here byte by byte, with a CRC-32 of our own
-//! (table-driven, unlike [`crate::gpt::crc32`]'s bitwise loop), so neither the parser nor the
+//! (table-driven, unlike [`machine::gpt::crc32`]'s bitwise loop), so neither the parser nor the
 //! writer checks itself.
 
 use std::io::Cursor;

@@ -16,9 +16,10 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use machine::blockdev::parse_uevent;
+
 use super::{Context, Found, SourceError};
 use crate::agent::metadata::Metadata;
-use crate::blockdev::parse_uevent;
 
 /// The filesystem label of a config drive.
 pub const LABEL: &str = "config-2";

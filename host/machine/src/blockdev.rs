@@ -1,5 +1,5 @@
-//! Block devices as `/init` sees them in `/sys/class/block`, and matching them against the
-//! `usr=`/`root=` arguments.
+//! Block devices as `/init` and the update engine see them in `/sys/class/block`, and matching
+//! them against the `usr=`/`root=` arguments ([`contract::cmdline`]).
 //!
 //! Each `/sys/class/block/<name>/uevent` holds `KEY=value` lines (`DEVNAME`, `DEVTYPE`, `PARTN`,
 //! `PARTNAME`, on some kernels `PARTUUID`); the `/sys/class/block/<name>` symlink points into the
@@ -12,6 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use contract::cmdline::{DeviceSpec, RootSpec};
+
 use crate::gpt::{self, GptPartition};
 
 /// `DEVTYPE=` of a block device.
@@ -264,7 +265,6 @@ impl Probe {
 mod tests {
     use super::*;
     use crate::gpt::fixtures::{disk, guid_bytes};
-    use crate::testutil::TempDir;
     use std::os::unix::fs::symlink;
 
     const VDA3: &str =
@@ -419,7 +419,7 @@ mod tests {
     /// into the device tree, partitions inside their disk's directory.
     #[test]
     fn probe_reads_sysfs_and_the_gpt() {
-        let t = TempDir::new("probe");
+        let t = tempfile::tempdir().unwrap();
         let sys = t.path().join("sys");
         let class = sys.join("class/block");
         let vda = sys.join("devices/virtio1/block/vda");

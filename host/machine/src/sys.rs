@@ -1,6 +1,6 @@
-//! Thin, safe wrappers over the Linux syscalls `/init` and `coreos-cloudinit` need and `std` does
-//! not offer: mount, umount, finit_module, reboot, sync, statfs, sethostname, getifaddrs, and
-//! wiring the console to fds 0-2.
+//! Thin, safe wrappers over the Linux syscalls the host programs (`/init`, `coreos-cloudinit`,
+//! `first-boot`, `update-engine`) need and `std` does not offer: mount, umount, finit_module,
+//! reboot, sync, statfs, sethostname, getifaddrs, loop devices, and wiring the console to fds 0-2.
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};

@@ -1,4 +1,5 @@
-//! Just enough GPT reading for `/init` to learn partition GUIDs (UEFI spec 2.10, section 5.3).
+//! Just enough GPT reading to learn partition GUIDs (UEFI spec 2.10, section 5.3): `/init` and
+//! the update engine resolve `PARTUUID=` with it, `first-boot` checks headers and CRCs with it.
 //!
 //! The 6.1 kernel's partition uevent carries `PARTN` and `PARTNAME` but not `PARTUUID` (that
 //! patch never went upstream), so `usr=PARTUUID=` is resolved by reading the disk's own table:
