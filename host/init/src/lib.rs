@@ -1,5 +1,11 @@
 //! The initramfs `/init`: from the kernel's hand-off to the OS init on the real root.
 //!
+//! - this file: the steps below, in order ([`run`]), and the halt every failure ends in;
+//! - [`modules`]: the `/etc/initrd-modules` list the image builder writes, and loading it;
+//! - [`factory`]: copying what `/etc` lacks from `/usr/share/factory/etc` (tmpfiles `C`);
+//! - from the shared crates: the kernel command line ([`contract::cmdline`]), block devices,
+//!   GPT reading and the syscall wrappers ([`machine`]).
+//!
 //! Steps (DESIGN.md, "Boot and slots"): mount the API filesystems and take the console; load
 //! the modules of `/etc/initrd-modules`; read `usr=`/`root=` from `/proc/cmdline`; wait for
 //! both partitions; mount ROOT read-write at `/sysroot` and the usr slot read-only at
@@ -17,6 +23,9 @@
 //! reboot after N seconds so boot counting can fall back to the other slot). Never an exit,
 //! which would panic the kernel.
 
+pub mod factory;
+pub mod modules;
+
 use std::convert::Infallible;
 use std::fmt;
 use std::fs;
@@ -32,9 +41,6 @@ use std::time::{Duration, Instant};
 use contract::cmdline::{self, BootConfig, FailureAction, RootSpec, UsrSpec};
 use machine::blockdev::{self, BlockDevice, Probe};
 use machine::sys::{self, errno_text, RebootCmd};
-
-use crate::factory;
-use crate::modules;
 
 /// Where the new root is assembled.
 pub const SYSROOT: &str = "/sysroot";

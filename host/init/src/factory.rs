@@ -210,7 +210,6 @@ pub fn populate(src_root: &Path, dst_root: &Path) -> io::Result<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::TempDir;
     use std::collections::BTreeMap;
 
     fn e(path: &str, kind: EntryKind) -> FactoryEntry {
@@ -294,7 +293,7 @@ mod tests {
 
     #[test]
     fn populate_copies_what_is_missing() {
-        let t = TempDir::new("factory");
+        let t = tempfile::tempdir().unwrap();
         let src = t.path().join("factory");
         let dst = t.path().join("etc");
         fs::create_dir_all(src.join("sub/deeper")).unwrap();
@@ -347,7 +346,7 @@ mod tests {
 
     #[test]
     fn populate_creates_etc_and_reports_a_missing_factory() {
-        let t = TempDir::new("factory-empty");
+        let t = tempfile::tempdir().unwrap();
         let src = t.path().join("factory");
         fs::create_dir(&src).unwrap();
         let dst = t.path().join("etc");
