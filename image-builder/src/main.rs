@@ -604,7 +604,7 @@ fn cmd_lock(
 
 fn cmd_validate_config(file: &Path) -> Result<ExitCode> {
     let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let report = services::cloudconfig::validate(&data);
+    let report = cloudconfig::validate(&data);
     for e in report.entries() {
         println!("{}:{}: {}: {}", file.display(), e.line, e.kind, e.message);
     }

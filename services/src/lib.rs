@@ -2,13 +2,11 @@
 //! (the `init` crate). The busybox userland's data files (inittab, rcS, ...) are in
 //! `services/minimal/`.
 //!
-//! First-boot configuration: [`cloudconfig`] models, parses and validates Container Linux
-//! `#cloud-config` user-data (pure); [`agent`] is `coreos-cloudinit`, which finds user-data
+//! First-boot configuration: [`agent`] is `coreos-cloudinit`, which finds user-data
 //! (kernel command line URL, QEMU fw_cfg, config drive, Vagrant, VMware guestinfo, EC2), plans
 //! and applies it (`src/bin/coreos-cloudinit.rs`; its unit is `services/units/`).
 
 pub mod agent;
-pub mod cloudconfig;
 pub mod firstboot;
 
 #[cfg(test)]

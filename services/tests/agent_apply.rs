@@ -6,11 +6,11 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use cloudconfig::Addresses;
 use services::agent::apply::{apply, Outcome};
 use services::agent::host::OfflineHost;
 use services::agent::metadata::Metadata;
 use services::agent::plan::plan_user_data;
-use services::cloudconfig::{self, Addresses};
 
 /// A root with the minimal image's account files.
 fn root() -> tempfile::TempDir {

@@ -2,12 +2,12 @@
 //! every section the plan reads and odd values) are parsed, and every one that parses is
 //! planned with random metadata and its actions printed.
 
+use cloudconfig::{Addresses, UserData};
 use proptest::prelude::*;
 use services::agent::apply::apply;
 use services::agent::host::OfflineHost;
 use services::agent::metadata::Metadata;
 use services::agent::plan::{plan_user_data, Action};
-use services::cloudconfig::{self, Addresses, UserData};
 
 /// Pieces of the keys the plan reads, with values of many shapes.
 const FRAGMENTS: &[&str] = &[

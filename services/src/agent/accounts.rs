@@ -20,7 +20,7 @@
 
 use std::fmt;
 
-use crate::cloudconfig::User;
+use cloudconfig::User;
 
 pub const UID_MIN: u32 = 1000;
 pub const UID_MAX: u32 = 60000;

@@ -17,6 +17,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::{symlink, DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use cloudconfig::User;
+
 use super::accounts::{Accounts, AccountsError};
 use super::conf::{merge, ConfError};
 use super::host::{Host, HostError};
@@ -26,7 +28,6 @@ use super::units::{
     self, check_drop_in_name, check_unit_name, drop_in_path, enable_links, parse_install,
     template_of, unit_path, BadUnitName, UNIT_SEARCH_PATH,
 };
-use crate::cloudconfig::User;
 
 /// Largest hostname the kernel takes (`HOST_NAME_MAX`).
 pub const MAX_HOSTNAME_BYTES: usize = 64;

@@ -8,7 +8,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::cloudconfig::Addresses;
+use cloudconfig::Addresses;
 
 /// Metadata of a source: merged into the config as upstream's `mergeConfigs` did (the hostname
 /// when the config has none, the keys added to `core`'s).

@@ -1,15 +1,15 @@
 //! The config agent, `coreos-cloudinit`: once per boot, before sshd, etcd and docker start, it
 //! finds user-data, validates it and applies it (issue 6 item 4; behaviour after
 //! coreos-cloudinit f1f0405, sources after SPECS.md S15). The validator and the model are
-//! [`crate::cloudconfig`]'s.
+//! [`cloudconfig`]'s.
 //!
 //! Pipeline, IO only at the ends:
 //! 1. [`sources`]: the first source that has user-data (or `--from-file`/`--from-url`), with its
 //!    metadata (hostname, SSH keys, addresses). Gzip-compressed user-data is decompressed.
 //! 2. [`metadata`]: `$private_ipv4` & co. filled from the metadata, `/etc/environment` or the
-//!    first interface, and substituted ([`crate::cloudconfig::substitute`]). Only the four
+//!    first interface, and substituted ([`cloudconfig::substitute`]). Only the four
 //!    address variables exist, as upstream: `$hostname` is left alone (shell scripts use it).
-//! 3. [`crate::cloudconfig::validate`]: findings are printed with line numbers. A config with
+//! 3. [`cloudconfig::validate`]: findings are printed with line numbers. A config with
 //!    errors is not applied (only the metadata is, as upstream did: "Continuing..."), and the
 //!    exit status is 1. An Ignition config is left alone (exit 0).
 //! 4. [`plan`]: the actions (pure); `--dry-run` prints them.
@@ -32,12 +32,13 @@ pub mod units;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use cloudconfig::{Addresses, UserData};
+
 use self::apply::Outcome;
 use self::host::Host;
 use self::metadata::{interface_addresses, parse_env_file, Metadata};
 use self::sources::http::RetryPolicy;
 use self::sources::{Context, Found, SourceKind};
-use crate::cloudconfig::{self, Addresses, UserData};
 
 /// Prefix of every line the agent prints (the journal shows it as the message start).
 pub const PROGRAM: &str = "coreos-cloudinit";

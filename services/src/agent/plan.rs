@@ -25,6 +25,7 @@
 
 use std::fmt;
 
+use cloudconfig::{CloudConfig, FileMode, Oem, UnitCommand, User, UserData};
 use sha2::{Digest, Sha256};
 
 use super::metadata::Metadata;
@@ -32,7 +33,6 @@ use super::ssh::KEY_NAME;
 use super::units::{
     drop_in_path, etcd_drop_in, is_network_unit, unit_path, CLOUDINIT_DROP_IN, ETCD_UNIT,
 };
-use crate::cloudconfig::{CloudConfig, FileMode, Oem, UnitCommand, User, UserData};
 
 pub const HOSTNAME_FILE: &str = "/etc/hostname";
 pub const HOSTS_FILE: &str = "/etc/hosts";

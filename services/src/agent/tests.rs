@@ -4,11 +4,12 @@
 use std::fs;
 use std::path::Path;
 
+use cloudconfig::{FileMode, UnitCommand, User};
+
 use super::metadata::Metadata;
 use super::plan::{plan, plan_user_data, script_name, Action};
 use super::*;
 use crate::agent::host::fake::FakeHost;
-use crate::cloudconfig::{FileMode, UnitCommand, User};
 use crate::testutil::TempDir;
 
 fn parse(text: &str) -> UserData {
@@ -737,11 +738,11 @@ fn shipped_configs_are_valid_cloud_configs() {
     assert!(!rendered.contains("<%"), "{rendered}");
     for (name, text) in [("oem", oem), ("user-data", rendered.into_bytes())] {
         // Warnings are fine (etcd2 is "deprecated" to the original validator, and still ours).
-        let report = crate::cloudconfig::validate(&text);
+        let report = cloudconfig::validate(&text);
         let errors: Vec<_> = report
             .entries()
             .iter()
-            .filter(|e| e.kind == crate::cloudconfig::Kind::Error)
+            .filter(|e| e.kind == cloudconfig::Kind::Error)
             .collect();
         assert!(errors.is_empty(), "{name}: {errors:?}");
     }

@@ -17,7 +17,7 @@
 
 use std::fmt;
 
-use crate::cloudconfig::Etcd2;
+use cloudconfig::Etcd2;
 
 /// The etcd server unit of Debian's `etcd-server` package.
 pub const ETCD_UNIT: &str = "etcd.service";

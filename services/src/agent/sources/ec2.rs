@@ -11,10 +11,11 @@
 //!
 //! The base URL is [`DEFAULT_BASE_URL`], injectable for tests (`--ec2-metadata-url`).
 
+use cloudconfig::Addresses;
+
 use super::http::{Http, HttpError};
 use super::{Found, SourceError};
 use crate::agent::metadata::Metadata;
-use crate::cloudconfig::Addresses;
 
 pub const DEFAULT_BASE_URL: &str = "http://169.254.169.254";
 pub const TOKEN_PATH: &str = "/latest/api/token";

@@ -6,10 +6,11 @@ use std::fs;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cloudconfig::Addresses;
+
 use super::http::{Http, HttpError, RetryPolicy};
 use super::*;
 use crate::agent::host::fake::FakeHost;
-use crate::cloudconfig::Addresses;
 use crate::testutil::TempDir;
 
 /// A request as the server saw it.

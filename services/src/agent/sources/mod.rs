@@ -31,11 +31,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use cloudconfig::DecodeError;
+use contract::cmdline::split_args;
+
 use self::http::{Http, HttpError, RetryPolicy};
 use super::host::{Host, HostError};
 use super::metadata::Metadata;
-use crate::cloudconfig::DecodeError;
-use contract::cmdline::split_args;
 
 /// The kernel command line argument naming a user-data URL.
 pub const CMDLINE_URL_KEY: &str = "cloud-config-url";

@@ -1,12 +1,18 @@
 //! Container Linux `#cloud-config` user-data: classification, the typed model, the validator and
-//! the `$private_ipv4`-style substitution, all pure (no IO). Behaviour follows coreos-cloudinit at
-//! commit f1f0405 (2018), whose validator test suite is kept as data in
-//! `services/tests/data/cloud-config/` (its `RULES.md` states the rules in plain words).
+//! the `$private_ipv4`-style substitution, all pure (no IO). The format crate of the config agent
+//! (`coreos-cloudinit`) and of `image-builder validate-config`. Behaviour follows coreos-cloudinit
+//! at commit f1f0405 (2018), whose validator test suite is kept as data in
+//! `cloudconfig/tests/data/cloud-config/` (its `RULES.md` states the rules in plain words).
 //!
 //! - [`validate()`]: the `coreos-cloudinit --validate` report, `(line, kind, message)` entries;
 //! - [`parse`]: user-data → [`UserData`]; a cloud-config must validate without errors (warnings
 //!   are allowed: unknown keys and values of the wrong type are then ignored, as upstream did);
 //! - [`substitute()`]: `$public_ipv4` & co., applied to the raw bytes before parsing.
+//!
+//! Modules (private; their items are re-exported here): `yaml` builds the node tree with lines,
+//! as go-yaml v1 saw it, and `resolve` types its plain scalars; `schema` is the key schema;
+//! `validate` runs the rules over the tree; `model` is the typed config [`parse`] fills;
+//! `decode` decodes `write_files` contents; `substitute` replaces the address variables.
 //!
 //! User-data is one of: empty; a script (first line starts with `#!`); an Ignition config (JSON
 //! with `ignitionVersion` or `ignition.version`, left to an Ignition implementation); a

@@ -1,9 +1,9 @@
 //! The cloud-config validator: coreos-cloudinit's `config/validate` rules (RULES.md, "The rules")
 //! over the node tree of [`super::yaml`], reporting `(line, kind, message)` entries.
 //!
-//! Run against upstream's own test suite (`services/tests/data/cloud-config/cases.json`) it gives
-//! the same sorted `(line, kind)` pairs for every upstream assertion. Deliberate differences,
-//! each listed in `services/tests/cloud_config_cases.rs` where it shows in the computed
+//! Run against upstream's own test suite (`cloudconfig/tests/data/cloud-config/cases.json`) it
+//! gives the same sorted `(line, kind)` pairs for every upstream assertion. Deliberate
+//! differences, each listed in `cloudconfig/tests/cases.rs` where it shows in the computed
 //! expectations:
 //! - **Line numbers come from the parser.** Upstream scanned the text for the first line looking
 //!   like `KEY:` after the parent's line, which picks look-alike lines inside block scalars and

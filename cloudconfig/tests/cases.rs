@@ -1,5 +1,5 @@
 //! coreos-cloudinit's own validator test suite (`tests/data/cloud-config/cases.json`, see its
-//! README) run against `services::cloudconfig`.
+//! README) run against `cloudconfig`.
 //!
 //! - every upstream assertion (`expect`, for the function the upstream test calls) must give the
 //!   same sorted `(line, kind)` pairs, and the same messages except YAML parser wording;
@@ -11,10 +11,10 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use cloudconfig::{CloudConfig, Report, Rule, UserData};
 use serde_json::Value;
-use services::cloudconfig::{self, CloudConfig, Report, Rule, UserData};
 
-/// Where the computed expectations differ, on purpose (see `services::cloudconfig` validate.rs):
+/// Where the computed expectations differ, on purpose (see `cloudconfig`'s validate.rs):
 /// `(case, variant, why)`.
 const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
     (
@@ -253,7 +253,7 @@ fn parsed_values_match_upstream() {
             Ok(UserData::CloudConfig(c)) => *c,
             Ok(UserData::Empty) => CloudConfig::default(),
             // reboot-strategy: false is an error, so the whole config is refused (documented in
-            // services::cloudconfig::parse); what upstream stored is still checked below.
+            // cloudconfig::parse); what upstream stored is still checked below.
             Ok(other) => panic!("{name}: {other:?}"),
             Err(e) => {
                 assert_eq!(

@@ -1,11 +1,11 @@
 //! The `$public_ipv4`-style substitution vectors of coreos-cloudinit
 //! (`tests/data/cloud-config/substitution_cases.json`: `initialize/env_test.go` plus computed
-//! quirks) against `services::cloudconfig::substitute`.
+//! quirks) against `cloudconfig::substitute`.
 
 use std::path::PathBuf;
 
+use cloudconfig::{substitute, Addresses};
 use serde_json::Value;
-use services::cloudconfig::{substitute, Addresses};
 
 fn vectors() -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

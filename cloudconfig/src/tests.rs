@@ -1,5 +1,5 @@
 //! Tests of classification, [`parse`] and the model. The validator's own suite (upstream's test
-//! cases) is `services/tests/cloud_config_cases.rs`.
+//! cases) is `tests/cases.rs`.
 
 use super::*;
 

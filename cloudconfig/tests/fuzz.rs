@@ -1,8 +1,8 @@
 //! Hostile user-data never makes the cloud-config code panic: random bytes, and random documents
 //! assembled from YAML and cloud-config fragments (to get past the header and the parser).
 
+use cloudconfig::{Addresses, Kind, UserData};
 use proptest::prelude::*;
-use services::cloudconfig::{self, Addresses, Kind, UserData};
 
 /// Pieces that reach the deeper paths: keys of the schema, indentation, indicators, tabs, flow
 /// collections, anchors/aliases/merges, tags, block scalars, encodings and odd scalars.
