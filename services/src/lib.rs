@@ -7,7 +7,6 @@
 //! and applies it (`src/bin/coreos-cloudinit.rs`; its unit is `services/units/`).
 
 pub mod agent;
-pub mod firstboot;
 
 #[cfg(test)]
 mod testutil;

@@ -11,11 +11,12 @@
 //!    so `BLKRRPART` is refused) and grow the mounted ext4 (`EXT4_IOC_RESIZE_FS`, else
 //!    `resize2fs`).
 //!
-//! Pipeline, IO only at the ends: [`locate`] finds the partition mounted at `/` (or takes
-//! `--disk`/`--partition`); [`table::Table::read`] reads and checks both GPT copies;
-//! [`table::plan`] computes the new table (pure; the only randomness is the new GUID, passed
-//! in); [`table::Plan::steps`] are written with `pwrite` and `fsync`; then [`kernel`] and
-//! [`ext4`]. Nothing is written unless the table passes every check.
+//! Pipeline, IO only at the ends: [`cli`] reads the command line; [`locate`] finds the
+//! partition mounted at `/` (or takes `--disk`/`--partition`); [`table::Table::read`] reads and
+//! checks both GPT copies (with `machine::gpt`); [`table::plan`] computes the new table (pure;
+//! the only randomness is the new GUID, passed in); [`table::Plan::steps`] are written with
+//! `pwrite` and `fsync` ([`run`]); then [`kernel`] (BLKPG) and [`ext4`] (the online grow).
+//! Nothing is written unless the table passes every check.
 //!
 //! Idempotent: a disk GUID that is random already is kept, a backup at the end stays, a
 //! partition that reaches the aligned end is not touched, a file system that fills its
