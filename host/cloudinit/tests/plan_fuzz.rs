@@ -3,11 +3,11 @@
 //! planned with random metadata and its actions printed.
 
 use cloudconfig::{Addresses, UserData};
+use cloudinit::apply::apply;
+use cloudinit::host::OfflineHost;
+use cloudinit::metadata::Metadata;
+use cloudinit::plan::{plan_user_data, Action};
 use proptest::prelude::*;
-use services::agent::apply::apply;
-use services::agent::host::OfflineHost;
-use services::agent::metadata::Metadata;
-use services::agent::plan::{plan_user_data, Action};
 
 /// Pieces of the keys the plan reads, with values of many shapes.
 const FRAGMENTS: &[&str] = &[

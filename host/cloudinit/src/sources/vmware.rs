@@ -24,8 +24,8 @@ use cloudconfig::{decode_content, go_base64, DecodeError};
 
 use super::http::Http;
 use super::{Context, Found, SourceError};
-use crate::agent::host::HostError;
-use crate::agent::metadata::Metadata;
+use crate::host::HostError;
+use crate::metadata::Metadata;
 
 pub const OVF_ENV_KEY: &str = "guestinfo.ovfEnv";
 pub const DATA_KEY: &str = "guestinfo.coreos.config.data";

@@ -15,7 +15,7 @@ use cloudconfig::Addresses;
 
 use super::http::{Http, HttpError};
 use super::{Found, SourceError};
-use crate::agent::metadata::Metadata;
+use crate::metadata::Metadata;
 
 pub const DEFAULT_BASE_URL: &str = "http://169.254.169.254";
 pub const TOKEN_PATH: &str = "/latest/api/token";

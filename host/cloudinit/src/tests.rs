@@ -5,12 +5,12 @@ use std::fs;
 use std::path::Path;
 
 use cloudconfig::{FileMode, UnitCommand, User};
+use tempfile::TempDir;
 
 use super::metadata::Metadata;
 use super::plan::{plan, plan_user_data, script_name, Action};
 use super::*;
-use crate::agent::host::fake::FakeHost;
-use crate::testutil::TempDir;
+use crate::host::fake::FakeHost;
 
 fn parse(text: &str) -> UserData {
     cloudconfig::parse(text.as_bytes()).unwrap()
@@ -363,10 +363,10 @@ fn plan_of_scripts_empty_and_ignition() {
 
 /// A root with the minimal image's account files.
 fn minimal_root(name: &str) -> TempDir {
-    let tmp = TempDir::new(name);
+    let tmp = TempDir::with_prefix(name).unwrap();
     let etc = tmp.path().join("etc");
     fs::create_dir_all(&etc).unwrap();
-    let minimal = Path::new(env!("CARGO_MANIFEST_DIR")).join("minimal");
+    let minimal = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../services/minimal");
     for f in ["passwd", "group", "shadow"] {
         fs::copy(minimal.join(f), etc.join(f)).unwrap();
     }
@@ -490,7 +490,7 @@ fn invalid_user_data_is_not_applied_but_metadata_is() {
     // A config drive whose meta_data gives a hostname and a key, and a bad user_data.
     fs::create_dir_all(root.join("dev/disk/by-label")).unwrap();
     fs::write(root.join("dev/disk/by-label/config-2"), b"").unwrap();
-    let drive = TempDir::new("agent-invalid-drive");
+    let drive = TempDir::with_prefix("agent-invalid-drive").unwrap();
     let latest = drive.path().join("openstack/latest");
     fs::create_dir_all(&latest).unwrap();
     fs::write(
@@ -631,7 +631,7 @@ fn gzip_scripts_substitution_and_ignition() {
 
 #[test]
 fn nothing_found_is_not_a_failure_but_a_broken_source_is() {
-    let tmp = TempDir::new("agent-nothing");
+    let tmp = TempDir::with_prefix("agent-nothing").unwrap();
     fs::create_dir_all(tmp.path().join("sys/firmware/qemu_fw_cfg")).unwrap();
     let host = FakeHost::default();
     let opts = Options::new(tmp.path(), Input::Sources { only: None });
@@ -726,8 +726,8 @@ fn oem_keys_survive_user_data_keys() {
 fn shipped_configs_are_valid_cloud_configs() {
     // The Vagrant boxes' OEM configuration, and the container host's cluster user-data with
     // its ERB parts filled in as the cluster Vagrantfile does.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let oem = fs::read(root.join("vagrant/data/oem/cloud-config.yml")).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let oem = fs::read(root.join("artifacts/vagrant/data/oem/cloud-config.yml")).unwrap();
     let template = fs::read_to_string(root.join("images/container-host.user-data")).unwrap();
     let rendered = template
         .replace("<%= initial_cluster %>", "core-01=http://172.17.8.101:2380")
@@ -746,7 +746,7 @@ fn shipped_configs_are_valid_cloud_configs() {
             .collect();
         assert!(errors.is_empty(), "{name}: {errors:?}");
     }
-    let oem = fs::read_to_string(root.join("vagrant/data/oem/cloud-config.yml")).unwrap();
+    let oem = fs::read_to_string(root.join("artifacts/vagrant/data/oem/cloud-config.yml")).unwrap();
     let UserData::CloudConfig(c) = parse(&oem) else {
         panic!("the OEM config is a cloud-config");
     };

@@ -16,6 +16,11 @@
 //! 5. [`apply`]: carried out under `--root` through [`host::Host`]; each failure is printed as
 //!    `coreos-cloudinit: <action>: <error>` and the rest continues; exit status 1 if any failed.
 //!
+//! What the plan and its application lean on: [`accounts`] (passwd, shadow and group as
+//! tables), [`ssh`] (`authorized_keys.d`), [`units`] (unit files, drop-ins, enablement links),
+//! [`conf`] (`KEY=VALUE` files: update.conf, `/etc/environment`). [`cli`] is the binary's
+//! command line; [`run`] the one call it makes. Syscalls and block devices are `machine`'s.
+//!
 //! The boot unit is `services/units/coreos-cloudinit.service`.
 
 pub mod accounts;

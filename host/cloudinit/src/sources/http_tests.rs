@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cloudconfig::Addresses;
+use tempfile::TempDir;
 
 use super::http::{Http, HttpError, RetryPolicy};
 use super::*;
-use crate::agent::host::fake::FakeHost;
-use crate::testutil::TempDir;
+use crate::host::fake::FakeHost;
 
 /// A request as the server saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +194,7 @@ fn ec2_compatible_services_without_tokens() {
 #[test]
 fn ec2_only_where_dmi_says_ec2_or_forced() {
     let server = Server::start(imds(Some("#cloud-config\n")));
-    let tmp = TempDir::new("http-ec2-dmi");
+    let tmp = TempDir::with_prefix("http-ec2-dmi").unwrap();
     let root = tmp.path();
     fs::create_dir_all(root.join("sys/firmware/qemu_fw_cfg")).unwrap();
     let host = FakeHost::default();
@@ -239,7 +239,7 @@ fn ec2_unreachable_is_an_error_quickly() {
 }
 
 fn cmdline_root(url: &str) -> TempDir {
-    let tmp = TempDir::new("http-cmdline");
+    let tmp = TempDir::with_prefix("http-cmdline").unwrap();
     let root = tmp.path();
     fs::create_dir_all(root.join("proc")).unwrap();
     fs::write(

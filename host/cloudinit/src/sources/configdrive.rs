@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use machine::blockdev::parse_uevent;
 
 use super::{Context, Found, SourceError};
-use crate::agent::metadata::Metadata;
+use crate::metadata::Metadata;
 
 /// The filesystem label of a config drive.
 pub const LABEL: &str = "config-2";
@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn the_device_is_found_by_scanning_sysfs() {
-        let tmp = crate::testutil::TempDir::new("configdrive-scan");
+        let tmp = tempfile::TempDir::with_prefix("configdrive-scan").unwrap();
         let root = tmp.path();
         for (name, head) in [
             ("sda", fat_head("EFI-SYSTEM", true)),

@@ -130,7 +130,7 @@ pub fn run(cli: Cli) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::PROGRAM;
+    use crate::PROGRAM;
 
     fn cli(args: &[&str]) -> Result<Cli, clap::Error> {
         parse(
@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn the_boot_unit_runs_a_valid_command_line() {
-        let unit = include_str!("../../units/coreos-cloudinit.service");
+        let unit = include_str!("../../../services/units/coreos-cloudinit.service");
         let exec = unit
             .lines()
             .find_map(|l| l.strip_prefix("ExecStart=-"))
@@ -209,7 +209,7 @@ mod tests {
             cli(&args).unwrap().options().input,
             Input::Sources { only: None }
         );
-        let install = crate::agent::units::parse_install(unit);
+        let install = crate::units::parse_install(unit);
         assert_eq!(install.wanted_by, ["multi-user.target"]);
     }
 

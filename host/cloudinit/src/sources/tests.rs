@@ -3,9 +3,10 @@
 use std::fs;
 use std::path::Path;
 
+use tempfile::TempDir;
+
 use super::*;
-use crate::agent::host::fake::FakeHost;
-use crate::testutil::TempDir;
+use crate::host::fake::FakeHost;
 
 fn write(root: &Path, rel: &str, content: impl AsRef<[u8]>) {
     let path = root.join(rel);
@@ -60,7 +61,7 @@ fn cmdline_urls() {
 
 #[test]
 fn nothing_anywhere() {
-    let tmp = TempDir::new("sources-none");
+    let tmp = TempDir::with_prefix("sources-none").unwrap();
     write(tmp.path(), "proc/cmdline", "ro quiet\n");
     let host = FakeHost::default();
     let ctx = Context::new(tmp.path(), &host);
@@ -72,7 +73,7 @@ fn nothing_anywhere() {
 
 #[test]
 fn fw_cfg_then_vagrant_first_found_wins() {
-    let tmp = TempDir::new("sources-local");
+    let tmp = TempDir::with_prefix("sources-local").unwrap();
     let root = tmp.path();
     write(
         root,
@@ -133,9 +134,9 @@ fn config_drive_root(tmp: &TempDir) -> &Path {
 
 #[test]
 fn config_drive_is_found_mounted_read_and_unmounted() {
-    let tmp = TempDir::new("sources-configdrive");
+    let tmp = TempDir::with_prefix("sources-configdrive").unwrap();
     let root = config_drive_root(&tmp);
-    let drive = TempDir::new("sources-configdrive-content");
+    let drive = TempDir::with_prefix("sources-configdrive-content").unwrap();
     write(
         drive.path(),
         configdrive::USER_DATA,
@@ -180,10 +181,10 @@ fn config_drive_is_found_mounted_read_and_unmounted() {
 
 #[test]
 fn a_broken_config_drive_is_reported_unmounted_and_the_next_source_wins() {
-    let tmp = TempDir::new("sources-configdrive-bad");
+    let tmp = TempDir::with_prefix("sources-configdrive-bad").unwrap();
     let root = config_drive_root(&tmp);
     write(root, VAGRANT_USER_DATA, "#cloud-config\n");
-    let drive = TempDir::new("sources-configdrive-bad-content");
+    let drive = TempDir::with_prefix("sources-configdrive-bad-content").unwrap();
     write(drive.path(), configdrive::META_DATA, "{not json");
     let host = FakeHost {
         drive: Some(drive.path().to_path_buf()),
@@ -210,7 +211,7 @@ fn a_broken_config_drive_is_reported_unmounted_and_the_next_source_wins() {
 
 #[test]
 fn vmware_only_where_dmi_says_vmware() {
-    let tmp = TempDir::new("sources-vmware");
+    let tmp = TempDir::with_prefix("sources-vmware").unwrap();
     let root = tmp.path();
     let host = FakeHost {
         guestinfo: [
@@ -249,7 +250,7 @@ fn vmware_only_where_dmi_says_vmware() {
 
 #[test]
 fn vmware_ovf_environment_first_then_variables() {
-    let tmp = TempDir::new("sources-vmware-ovf");
+    let tmp = TempDir::with_prefix("sources-vmware-ovf").unwrap();
     let ovf = r##"<Environment xmlns:oe="http://schemas.dmtf.org/ovf/environment/1"><PropertySection>
         <Property oe:key="guestinfo.coreos.config.data" oe:value="#cloud-config&#10;"/>
         <Property oe:key="guestinfo.coreos.config.data.encoding" oe:value=""/>
@@ -290,7 +291,7 @@ fn names_of_sources() {
 
 #[test]
 fn from_file_reads_the_path_as_given() {
-    let tmp = TempDir::new("sources-file");
+    let tmp = TempDir::with_prefix("sources-file").unwrap();
     write(tmp.path(), "u", "#!/bin/sh\n");
     let f = from_file(&tmp.path().join("u")).unwrap();
     assert_eq!(f.user_data, b"#!/bin/sh\n");

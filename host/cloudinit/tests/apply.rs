@@ -7,17 +7,17 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use cloudconfig::Addresses;
-use services::agent::apply::{apply, Outcome};
-use services::agent::host::OfflineHost;
-use services::agent::metadata::Metadata;
-use services::agent::plan::plan_user_data;
+use cloudinit::apply::{apply, Outcome};
+use cloudinit::host::OfflineHost;
+use cloudinit::metadata::Metadata;
+use cloudinit::plan::plan_user_data;
 
 /// A root with the minimal image's account files.
 fn root() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let etc = tmp.path().join("etc");
     fs::create_dir_all(&etc).unwrap();
-    let minimal = Path::new(env!("CARGO_MANIFEST_DIR")).join("minimal");
+    let minimal = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../services/minimal");
     for f in ["passwd", "group", "shadow"] {
         fs::copy(minimal.join(f), etc.join(f)).unwrap();
     }
@@ -62,9 +62,9 @@ fn apply_text(root: &Path, user_data: &str, meta: &Metadata) -> (usize, Vec<Stri
     (failures, lines)
 }
 
-const MINIMAL_PASSWD: &str = include_str!("../minimal/passwd");
-const MINIMAL_GROUP: &str = include_str!("../minimal/group");
-const MINIMAL_SHADOW: &str = include_str!("../minimal/shadow");
+const MINIMAL_PASSWD: &str = include_str!("../../../services/minimal/passwd");
+const MINIMAL_GROUP: &str = include_str!("../../../services/minimal/group");
+const MINIMAL_SHADOW: &str = include_str!("../../../services/minimal/shadow");
 
 #[test]
 fn users_groups_and_ssh_keys() {
