@@ -1,8 +1,9 @@
 //! The container host's `coreos-autologin` systemd generator (a shell script in
 //! services/container-host/): which getty drop-ins it writes for which kernel command line.
 
-use std::path::Path;
 use std::process::Command;
+
+use tests::repo_root;
 
 /// Runs the generator for `cmdline`; returns (relative path, content) of every file written.
 fn generate(cmdline: &str) -> Vec<(String, String)> {
@@ -10,7 +11,7 @@ fn generate(cmdline: &str) -> Vec<(String, String)> {
     let cmdline_file = dir.path().join("cmdline");
     std::fs::write(&cmdline_file, format!("{cmdline}\n")).unwrap();
     let out = dir.path().join("out");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("container-host/autologin-generator");
+    let script = repo_root().join("services/container-host/autologin-generator");
     let o = Command::new("sh")
         .arg(&script)
         .arg(&out)
