@@ -1,8 +1,8 @@
 //! Carrying out a plan under a root directory (the edge). Each action is independent: one that
 //! fails is reported and the rest still run (upstream stopped at the first error).
 //!
-//! Files are written through a temporary file in the same directory, then renamed over the
-//! target, with the mode set explicitly (no umask) and the owner set before the rename; parent
+//! Files are written with [`util::fs::write_atomic_with`]: through a temporary file in the same
+//! directory, then renamed over the target, with the mode set explicitly (no umask) and the owner set before the rename; parent
 //! directories are created with mode 0755. Account files and `KEY=VALUE` files keep the mode
 //! and owner they had. Paths from the config are taken under the root and may not contain `..`.
 //! `/etc/passwd` & co. are edited without taking `/etc/.pwd.lock`: at boot nothing else does.
@@ -13,8 +13,8 @@
 //! start jobs would wait for the agent itself.
 
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{symlink, DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::{symlink, DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use cloudconfig::User;
@@ -220,7 +220,8 @@ pub fn resolve_owner(
     Ok((uid, gid))
 }
 
-/// Writes `content` to `path` atomically with `mode` and owner.
+/// Writes `content` to `path` atomically with `mode` and owner ([`util::fs::write_atomic_with`]),
+/// creating missing parent directories (mode 0755) first.
 pub fn write_atomic(
     path: &Path,
     content: &[u8],
@@ -231,30 +232,8 @@ pub fn write_atomic(
         .parent()
         .ok_or_else(|| ApplyError::Invalid(format!("{} has no parent", path.display())))?;
     create_dirs(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.coreos-cloudinit"));
-    let result = (|| {
-        let _ = fs::remove_file(&tmp);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(content)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        if owner != (None, None) {
-            std::os::unix::fs::fchown(&f, owner.0, owner.1)?;
-        }
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(io_err(path))
+    util::fs::write_atomic_with(path, content, &util::fs::Options { mode, owner })
+        .map_err(io_err(path))
 }
 
 /// Like [`write_atomic`], keeping the mode and owner of an existing file.

@@ -38,11 +38,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use cloudconfig::{Addresses, UserData};
+use util::retry::Policy;
 
 use self::apply::Outcome;
 use self::host::Host;
 use self::metadata::{interface_addresses, parse_env_file, Metadata};
-use self::sources::http::RetryPolicy;
 use self::sources::{Context, Found, SourceKind};
 
 /// Prefix of every line the agent prints (the journal shows it as the message start).
@@ -72,8 +72,8 @@ pub struct Options {
     /// The file in `~/.ssh/authorized_keys.d` the keys go to (upstream's `--ssh-key-name`):
     /// the OEM configuration uses its own, so user-data keys never replace the platform's.
     pub ssh_key_name: String,
-    pub url_policy: RetryPolicy,
-    pub imds_policy: RetryPolicy,
+    pub url_policy: Policy,
+    pub imds_policy: Policy,
 }
 
 impl Options {
@@ -86,8 +86,8 @@ impl Options {
             validate_only: false,
             ec2_base_url: sources::ec2::DEFAULT_BASE_URL.to_string(),
             ssh_key_name: ssh::KEY_NAME.to_string(),
-            url_policy: RetryPolicy::URL,
-            imds_policy: RetryPolicy::IMDS,
+            url_policy: Policy::CONFIG_URL,
+            imds_policy: Policy::METADATA,
         }
     }
 }

@@ -1,66 +1,23 @@
-//! Blocking HTTP for the sources (reqwest with rustls: no OpenSSL in the image), with one
-//! written-down retry policy.
+//! Blocking HTTP for the sources (reqwest with rustls: no OpenSSL in the image), with the
+//! workspace's one retry policy ([`util::retry`]).
 //!
-//! Retry policy ([`RetryPolicy`]): a request is retried on connection errors, timeouts, a body
-//! that breaks off, and the statuses 408, 429 and 5xx (the statuses update-engine retries);
-//! other statuses (403, 404, ...) fail at once. The waits between attempts double from
-//! `first_delay` up to `max_delay`; after `attempts` attempts the request fails with the last
-//! reason. [`RetryPolicy::URL`] (user-data URLs) bounds one request at about 80 s in all;
-//! [`RetryPolicy::IMDS`] (the link-local EC2 service, which answers at once or not at all)
-//! at about 5 s when nothing listens. Bodies are bounded by [`MAX_USER_DATA_BYTES`].
+//! A request is retried on connection errors, timeouts, a body that breaks off, and the
+//! statuses 408, 429 and 5xx ([`retryable_status`], the statuses update-engine retries); other
+//! statuses (403, 404, ...) fail at once. The waits between attempts double from `first_delay`
+//! up to `max_delay`; after `attempts` attempts the request fails with the last reason. The
+//! policy's `timeout` bounds one whole attempt (connect, head and body).
+//! [`Policy::CONFIG_URL`] (user-data URLs) bounds one request at about 80 s in all;
+//! [`Policy::METADATA`] (the link-local EC2 service, which answers at once or not at all) at
+//! about 5 s when nothing listens. Bodies are bounded by [`MAX_USER_DATA_BYTES`].
 
 use std::io::Read;
-use std::time::Duration;
 
 use reqwest::blocking::Client;
 use reqwest::Method;
+use util::retry::{retryable_status, Policy};
 
 /// Largest user-data or metadata document accepted.
 pub const MAX_USER_DATA_BYTES: u64 = 64 << 20; // 64 MiB, as write_files content
-
-/// When and how often to retry (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all (at least one).
-    pub attempts: u32,
-    /// Wait after the first failure; doubled after each further one.
-    pub first_delay: Duration,
-    pub max_delay: Duration,
-    pub connect_timeout: Duration,
-    /// Bound on one whole attempt (connect, head and body).
-    pub timeout: Duration,
-}
-
-impl RetryPolicy {
-    /// `cloud-config-url=`, `--from-url`, guestinfo URLs: 6 attempts, waits 1+2+4+8+8 s,
-    /// 10 s per attempt.
-    pub const URL: RetryPolicy = RetryPolicy {
-        attempts: 6,
-        first_delay: Duration::from_secs(1),
-        max_delay: Duration::from_secs(8),
-        connect_timeout: Duration::from_secs(5),
-        timeout: Duration::from_secs(10),
-    };
-    /// EC2 instance metadata: 3 attempts, waits 0.5+1 s, 1 s to connect, 5 s per attempt.
-    pub const IMDS: RetryPolicy = RetryPolicy {
-        attempts: 3,
-        first_delay: Duration::from_millis(500),
-        max_delay: Duration::from_secs(1),
-        connect_timeout: Duration::from_secs(1),
-        timeout: Duration::from_secs(5),
-    };
-
-    /// The wait after failure number `failure` (0-based).
-    pub fn delay(&self, failure: u32) -> Duration {
-        let factor = 1u32.checked_shl(failure.min(16)).unwrap_or(u32::MAX);
-        self.first_delay.saturating_mul(factor).min(self.max_delay)
-    }
-}
-
-/// Whether a status is worth retrying: 408, 429 and 5xx.
-pub fn retryable_status(status: u16) -> bool {
-    status == 408 || status == 429 || (500..600).contains(&status)
-}
 
 /// A request that did not give a body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,7 +61,7 @@ impl HttpError {
 #[derive(Debug, Clone)]
 pub struct Http {
     client: Client,
-    policy: RetryPolicy,
+    policy: Policy,
 }
 
 /// Why one attempt failed, and whether to try again.
@@ -119,7 +76,7 @@ enum Attempt {
 
 impl Http {
     /// A client; `proxies`: honour `HTTPS_PROXY` & co. (never for the link-local IMDS).
-    pub fn new(policy: RetryPolicy, proxies: bool) -> Result<Http, HttpError> {
+    pub fn new(policy: Policy, proxies: bool) -> Result<Http, HttpError> {
         let mut builder = Client::builder()
             .connect_timeout(policy.connect_timeout)
             .timeout(policy.timeout)
@@ -129,7 +86,7 @@ impl Http {
         }
         let client = builder
             .build()
-            .map_err(|e| HttpError::Client(error_chain(&e)))?;
+            .map_err(|e| HttpError::Client(util::error::chain(&e)))?;
         Ok(Http { client, policy })
     }
 
@@ -150,18 +107,17 @@ impl Http {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(HttpError::Scheme { url: url.into() });
         }
-        let attempts = self.policy.attempts.max(1);
-        let (mut last, mut last_status) = (String::new(), None);
-        for n in 0..attempts {
-            if n > 0 {
-                std::thread::sleep(self.policy.delay(n - 1));
-            }
+        let mut backoff = self.policy.start();
+        let (last, last_status) = loop {
             match self.attempt(&method, url, headers) {
                 Ok(body) => return Ok(body),
                 Err(Attempt::Fail(e)) => return Err(e),
-                Err(Attempt::Retry { reason, status }) => (last, last_status) = (reason, status),
+                Err(Attempt::Retry { reason, status }) => match backoff.failed(false) {
+                    Some(wait) => std::thread::sleep(wait),
+                    None => break (reason, status),
+                },
             }
-        }
+        };
         // A server that kept answering 5xx is reported by its status.
         if let Some(status) = last_status {
             return Err(HttpError::Status {
@@ -173,7 +129,7 @@ impl Http {
         Err(HttpError::GaveUp {
             method: method.to_string(),
             url: url.into(),
-            attempts,
+            attempts: backoff.failures(),
             last,
         })
     }
@@ -192,7 +148,7 @@ impl Http {
             reason,
             status: None,
         };
-        let resp = req.send().map_err(|e| retry(error_chain(&e)))?;
+        let resp = req.send().map_err(|e| retry(util::error::chain(&e)))?;
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
             if retryable_status(status) {
@@ -210,7 +166,7 @@ impl Http {
         let mut body = Vec::new();
         resp.take(MAX_USER_DATA_BYTES + 1)
             .read_to_end(&mut body)
-            .map_err(|e| retry(format!("reading the body: {}", error_chain(&e))))?;
+            .map_err(|e| retry(format!("reading the body: {}", util::error::chain(&e))))?;
         if body.len() as u64 > MAX_USER_DATA_BYTES {
             return Err(Attempt::Fail(HttpError::TooLarge {
                 url: url.into(),
@@ -221,48 +177,25 @@ impl Http {
     }
 }
 
-/// reqwest's error and its causes on one line (its own text omits the interesting part:
-/// "error sending request" / "operation timed out").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = c.source();
-    }
-    parts.join(": ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn delays_double_up_to_the_cap() {
-        let p = RetryPolicy::URL;
-        let waits: Vec<u64> = (0..6).map(|n| p.delay(n).as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 8, 8]);
-        assert_eq!(p.delay(u32::MAX), p.max_delay);
-        let total: Duration = (0..p.attempts - 1).map(|n| p.delay(n)).sum();
-        assert_eq!(total + p.timeout * p.attempts, Duration::from_secs(83));
-    }
+    use std::time::Duration;
 
+    /// The bound the module docs promise: a user-data URL gives up after about 80 s.
     #[test]
-    fn retryable_statuses() {
-        for s in [408, 429, 500, 502, 503, 599] {
-            assert!(retryable_status(s), "{s}");
-        }
-        for s in [200, 301, 400, 401, 403, 404, 405] {
-            assert!(!retryable_status(s), "{s}");
-        }
+    fn a_url_request_is_bounded() {
+        let p = Policy::CONFIG_URL;
+        let mut b = p.start();
+        let waits: Duration = std::iter::from_fn(|| b.failed(false)).sum();
+        assert_eq!(b.failures(), 6);
+        assert_eq!(waits + p.timeout * b.failures(), Duration::from_secs(83));
     }
 
     #[test]
     fn other_schemes_are_refused() {
-        let http = Http::new(RetryPolicy::URL, false).unwrap();
+        let http = Http::new(Policy::CONFIG_URL, false).unwrap();
         let e = http.get("tftp://10.0.0.1/config", &[]).unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use cloudconfig::Addresses;
 use tempfile::TempDir;
 
-use super::http::{Http, HttpError, RetryPolicy};
+use super::http::{Http, HttpError};
 use super::*;
 use crate::host::fake::FakeHost;
 
@@ -77,8 +77,9 @@ impl Drop for Server {
 }
 
 /// Fast retries for tests.
-const FAST: RetryPolicy = RetryPolicy {
+const FAST: Policy = Policy {
     attempts: 3,
+    max_failures: 3,
     first_delay: Duration::from_millis(10),
     max_delay: Duration::from_millis(20),
     connect_timeout: Duration::from_secs(2),
@@ -280,7 +281,7 @@ fn cmdline_url_is_fetched() {
 /// Runs the sources with a cmdline URL served by `handler` and a Vagrant file as fallback.
 fn cmdline_failure(
     handler: impl Fn(&Seen) -> (u16, String) + Send + Sync + 'static,
-    policy: RetryPolicy,
+    policy: Policy,
 ) -> (String, String, usize) {
     let server = Server::start(handler);
     let url = format!("{}/cc.yaml", server.base);
@@ -318,7 +319,7 @@ fn cmdline_url_500_is_retried_then_reported() {
 
 #[test]
 fn cmdline_url_timeout_is_reported() {
-    let slow = RetryPolicy {
+    let slow = Policy {
         attempts: 2,
         timeout: Duration::from_millis(300),
         ..FAST

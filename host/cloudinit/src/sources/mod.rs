@@ -3,7 +3,8 @@
 //!
 //! 1. **cmdline**: `cloud-config-url=URL` on the kernel command line (`/proc/cmdline`; the
 //!    Ignition-era `coreos.config.url=` is an alias, read when the first is absent), fetched
-//!    over http/https with [`RetryPolicy::URL`]. First because an operator who typed a URL means it.
+//!    over http/https with [`Policy::CONFIG_URL`]. First because an operator who typed a URL
+//!    means it.
 //! 2. **qemu-fw-cfg**: `/sys/firmware/qemu_fw_cfg/by_name/opt/com.coreos/config/raw` (QEMU's
 //!    `-fw_cfg name=opt/com.coreos/config,file=…`); `modprobe qemu_fw_cfg` is tried first when
 //!    the firmware directory is missing (a failure only means: not QEMU, or no module).
@@ -33,8 +34,9 @@ use std::str::FromStr;
 
 use cloudconfig::DecodeError;
 use contract::cmdline::split_args;
+use util::retry::Policy;
 
-use self::http::{Http, HttpError, RetryPolicy};
+use self::http::{Http, HttpError};
 use super::host::{Host, HostError};
 use super::metadata::Metadata;
 
@@ -141,9 +143,9 @@ pub struct Context<'a> {
     /// EC2 instance metadata base URL ([`ec2::DEFAULT_BASE_URL`]).
     pub ec2_base_url: String,
     /// For user-data URLs.
-    pub url_policy: RetryPolicy,
+    pub url_policy: Policy,
     /// For the EC2 instance metadata service.
-    pub imds_policy: RetryPolicy,
+    pub imds_policy: Policy,
 }
 
 impl<'a> Context<'a> {
@@ -153,8 +155,8 @@ impl<'a> Context<'a> {
             root,
             host,
             ec2_base_url: ec2::DEFAULT_BASE_URL.to_string(),
-            url_policy: RetryPolicy::URL,
-            imds_policy: RetryPolicy::IMDS,
+            url_policy: Policy::CONFIG_URL,
+            imds_policy: Policy::METADATA,
         }
     }
 
