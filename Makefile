@@ -24,7 +24,7 @@ setup:
 	bash scripts/setup-host.sh
 
 tools: setup
-	RUSTFLAGS="$(INIT_RUSTFLAGS)" cargo build -q -p services --bin init --bin coreos-cloudinit --bin first-boot -p update-engine --bin update-engine --release --target $(INIT_TARGET)
+	RUSTFLAGS="$(INIT_RUSTFLAGS)" cargo build -q -p init --bin init -p cloudinit --bin coreos-cloudinit -p first-boot --bin first-boot -p update-engine --bin update-engine --release --target $(INIT_TARGET)
 	cargo build -q --release --workspace --bins
 
 pool: tools

@@ -226,7 +226,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
 /// `validate-config`: findings as `FILE:LINE: kind: message`; failure if any is an error.
 pub fn validate_config(a: ValidateConfigArgs) -> Result<ExitCode> {
     let data = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
-    let report = services::cloudconfig::validate(&data);
+    let report = cloudconfig::validate(&data);
     for e in report.entries() {
         println!("{}:{}: {}: {}", a.file.display(), e.line, e.kind, e.message);
     }

@@ -11,10 +11,8 @@
 //! - an iPXE script and a pxelinux.cfg example that name these files relatively, so one
 //!   directory served over TFTP or HTTP boots as it is.
 
+use contract::cmdline::LIVE_USR_IMAGE;
 use rootfs::tree::{Entry, Tree};
-
-/// Where the USR image sits in the network-boot initramfs (`services::cmdline::LIVE_USR_IMAGE`).
-pub const USR_IMAGE_IN_INITRD: &str = "usr.squashfs";
 
 /// The served files, by name, and what the kernel line carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,8 +102,9 @@ pub fn pxelinux_cfg(boot: &Boot) -> String {
 /// then `base` (the image's initramfs) as it is. Pure and deterministic.
 pub fn initrd(usr_img: &[u8], base: &[u8], epoch: u64) -> Vec<u8> {
     let mut tree = Tree::new();
+    // Where `/init` looks for it; the tree stores the path relative to the rootfs.
     tree.insert(
-        USR_IMAGE_IN_INITRD,
+        LIVE_USR_IMAGE,
         Entry::file(usr_img.to_vec(), 0o444).with_mtime(epoch),
     )
     .expect("one file in an empty tree");

@@ -1,6 +1,6 @@
 //! The machine behind a small trait: which slot booted, the running OS, the USR partitions, the
 //! ESP, processes, health check programs and reboot. [`RealHost`] talks to the kernel
-//! (`/run/boot-slot`, `/sys/class/block`, the disk's GPT via `services::gpt`, `/proc`, `mount(2)`,
+//! (`/run/boot-slot`, `/sys/class/block`, the disk's GPT via `machine::gpt`, `/proc`, `mount(2)`,
 //! `reboot(2)`); [`FileHost`] uses plain files as slot devices and a directory as ESP, for tests
 //! and benchmarks. DESIGN.md "Boot and slots".
 
@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use contract::slots::Slot;
-use services::blockdev::{BlockDevice, DevType, Probe};
+use machine::blockdev::{BlockDevice, DevType, Probe};
 
 use crate::config::Paths;
 
@@ -253,11 +253,11 @@ impl Host for RealHost {
         let source = self.paths.root.join("dev").join(&dev.devname);
         std::fs::create_dir_all(&target)
             .map_err(io_err(format!("creating {}", target.display())))?;
-        services::sys::mount(
+        machine::sys::mount(
             &source.to_string_lossy(),
             &target.to_string_lossy(),
             Some("vfat"),
-            services::sys::MS_NODEV | services::sys::MS_NOSUID,
+            machine::sys::MS_NODEV | machine::sys::MS_NOSUID,
             None,
         )
         .map_err(io_err(format!(
@@ -268,10 +268,10 @@ impl Host for RealHost {
         Ok(target)
     }
     fn reboot(&self) -> Result<(), HostError> {
-        services::sys::sync();
+        machine::sys::sync();
         Err(HostError::Io {
             what: "reboot(2)".into(),
-            source: services::sys::reboot(services::sys::RebootCmd::Restart),
+            source: machine::sys::reboot(machine::sys::RebootCmd::Restart),
         })
     }
     fn process_names(&self) -> Result<Vec<String>, HostError> {

@@ -1,0 +1,325 @@
+//! Tests of classification, [`parse`] and the model. The validator's own suite (upstream's test
+//! cases) is `tests/cases.rs`.
+
+use super::*;
+
+fn config(text: &str) -> CloudConfig {
+    match parse(text.as_bytes()) {
+        Ok(UserData::CloudConfig(c)) => *c,
+        other => panic!("not a valid cloud-config: {other:?}"),
+    }
+}
+
+fn lines(report: &Report) -> Vec<(usize, Kind)> {
+    report.entries().iter().map(|e| (e.line, e.kind)).collect()
+}
+
+#[test]
+fn classification() {
+    assert_eq!(parse(b""), Ok(UserData::Empty));
+    assert_eq!(
+        parse(b"#!/bin/sh\necho $private_ipv4\n"),
+        Ok(UserData::Script(
+            b"#!/bin/sh\necho $private_ipv4\n".to_vec()
+        ))
+    );
+    for ign in [
+        &br#"{"ignitionVersion":1}"#[..],
+        br#"{"ignition":{"version":"2.0.0"}}"#,
+        br#" {"IGNITION":{"Version":"3.0.0"}} "#,
+    ] {
+        assert!(matches!(parse(ign), Ok(UserData::Ignition(_))), "{ign:?}");
+    }
+    for not_ign in [
+        &br#"{"ignitionVersion":"1"}"#[..],
+        br#"{"ignitionVersion":1.5}"#,
+        br#"{"ignition":{"version":2}}"#,
+        br#"{"ignitionVersion":null}"#,
+        br#"[{"ignitionVersion":1}]"#,
+        b"{}",
+    ] {
+        let e = parse(not_ign).expect_err("neither ignition nor cloud-config");
+        assert_eq!(lines(e.report()), [(1, Kind::Error)], "{not_ign:?}");
+    }
+    for header in ["#cloud-config", "#cloud-config   ", "#cloud-config\r"] {
+        let text = format!("{header}\nhostname: h\n");
+        assert_eq!(config(&text).hostname.as_deref(), Some("h"), "{header:?}");
+    }
+    for bad in [
+        " #cloud-config\n",
+        "#Cloud-Config\n",
+        "\u{feff}#cloud-config\n",
+        "\n",
+    ] {
+        assert!(parse(bad.as_bytes()).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn reboot_strategy_off_stays_the_string_off() {
+    for spelling in [
+        "reboot-strategy: off",
+        "reboot_strategy: off",
+        "reboot-strategy: \"off\"",
+    ] {
+        let c = config(&format!(
+            "#cloud-config\ncoreos:\n  update:\n    {spelling}\n"
+        ));
+        assert_eq!(c.coreos.update.reboot_strategy, Some(RebootStrategy::Off));
+        assert_eq!(
+            c.coreos.update.environment(),
+            [("REBOOT_STRATEGY", "off".to_string())]
+        );
+    }
+    // YAML 1.1 false/no are not "off": errors, so the config is refused.
+    for value in ["false", "no", "OFF", "best-effort"] {
+        let text = format!("#cloud-config\ncoreos:\n  update:\n    reboot-strategy: {value}\n");
+        let e = parse(text.as_bytes()).expect_err(value);
+        assert_eq!(lines(e.report()), [(4, Kind::Error)], "{value}");
+        assert_eq!(
+            e.report().entries()[0].message,
+            format!("invalid value {value}")
+        );
+    }
+}
+
+#[test]
+fn update_and_locksmith() {
+    let c = config(
+        "#cloud-config\ncoreos:\n  update:\n    reboot-strategy: etcd-lock\n    group: beta\n    \
+         server: https://u.example/v1\n  locksmith:\n    endpoint: http://10.0.0.1:2379\n    \
+         group: web\n    window-start: Thu 04:00\n    window-length: 1h\n",
+    );
+    let u = &c.coreos.update;
+    assert_eq!(
+        u.reboot_strategy.map(RebootStrategy::as_str),
+        Some("etcd-lock")
+    );
+    assert_eq!(u.group.as_deref(), Some("beta"));
+    let env = c.coreos.locksmith.environment();
+    assert_eq!(
+        env,
+        [
+            ("LOCKSMITHD_ENDPOINT", "http://10.0.0.1:2379".to_string()),
+            ("LOCKSMITHD_GROUP", "web".to_string()),
+            ("REBOOT_WINDOW_START", "Thu 04:00".to_string()),
+            ("REBOOT_WINDOW_LENGTH", "1h".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn units_and_drop_ins() {
+    let c = config(
+        "#cloud-config
+coreos:
+  units:
+    - name: etcd-member.service
+      command: start
+      enable: yes
+      drop-ins:
+        - name: 20-peer.conf
+          content: |
+            [Service]
+            Environment=ETCD_NAME=node1
+    - name: 50-eth0.network
+      runtime: on
+      content: |
+        [Match]
+        Name=eth0
+    - name: docker.socket
+      mask: true
+      command: stop
+    - name: quoted.service
+      enable: \"true\"
+",
+    );
+    let units = &c.coreos.units;
+    assert_eq!(units.len(), 4);
+    assert_eq!(units[0].command, Some(UnitCommand::Start));
+    assert!(units[0].enable && !units[0].runtime && !units[0].mask);
+    assert_eq!(
+        units[0].drop_ins,
+        [DropIn {
+            name: "20-peer.conf".into(),
+            content: "[Service]\nEnvironment=ETCD_NAME=node1\n".into(),
+        }]
+    );
+    assert!(units[1].runtime && units[1].command.is_none());
+    assert_eq!(units[1].content.as_deref(), Some("[Match]\nName=eth0\n"));
+    assert!(units[2].mask);
+    assert_eq!(units[2].command.map(UnitCommand::as_str), Some("stop"));
+    // A quoted "true" is a string: a warning, and the flag stays false.
+    assert!(!units[3].enable);
+    let all = [
+        "start",
+        "stop",
+        "restart",
+        "reload",
+        "try-restart",
+        "reload-or-restart",
+        "reload-or-try-restart",
+    ];
+    for name in all {
+        assert_eq!(
+            UnitCommand::from_name(name).map(UnitCommand::as_str),
+            Some(name)
+        );
+    }
+    assert_eq!(UnitCommand::from_name("tryrestart"), None);
+}
+
+#[test]
+fn write_files_encodings_and_permissions() {
+    // "bar", as in upstream's TestNewCloudConfigDecode.
+    let c = config(
+        "#cloud-config
+write_files:
+  - path: /etc/plain
+    content: plain
+  - path: /etc/b64
+    encoding: b64
+    content: YmFy
+  - path: /etc/gzb64
+    encoding: gzip+base64
+    permissions: 0600
+    owner: core:core
+    content: |
+      H4sIABMVh1QAA0tKLAIAqoz/dgMAAAA=
+  - path: /etc/binary-gzip
+    encoding: gzip
+    permissions: '0744'
+    content: !!binary H4sIABMVh1QAA0tKLAIAqoz/dgMAAAA=
+  - path: /etc/decimal-looking
+    permissions: 420
+",
+    );
+    let f = &c.write_files;
+    assert_eq!(f[0].content, b"plain");
+    assert_eq!(f[0].mode(), FileMode::DEFAULT);
+    assert_eq!(f[1].content, b"bar");
+    assert_eq!(f[2].content, b"bar");
+    assert_eq!(f[2].permissions, Some(FileMode(0o600)));
+    assert_eq!(f[2].owner.as_deref(), Some("core:core"));
+    assert_eq!(f[3].content, b"bar");
+    assert_eq!(f[3].mode().to_string(), "0744");
+    // Upstream read the text "420" as octal.
+    assert_eq!(f[4].permissions, Some(FileMode(0o420)));
+    assert!(f[4].content.is_empty());
+
+    for (bad, line) in [
+        ("  - path: /usr/share/x\n", 3),
+        ("  - path: /x\n    encoding: gzip\n    content: YmFy\n", 5),
+        ("  - path: /x\n    encoding: base64\n", 3),
+        ("  - path: /x\n    permissions: 0800\n", 4),
+    ] {
+        let text = format!("#cloud-config\nwrite_files:\n{bad}");
+        let e = parse(text.as_bytes()).expect_err(bad);
+        assert_eq!(lines(e.report()), [(line, Kind::Error)], "{bad:?}");
+    }
+}
+
+#[test]
+fn users_and_keys() {
+    let c = config(
+        "#cloud-config
+hostname: 4
+ssh_authorized_keys:
+  - ssh-ed25519 AAAA core@a
+  - {not: a key}
+users:
+  - name: elroy
+    passwd: $6$hash
+    groups: [sudo, docker]
+    ssh-authorized-keys: [ssh-rsa BBBB]
+    no-create-home: y
+    system: true
+    shell: /bin/sh
+  - just a string
+",
+    );
+    assert_eq!(c.hostname.as_deref(), Some("4"));
+    assert_eq!(c.ssh_authorized_keys, ["ssh-ed25519 AAAA core@a"]);
+    assert_eq!(c.users.len(), 1);
+    let u = &c.users[0];
+    assert_eq!(u.name, "elroy");
+    assert_eq!(u.passwd.as_deref(), Some("$6$hash"));
+    assert_eq!(u.groups, ["sudo", "docker"]);
+    assert_eq!(u.ssh_authorized_keys, ["ssh-rsa BBBB"]);
+    assert!(u.no_create_home && u.system && !u.no_user_group);
+    assert_eq!(u.shell.as_deref(), Some("/bin/sh"));
+}
+
+#[test]
+fn etcd2_becomes_etcd_environment() {
+    let c = config(
+        "#cloud-config
+coreos:
+  etcd2:
+    name: node1
+    advertise-client-urls: http://$private_ipv4:2379
+    proxy: on
+    debug: yes
+    client_cert_auth: false
+    election-timeout: 0x3e8
+    heartbeat_interval: 0
+    experimental-new-thing: 1
+",
+    );
+    let env = c.coreos.etcd2.environment();
+    let want: Vec<(String, String)> = [
+        ("ETCD_ADVERTISE_CLIENT_URLS", "http://$private_ipv4:2379"),
+        ("ETCD_DEBUG", "true"),
+        ("ETCD_ELECTION_TIMEOUT", "1000"),
+        ("ETCD_EXPERIMENTAL_NEW_THING", "1"),
+        ("ETCD_NAME", "node1"),
+        ("ETCD_PROXY", "on"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(env, want);
+    // The section is deprecated and the last key unknown: warnings only.
+    let report = validate(b"#cloud-config\ncoreos:\n  etcd2:\n    proxy: yes\n");
+    assert_eq!(lines(&report), [(3, Kind::Warning), (4, Kind::Error)]);
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_ignored_with_warnings() {
+    let text = "#cloud-config\nhostname:\n  name: x\nsection_unknown: 1\ncoreos: true\n";
+    let c = config(text);
+    assert_eq!(c, CloudConfig::default());
+    assert_eq!(
+        lines(&validate(text.as_bytes())),
+        [(2, Kind::Warning), (4, Kind::Warning), (5, Kind::Warning)]
+    );
+}
+
+#[test]
+fn yaml_errors_refuse_the_config() {
+    let e = parse(b"#cloud-config\nhostname: [\n").expect_err("unclosed");
+    assert_eq!(e.report().entries()[0].line, 2);
+    assert!(
+        e.to_string()
+            .starts_with("invalid cloud-config: line 2: error:"),
+        "{e}"
+    );
+    let e = parse(b"#cloud-config\nhostname: \xff\n").expect_err("not UTF-8");
+    assert_eq!(lines(e.report()), [(2, Kind::Error)]);
+}
+
+#[test]
+fn substitution_then_parse() {
+    let addrs = Addresses {
+        private_ipv4: Some("10.0.0.2".into()),
+        ..Addresses::default()
+    };
+    let raw =
+        b"#cloud-config\ncoreos:\n  etcd2:\n    listen-client-urls: http://$private_ipv4:2379\n";
+    let c = match parse(&substitute(raw, &addrs)) {
+        Ok(UserData::CloudConfig(c)) => c,
+        other => panic!("{other:?}"),
+    };
+    let urls = c.coreos.etcd2.options().get("listen_client_urls").cloned();
+    assert_eq!(urls.as_deref(), Some("http://10.0.0.2:2379"));
+}

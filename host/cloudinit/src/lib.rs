@@ -1,0 +1,288 @@
+//! The config agent, `coreos-cloudinit`: once per boot, before sshd, etcd and docker start, it
+//! finds user-data, validates it and applies it (issue 6 item 4; behaviour after
+//! coreos-cloudinit f1f0405, sources after SPECS.md S15). The validator and the model are
+//! [`cloudconfig`]'s.
+//!
+//! Pipeline, IO only at the ends:
+//! 1. [`sources`]: the first source that has user-data (or `--from-file`/`--from-url`), with its
+//!    metadata (hostname, SSH keys, addresses). Gzip-compressed user-data is decompressed.
+//! 2. [`metadata`]: `$private_ipv4` & co. filled from the metadata, `/etc/environment` or the
+//!    first interface, and substituted ([`cloudconfig::substitute`]). Only the four
+//!    address variables exist, as upstream: `$hostname` is left alone (shell scripts use it).
+//! 3. [`cloudconfig::validate`]: findings are printed with line numbers. A config with
+//!    errors is not applied (only the metadata is, as upstream did: "Continuing..."), and the
+//!    exit status is 1. An Ignition config is left alone (exit 0).
+//! 4. [`plan`]: the actions (pure); `--dry-run` prints them.
+//! 5. [`apply`]: carried out under `--root` through [`host::Host`]; each failure is printed as
+//!    `coreos-cloudinit: <action>: <error>` and the rest continues; exit status 1 if any failed.
+//!
+//! What the plan and its application lean on: [`accounts`] (passwd, shadow and group as
+//! tables), [`ssh`] (`authorized_keys.d`), [`units`] (unit files, drop-ins, enablement links),
+//! [`conf`] (`KEY=VALUE` files: update.conf, `/etc/environment`). [`cli`] is the binary's
+//! command line; [`run`] the one call it makes. Syscalls and block devices are `machine`'s.
+//!
+//! The boot unit is `services/units/coreos-cloudinit.service`.
+
+pub mod accounts;
+pub mod apply;
+pub mod cli;
+pub mod conf;
+pub mod host;
+pub mod metadata;
+pub mod plan;
+pub mod sources;
+pub mod ssh;
+pub mod units;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use cloudconfig::{Addresses, UserData};
+use util::retry::Policy;
+
+use self::apply::Outcome;
+use self::host::Host;
+use self::metadata::{interface_addresses, parse_env_file, Metadata};
+use self::sources::{Context, Found, SourceKind};
+
+/// Prefix of every line the agent prints (the journal shows it as the message start).
+pub const PROGRAM: &str = "coreos-cloudinit";
+
+/// Where the user-data comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// `--from-sources` (all, platform checks on) or `--source NAME…` (those, checks off).
+    Sources {
+        only: Option<Vec<SourceKind>>,
+    },
+    File(PathBuf),
+    Url(String),
+}
+
+/// One run's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub root: PathBuf,
+    pub input: Input,
+    /// Print the plan, change nothing.
+    pub dry_run: bool,
+    /// Print the validator's report, change nothing.
+    pub validate_only: bool,
+    pub ec2_base_url: String,
+    /// The file in `~/.ssh/authorized_keys.d` the keys go to (upstream's `--ssh-key-name`):
+    /// the OEM configuration uses its own, so user-data keys never replace the platform's.
+    pub ssh_key_name: String,
+    pub url_policy: Policy,
+    pub imds_policy: Policy,
+}
+
+impl Options {
+    /// Production settings for `input` under `root`.
+    pub fn new(root: impl Into<PathBuf>, input: Input) -> Options {
+        Options {
+            root: root.into(),
+            input,
+            dry_run: false,
+            validate_only: false,
+            ec2_base_url: sources::ec2::DEFAULT_BASE_URL.to_string(),
+            ssh_key_name: ssh::KEY_NAME.to_string(),
+            url_policy: Policy::CONFIG_URL,
+            imds_policy: Policy::METADATA,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// The source used, if any.
+    pub source: Option<String>,
+    /// Source errors, validation errors and failed actions.
+    pub failures: usize,
+    /// The actions planned (applied unless `--dry-run`).
+    pub actions: usize,
+}
+
+impl Summary {
+    pub fn success(&self) -> bool {
+        self.failures == 0
+    }
+}
+
+/// The agent's output: progress to `out`, problems to `err`, each line prefixed by [`PROGRAM`].
+pub struct Console<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+}
+
+impl Console<'_> {
+    fn say(&mut self, msg: impl std::fmt::Display) {
+        let _ = writeln!(self.out, "{PROGRAM}: {msg}");
+    }
+    fn warn(&mut self, msg: impl std::fmt::Display) {
+        let _ = writeln!(self.err, "{PROGRAM}: {msg}");
+    }
+}
+
+/// One run (module docs).
+pub fn run(opts: &Options, host: &dyn Host, console: &mut Console) -> Summary {
+    let mut summary = Summary::default();
+    // `sshkey="..."` on the kernel command line (network boots) authorizes a key for core,
+    // with or without user-data.
+    let cmdline_keys = std::fs::read_to_string(opts.root.join("proc/cmdline"))
+        .map(|c| sources::cmdline_ssh_keys(&c))
+        .unwrap_or_default();
+    let found = match find_user_data(opts, host, console, &mut summary) {
+        Some(mut found) => {
+            found.metadata.ssh_public_keys.extend(cmdline_keys);
+            found
+        }
+        None if !cmdline_keys.is_empty() => Found {
+            source: "kernel command line sshkey=".into(),
+            user_data: Vec::new(),
+            metadata: Metadata {
+                ssh_public_keys: cmdline_keys,
+                ..Metadata::default()
+            },
+        },
+        None => return summary,
+    };
+    summary.source = Some(found.source.clone());
+    console.say(format!(
+        "user-data from {} ({} bytes)",
+        found.source,
+        found.user_data.len()
+    ));
+    let raw = match maybe_gunzip(&found.user_data) {
+        Ok(raw) => raw,
+        Err(e) => {
+            console.warn(format!("{}: gzip-compressed user-data: {e}", found.source));
+            summary.failures += 1;
+            return summary;
+        }
+    };
+    let addresses = found
+        .metadata
+        .addresses
+        .clone()
+        .or(env_file_addresses(&opts.root))
+        .or(if host.is_live() {
+            interface_addresses(host.interface_ipv4())
+        } else {
+            Addresses::default()
+        });
+    let user_data = cloudconfig::substitute(&raw, &addresses);
+    let report = cloudconfig::validate(&user_data);
+    if opts.validate_only {
+        for e in report.entries() {
+            let _ = writeln!(console.out, "{e}");
+        }
+        summary.failures += usize::from(report.has_errors());
+        return summary;
+    }
+    for e in report.entries() {
+        console.warn(format!("{}: {e}", found.source));
+    }
+    let parsed = if report.has_errors() {
+        console.warn("user-data not applied: it has errors; applying the metadata only");
+        summary.failures += 1;
+        UserData::Empty
+    } else {
+        match cloudconfig::parse(&user_data) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                console.warn(format!("user-data not applied: {e}"));
+                summary.failures += 1;
+                UserData::Empty
+            }
+        }
+    };
+    if let UserData::Ignition(_) = parsed {
+        console.say("the user-data is an Ignition config: left to Ignition, nothing applied");
+        return summary;
+    }
+    let mut actions = plan::plan_user_data(&parsed, &found.metadata);
+    for a in &mut actions {
+        if let plan::Action::AuthorizeKeys { name, .. } = a {
+            name.clone_from(&opts.ssh_key_name);
+        }
+    }
+    summary.actions = actions.len();
+    if opts.dry_run {
+        console.say(format!(
+            "plan ({} actions, nothing applied):",
+            actions.len()
+        ));
+        for (i, a) in actions.iter().enumerate() {
+            let _ = writeln!(console.out, "  {}. {a}", i + 1);
+        }
+        return summary;
+    }
+    summary.failures += apply::apply(
+        &actions,
+        &opts.root,
+        host,
+        &mut |action, result| match result {
+            Ok(Outcome::Done) => console.say(action),
+            Ok(Outcome::Note(note)) => console.say(format!("{action}: {note}")),
+            Ok(Outcome::Skipped(why)) => console.say(format!("{action}: skipped ({why})")),
+            Err(e) => console.warn(format!("{action}: {e}")),
+        },
+    );
+    summary
+}
+
+fn find_user_data(
+    opts: &Options,
+    host: &dyn Host,
+    console: &mut Console,
+    summary: &mut Summary,
+) -> Option<Found> {
+    let ctx = Context {
+        root: &opts.root,
+        host,
+        ec2_base_url: opts.ec2_base_url.clone(),
+        url_policy: opts.url_policy,
+        imds_policy: opts.imds_policy,
+    };
+    let result = match &opts.input {
+        Input::Sources { only } => {
+            let kinds = only.clone().unwrap_or_else(|| SourceKind::ORDER.to_vec());
+            let search = sources::search(&kinds, only.is_some(), &ctx);
+            for (kind, e) in &search.errors {
+                console.warn(format!("source {kind}: {e}"));
+                summary.failures += 1;
+            }
+            if search.found.is_none() {
+                console.say("no user-data found");
+            }
+            return search.found;
+        }
+        Input::File(path) => sources::from_file(path),
+        Input::Url(url) => sources::from_url(url, &ctx),
+    };
+    result
+        .map_err(|e| {
+            console.warn(e);
+            summary.failures += 1;
+        })
+        .ok()
+}
+
+/// User-data as is, or decompressed when it is gzip (upstream's `decompressIfGzip`).
+pub fn maybe_gunzip(data: &[u8]) -> Result<Vec<u8>, cloudconfig::DecodeError> {
+    if data.starts_with(&[0x1f, 0x8b]) {
+        cloudconfig::decode_content(data, "gzip")
+    } else {
+        Ok(data.to_vec())
+    }
+}
+
+/// `COREOS_*_IPV4/6` from `/etc/environment` under `root`.
+fn env_file_addresses(root: &Path) -> Addresses {
+    let text = std::fs::read_to_string(root.join("etc/environment")).unwrap_or_default();
+    Addresses::from_env(parse_env_file(&text))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,304 @@
+//! The local sources against files under a temporary root, with a recording host.
+
+use std::fs;
+use std::path::Path;
+
+use tempfile::TempDir;
+
+use super::*;
+use crate::host::fake::FakeHost;
+
+fn write(root: &Path, rel: &str, content: impl AsRef<[u8]>) {
+    let path = root.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, content).unwrap();
+}
+
+fn local_kinds() -> Vec<SourceKind> {
+    SourceKind::ORDER.to_vec()
+}
+
+#[test]
+fn cmdline_urls() {
+    struct Case {
+        cmdline: &'static str,
+        want: Option<&'static str>,
+    }
+    let cases = [
+        Case {
+            cmdline: "ro usr=PARTLABEL=USR-A cloud-config-url=http://10.0.0.1/a\n",
+            want: Some("http://10.0.0.1/a"),
+        },
+        Case {
+            cmdline: "cloud-config-url=http://x/1 cloud-config-url=http://x/2",
+            want: Some("http://x/2"),
+        },
+        Case {
+            cmdline: "coreos.config.url=http://x/ign cloud-config-url=http://x/cc",
+            want: Some("http://x/cc"),
+        },
+        Case {
+            cmdline: "coreos.config.url=https://x/c",
+            want: Some("https://x/c"),
+        },
+        Case {
+            cmdline: "cloud-config-url= console=ttyS0",
+            want: None,
+        },
+        Case {
+            cmdline: "quiet -- cloud-config-url=http://for-init/",
+            want: None,
+        },
+        Case {
+            cmdline: "",
+            want: None,
+        },
+    ];
+    for c in cases {
+        assert_eq!(cmdline_url(c.cmdline).as_deref(), c.want, "{:?}", c.cmdline);
+    }
+}
+
+#[test]
+fn nothing_anywhere() {
+    let tmp = TempDir::with_prefix("sources-none").unwrap();
+    write(tmp.path(), "proc/cmdline", "ro quiet\n");
+    let host = FakeHost::default();
+    let ctx = Context::new(tmp.path(), &host);
+    let s = search(&local_kinds(), false, &ctx);
+    assert!(s.found.is_none() && s.errors.is_empty(), "{s:?}");
+    // fw_cfg's module is asked for; VMware and EC2 are not tried without DMI saying so.
+    assert_eq!(host.calls(), ["modprobe qemu_fw_cfg"]);
+}
+
+#[test]
+fn fw_cfg_then_vagrant_first_found_wins() {
+    let tmp = TempDir::with_prefix("sources-local").unwrap();
+    let root = tmp.path();
+    write(
+        root,
+        VAGRANT_USER_DATA,
+        "#cloud-config\nhostname: vagrant\n",
+    );
+    write(root, FW_CFG_CONFIG, "#cloud-config\nhostname: qemu\n");
+    let host = FakeHost::default();
+    let ctx = Context::new(root, &host);
+    let found = search(&local_kinds(), false, &ctx).found.unwrap();
+    assert_eq!(
+        found,
+        Found {
+            source: "QEMU fw_cfg /sys/firmware/qemu_fw_cfg/by_name/opt/com.coreos/config/raw"
+                .into(),
+            user_data: b"#cloud-config\nhostname: qemu\n".to_vec(),
+            metadata: Metadata::default(),
+        }
+    );
+    assert!(host.calls().is_empty(), "the firmware directory exists");
+    let found = search(&[SourceKind::Vagrant], true, &ctx).found.unwrap();
+    assert_eq!(
+        found.source,
+        "Vagrant user-data /var/lib/coreos-vagrant/vagrantfile-user-data"
+    );
+    assert_eq!(found.user_data, b"#cloud-config\nhostname: vagrant\n");
+    // An empty file is still a source (its metadata would apply).
+    write(root, VAGRANT_USER_DATA, "");
+    fs::remove_file(root.join(FW_CFG_CONFIG)).unwrap();
+    let found = search(&local_kinds(), false, &ctx).found.unwrap();
+    assert!(found.source.starts_with("Vagrant") && found.user_data.is_empty());
+}
+
+fn config_drive_root(tmp: &TempDir) -> &Path {
+    let root = tmp.path();
+    write(
+        root,
+        "sys/class/block/sr0/uevent",
+        "MAJOR=11\nMINOR=0\nDEVNAME=sr0\nDEVTYPE=disk\n",
+    );
+    write(
+        root,
+        "sys/class/block/vda/uevent",
+        "DEVNAME=vda\nDEVTYPE=disk\n",
+    );
+    write(root, "dev/vda", vec![0u8; 4096]);
+    // Hand-made iso9660 head labelled config-2 (see configdrive's tests for the layout).
+    let mut head = vec![0u8; configdrive::PROBE_BYTES];
+    head[0x8000] = 1;
+    head[0x8001..0x8006].copy_from_slice(b"CD001");
+    head[0x8028..0x8048].fill(b' ');
+    head[0x8028..0x8030].copy_from_slice(b"config-2");
+    head[0x8800] = 255;
+    head[0x8801..0x8806].copy_from_slice(b"CD001");
+    write(root, "dev/sr0", head);
+    root
+}
+
+#[test]
+fn config_drive_is_found_mounted_read_and_unmounted() {
+    let tmp = TempDir::with_prefix("sources-configdrive").unwrap();
+    let root = config_drive_root(&tmp);
+    let drive = TempDir::with_prefix("sources-configdrive-content").unwrap();
+    write(
+        drive.path(),
+        configdrive::USER_DATA,
+        "#cloud-config\nssh_authorized_keys: [a]\n",
+    );
+    write(
+        drive.path(),
+        configdrive::META_DATA,
+        r#"{"hostname": "node7", "public_keys": {"k": "ssh-rsa AAAA k"}}"#,
+    );
+    let host = FakeHost {
+        drive: Some(drive.path().to_path_buf()),
+        ..FakeHost::default()
+    };
+    let ctx = Context::new(root, &host);
+    let found = search(&[SourceKind::ConfigDrive], false, &ctx)
+        .found
+        .unwrap();
+    let dev = root.join("dev/sr0");
+    let mnt = root.join(configdrive::MOUNT_DIR);
+    assert_eq!(
+        found,
+        Found {
+            source: format!("config drive {}", dev.display()),
+            user_data: b"#cloud-config\nssh_authorized_keys: [a]\n".to_vec(),
+            metadata: Metadata {
+                hostname: Some("node7".into()),
+                ssh_public_keys: vec!["ssh-rsa AAAA k".into()],
+                ..Metadata::default()
+            },
+        }
+    );
+    assert_eq!(
+        host.calls(),
+        [
+            format!("mount {} {}", dev.display(), mnt.display()),
+            format!("unmount {}", mnt.display()),
+        ]
+    );
+    assert!(!mnt.exists(), "the mount point is removed");
+}
+
+#[test]
+fn a_broken_config_drive_is_reported_unmounted_and_the_next_source_wins() {
+    let tmp = TempDir::with_prefix("sources-configdrive-bad").unwrap();
+    let root = config_drive_root(&tmp);
+    write(root, VAGRANT_USER_DATA, "#cloud-config\n");
+    let drive = TempDir::with_prefix("sources-configdrive-bad-content").unwrap();
+    write(drive.path(), configdrive::META_DATA, "{not json");
+    let host = FakeHost {
+        drive: Some(drive.path().to_path_buf()),
+        ..FakeHost::default()
+    };
+    let ctx = Context::new(root, &host);
+    let s = search(&local_kinds(), false, &ctx);
+    assert!(s.found.unwrap().source.starts_with("Vagrant"));
+    assert_eq!(s.errors.len(), 1);
+    let (kind, e) = &s.errors[0];
+    assert_eq!(*kind, SourceKind::ConfigDrive);
+    assert!(
+        e.to_string()
+            .starts_with("openstack/latest/meta_data.json: key must be a string"),
+        "{e}"
+    );
+    assert!(host.calls().iter().any(|c| c.starts_with("unmount ")));
+    // A drive that cannot be mounted (no medium; offline) is an error too, not a panic.
+    let host = FakeHost::default();
+    let ctx = Context::new(root, &host);
+    let e = probe(SourceKind::ConfigDrive, &ctx).unwrap_err();
+    assert_eq!(e.to_string(), "mount: no medium");
+}
+
+#[test]
+fn vmware_only_where_dmi_says_vmware() {
+    let tmp = TempDir::with_prefix("sources-vmware").unwrap();
+    let root = tmp.path();
+    let host = FakeHost {
+        guestinfo: [
+            (vmware::DATA_KEY, "I2Nsb3VkLWNvbmZpZwo="),
+            (vmware::ENCODING_KEY, "base64"),
+            (vmware::HOSTNAME_KEY, "vm1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        ..FakeHost::default()
+    };
+    let ctx = Context::new(root, &host);
+    write(root, "sys/firmware/qemu_fw_cfg/rev", "3");
+    assert!(search(&local_kinds(), false, &ctx).found.is_none());
+    assert!(
+        host.calls().is_empty(),
+        "guestinfo not asked: {:?}",
+        host.calls()
+    );
+    write(root, "sys/class/dmi/id/sys_vendor", "VMware, Inc.\n");
+    let found = search(&local_kinds(), false, &ctx).found.unwrap();
+    assert_eq!(
+        found,
+        Found {
+            source: "VMware guestinfo".into(),
+            user_data: b"#cloud-config\n".to_vec(),
+            metadata: Metadata {
+                hostname: Some("vm1".into()),
+                ..Metadata::default()
+            },
+        }
+    );
+    assert_eq!(host.calls()[0], "guestinfo guestinfo.ovfEnv");
+}
+
+#[test]
+fn vmware_ovf_environment_first_then_variables() {
+    let tmp = TempDir::with_prefix("sources-vmware-ovf").unwrap();
+    let ovf = r##"<Environment xmlns:oe="http://schemas.dmtf.org/ovf/environment/1"><PropertySection>
+        <Property oe:key="guestinfo.coreos.config.data" oe:value="#cloud-config&#10;"/>
+        <Property oe:key="guestinfo.coreos.config.data.encoding" oe:value=""/>
+        <Property oe:key="guestinfo.hostname" oe:value=""/>
+        </PropertySection></Environment>"##;
+    let host = FakeHost {
+        guestinfo: [
+            (vmware::OVF_ENV_KEY, ovf),
+            (vmware::HOSTNAME_KEY, "from-variable"),
+            (vmware::DATA_KEY, "ignored: the OVF environment has data"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        ..FakeHost::default()
+    };
+    let ctx = Context::new(tmp.path(), &host);
+    let found = search(&[SourceKind::Vmware], true, &ctx).found.unwrap();
+    assert_eq!(found.source, "VMware OVF environment");
+    assert_eq!(found.user_data, b"#cloud-config\n");
+    assert_eq!(found.metadata.hostname.as_deref(), Some("from-variable"));
+    // Nothing set at all: not found.
+    let host = FakeHost::default();
+    let ctx = Context::new(tmp.path(), &host);
+    assert!(search(&[SourceKind::Vmware], true, &ctx).found.is_none());
+}
+
+#[test]
+fn names_of_sources() {
+    for k in SourceKind::ORDER {
+        assert_eq!(k.as_str().parse::<SourceKind>(), Ok(k));
+    }
+    assert_eq!(
+        "gce".parse::<SourceKind>(),
+        Err("unknown source \"gce\" (known: cmdline, qemu-fw-cfg, config-drive, vagrant, vmware, ec2)".into())
+    );
+}
+
+#[test]
+fn from_file_reads_the_path_as_given() {
+    let tmp = TempDir::with_prefix("sources-file").unwrap();
+    write(tmp.path(), "u", "#!/bin/sh\n");
+    let f = from_file(&tmp.path().join("u")).unwrap();
+    assert_eq!(f.user_data, b"#!/bin/sh\n");
+    let e = from_file(&tmp.path().join("missing")).unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("missing: No such file or directory (os error 2)"),
+        "{e}"
+    );
+}

@@ -1,0 +1,759 @@
+//! Plans as whole values for representative configs, and whole runs (source → validation →
+//! plan → apply) against a temporary root with a recording host.
+
+use std::fs;
+use std::path::Path;
+
+use cloudconfig::{FileMode, UnitCommand, User};
+use tempfile::TempDir;
+
+use super::metadata::Metadata;
+use super::plan::{plan, plan_user_data, script_name, Action};
+use super::*;
+use crate::host::fake::FakeHost;
+
+fn parse(text: &str) -> UserData {
+    cloudconfig::parse(text.as_bytes()).unwrap()
+}
+
+fn config(text: &str) -> cloudconfig::CloudConfig {
+    match parse(text) {
+        UserData::CloudConfig(c) => *c,
+        other => panic!("not a cloud-config: {other:?}"),
+    }
+}
+
+fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+const CLUSTER_NODE: &str = r#"#cloud-config
+hostname: node1
+ssh_authorized_keys:
+  - ssh-ed25519 AAAA top
+users:
+  - name: core
+    ssh_authorized_keys: [ssh-ed25519 BBBB user-core]
+  - name: elroy
+    passwd: $6$5s2u6/jR$un0AvWnqilcgaNB3Mkxd5yYv6mTlWfOoCYHZmfi3LDKVltj.E8XNKEcwWm...
+    groups: [sudo, docker]
+    ssh_authorized_keys: [ssh-rsa CCCC elroy]
+  - name: ""
+write_files:
+  - path: /etc/motd
+    content: hello
+  - path: /opt/bin/tool
+    permissions: "0755"
+    owner: elroy:docker
+    encoding: b64
+    content: IyEvYmluL3NoCg==
+manage_etc_hosts: localhost
+coreos:
+  update:
+    group: beta
+    reboot-strategy: off
+  locksmith:
+    endpoint: http://10.0.0.1:2379
+    window-start: Sun 03:00
+    window-length: 1h
+    etcd_password: secret
+  etcd2:
+    name: node1
+    advertise-client-urls: http://$private_ipv4:2379
+  units:
+    - name: docker.service
+      drop-ins:
+        - name: 50-opts.conf
+          content: "[Service]\nEnvironment=DOCKER_OPTS=--debug\n"
+      command: restart
+    - name: hello.service
+      enable: true
+      runtime: true
+      content: "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n"
+      command: start
+    - name: 10-static.network
+      content: "[Match]\nName=eth0\n"
+    - name: rpcbind.service
+      mask: true
+"#;
+
+#[test]
+fn plan_of_a_cluster_node() {
+    let meta = Metadata::default();
+    let c = config(CLUSTER_NODE);
+    let elroy = c.users[1].clone();
+    let want = vec![
+        Action::SetHostname {
+            hostname: "node1".into(),
+        },
+        Action::EnsureUser(User {
+            name: "core".into(),
+            ssh_authorized_keys: vec!["ssh-ed25519 BBBB user-core".into()],
+            ..User::default()
+        }),
+        Action::EnsureUser(elroy),
+        Action::AuthorizeKeys {
+            user: "core".into(),
+            name: "coreos-cloudinit".into(),
+            keys: vec!["ssh-ed25519 BBBB user-core".into(), "ssh-ed25519 AAAA top".into()],
+        },
+        Action::AuthorizeKeys {
+            user: "elroy".into(),
+            name: "coreos-cloudinit".into(),
+            keys: vec!["ssh-rsa CCCC elroy".into()],
+        },
+        Action::WriteFile {
+            path: "/etc/motd".into(),
+            content: b"hello".to_vec(),
+            mode: FileMode(0o644),
+            owner: None,
+        },
+        Action::WriteFile {
+            path: "/opt/bin/tool".into(),
+            content: b"#!/bin/sh\n".to_vec(),
+            mode: FileMode(0o755),
+            owner: Some("elroy:docker".into()),
+        },
+        Action::WriteEtcHosts {
+            hostname: Some("node1".into()),
+        },
+        Action::WriteUpdateConf {
+            set: pairs(&[
+                ("REBOOT_STRATEGY", "off"),
+                ("GROUP", "beta"),
+                ("LOCKSMITHD_ENDPOINT", "http://10.0.0.1:2379"),
+                ("LOCKSMITHD_ETCD_PASSWORD", "secret"),
+                ("LOCKSMITHD_REBOOT_WINDOW_START", "Sun 03:00"),
+                ("LOCKSMITHD_REBOOT_WINDOW_LENGTH", "1h"),
+            ]),
+            unset: vec!["REBOOT_WINDOW_START".into(), "REBOOT_WINDOW_LENGTH".into()],
+        },
+        Action::WriteDropIn {
+            unit: "etcd.service".into(),
+            runtime: true,
+            name: "20-cloudinit.conf".into(),
+            content: "[Service]\nEnvironment=\"ETCD_ADVERTISE_CLIENT_URLS=http://$private_ipv4:2379\"\nEnvironment=\"ETCD_NAME=node1\"\n".into(),
+        },
+        Action::EnableUnit {
+            unit: "etcd.service".into(),
+            runtime: true,
+        },
+        Action::WriteDropIn {
+            unit: "docker.service".into(),
+            runtime: false,
+            name: "50-opts.conf".into(),
+            content: "[Service]\nEnvironment=DOCKER_OPTS=--debug\n".into(),
+        },
+        Action::WriteUnit {
+            unit: "hello.service".into(),
+            runtime: true,
+            content: "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n".into(),
+        },
+        Action::EnableUnit {
+            unit: "hello.service".into(),
+            runtime: true,
+        },
+        Action::WriteUnit {
+            unit: "10-static.network".into(),
+            runtime: false,
+            content: "[Match]\nName=eth0\n".into(),
+        },
+        Action::MaskUnit {
+            unit: "rpcbind.service".into(),
+            runtime: false,
+        },
+        Action::DaemonReload,
+        Action::UnitCommand {
+            unit: "systemd-networkd.service".into(),
+            command: UnitCommand::Restart,
+        },
+        Action::UnitCommand {
+            unit: "etcd.service".into(),
+            command: UnitCommand::Start,
+        },
+        Action::UnitCommand {
+            unit: "docker.service".into(),
+            command: UnitCommand::Restart,
+        },
+        Action::UnitCommand {
+            unit: "hello.service".into(),
+            command: UnitCommand::Start,
+        },
+        Action::UnitCommand {
+            unit: "update-engine.service".into(),
+            command: UnitCommand::TryRestart,
+        },
+    ];
+    assert_eq!(plan(&c, &meta), want);
+}
+
+#[test]
+fn dry_run_lines() {
+    let lines: Vec<String> = plan(&config(CLUSTER_NODE), &Metadata::default())
+        .iter()
+        .map(Action::to_string)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "set hostname node1",
+            "create or update user core",
+            "create or update user elroy (groups sudo,docker)",
+            "authorize 2 SSH keys for core (authorized_keys.d/coreos-cloudinit)",
+            "authorize 1 SSH key for elroy (authorized_keys.d/coreos-cloudinit)",
+            "write /etc/motd (0644, 5 bytes)",
+            "write /opt/bin/tool (0755, 10 bytes, owner elroy:docker)",
+            "write /etc/hosts for node1",
+            "set REBOOT_STRATEGY=off GROUP=beta LOCKSMITHD_ENDPOINT=http://10.0.0.1:2379 \
+             LOCKSMITHD_ETCD_PASSWORD=(hidden) LOCKSMITHD_REBOOT_WINDOW_START=Sun 03:00 \
+             LOCKSMITHD_REBOOT_WINDOW_LENGTH=1h in /etc/update-engine/update.conf, \
+             remove REBOOT_WINDOW_START REBOOT_WINDOW_LENGTH",
+            "write drop-in /run/systemd/system/etcd.service.d/20-cloudinit.conf",
+            "enable etcd.service (runtime)",
+            "write drop-in /etc/systemd/system/docker.service.d/50-opts.conf",
+            "write unit /run/systemd/system/hello.service",
+            "enable hello.service (runtime)",
+            "write unit /etc/systemd/network/10-static.network",
+            "mask rpcbind.service",
+            "systemctl daemon-reload",
+            "systemctl --no-block restart systemd-networkd.service",
+            "systemctl --no-block start etcd.service",
+            "systemctl --no-block restart docker.service",
+            "systemctl --no-block start hello.service",
+            "systemctl --no-block try-restart update-engine.service",
+        ]
+    );
+}
+
+#[test]
+fn engine_restarts_only_when_its_config_changes() {
+    let restarts = |text: &str| {
+        plan(&config(text), &Metadata::default())
+            .iter()
+            .filter(|a| {
+                matches!(a, Action::UnitCommand { unit, command: UnitCommand::TryRestart }
+                    if unit == "update-engine.service")
+            })
+            .count()
+    };
+    assert_eq!(
+        restarts(
+            "#cloud-config
+hostname: a
+"
+        ),
+        0
+    );
+    assert_eq!(
+        restarts(
+            "#cloud-config
+coreos:
+  update:
+    group: beta
+"
+        ),
+        1
+    );
+    assert_eq!(
+        restarts(
+            "#cloud-config
+coreos:
+  locksmith:
+    group: g
+"
+        ),
+        1
+    );
+    let file = "#cloud-config
+write_files:
+  - path: /etc/update-engine/update.conf
+    content: CHECK_INTERVAL=30
+";
+    assert_eq!(restarts(file), 1);
+}
+
+#[test]
+fn plan_merges_metadata() {
+    let meta = Metadata {
+        hostname: Some("from-metadata".into()),
+        ssh_public_keys: vec!["ssh-rsa META".into()],
+        addresses: Addresses {
+            private_ipv4: Some("10.1.2.3".into()),
+            public_ipv4: Some("1.2.3.4".into()),
+            ..Addresses::default()
+        },
+    };
+    let c = config("#cloud-config\nssh_authorized_keys: [ssh-rsa CONF]\ncoreos:\n  oem:\n    id: qemu\n    name: QEMU \"x\"\n");
+    assert_eq!(
+        plan(&c, &meta),
+        vec![
+            Action::SetHostname {
+                hostname: "from-metadata".into()
+            },
+            Action::EnsureUser(User {
+                name: "core".into(),
+                ..User::default()
+            }),
+            Action::AuthorizeKeys {
+                user: "core".into(),
+                name: "coreos-cloudinit".into(),
+                keys: vec!["ssh-rsa CONF".into(), "ssh-rsa META".into()],
+            },
+            Action::WriteFile {
+                path: "/etc/oem-release".into(),
+                content: b"ID=qemu\nVERSION_ID=\nNAME=\"QEMU \\\"x\\\"\"\nHOME_URL=\"\"\nBUG_REPORT_URL=\"\"\n"
+                    .to_vec(),
+                mode: FileMode(0o644),
+                owner: None,
+            },
+            Action::WriteEnvironment {
+                set: pairs(&[
+                    ("COREOS_PRIVATE_IPV4", "10.1.2.3"),
+                    ("COREOS_PUBLIC_IPV4", "1.2.3.4"),
+                ])
+            },
+        ]
+    );
+    // The config's hostname wins over the metadata's.
+    let c = config("#cloud-config\nhostname: mine\n");
+    assert_eq!(
+        plan(&c, &meta)[0],
+        Action::SetHostname {
+            hostname: "mine".into()
+        }
+    );
+}
+
+#[test]
+fn plan_of_scripts_empty_and_ignition() {
+    let meta = Metadata {
+        ssh_public_keys: vec!["k".into()],
+        ..Metadata::default()
+    };
+    let keys = Action::AuthorizeKeys {
+        user: "core".into(),
+        name: "coreos-cloudinit".into(),
+        keys: vec!["k".into()],
+    };
+    let script = b"#!/bin/sh\necho hi\n".to_vec();
+    let core = Action::EnsureUser(User {
+        name: "core".into(),
+        ..User::default()
+    });
+    assert_eq!(
+        plan_user_data(&UserData::Script(script.clone()), &meta),
+        vec![
+            core.clone(),
+            keys.clone(),
+            Action::RunScript {
+                name: script_name(&script),
+                content: script.clone(),
+            }
+        ]
+    );
+    assert_eq!(script_name(&script), script_name(b"#!/bin/sh\necho hi\n"));
+    assert!(script_name(&script).starts_with("coreos-cloudinit-"));
+    assert_eq!(script_name(&script).len(), "coreos-cloudinit-".len() + 12);
+    assert_eq!(plan_user_data(&UserData::Empty, &meta), vec![core, keys]);
+    assert!(plan_user_data(&UserData::Ignition(b"{}".to_vec()), &meta).is_empty());
+    assert!(plan(&config("#cloud-config\n"), &Metadata::default()).is_empty());
+}
+
+/// A root with the minimal image's account files.
+fn minimal_root(name: &str) -> TempDir {
+    let tmp = TempDir::with_prefix(name).unwrap();
+    let etc = tmp.path().join("etc");
+    fs::create_dir_all(&etc).unwrap();
+    let minimal = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../services/minimal");
+    for f in ["passwd", "group", "shadow"] {
+        fs::copy(minimal.join(f), etc.join(f)).unwrap();
+    }
+    tmp
+}
+
+fn run_with(opts: &Options, host: &FakeHost) -> (Summary, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let summary = run(
+        opts,
+        host,
+        &mut Console {
+            out: &mut out,
+            err: &mut err,
+        },
+    );
+    let s = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (summary, s(out), s(err))
+}
+
+fn file_input(tmp: &TempDir, user_data: &[u8]) -> Options {
+    let path = tmp.path().join("user-data");
+    fs::write(&path, user_data).unwrap();
+    Options::new(tmp.path(), Input::File(path))
+}
+
+#[test]
+fn a_live_run_calls_systemctl_in_plan_order() {
+    let tmp = minimal_root("agent-live");
+    let root = tmp.path();
+    fs::create_dir_all(root.join("usr/lib/systemd/system")).unwrap();
+    fs::write(
+        root.join("usr/lib/systemd/system/etcd.service"),
+        "[Service]\nExecStart=/usr/bin/etcd\n[Install]\nWantedBy=multi-user.target\n",
+    )
+    .unwrap();
+    let host = FakeHost {
+        ipv4: Some("10.0.2.15".parse().unwrap()),
+        ..FakeHost::live()
+    };
+    let user_data = b"#cloud-config\nhostname: n1\ncoreos:\n  etcd2:\n    listen-client-urls: http://$private_ipv4:2379\n  units:\n    - name: docker.service\n      command: restart\n";
+    let opts = file_input(&tmp, user_data);
+    let (summary, out, err) = run_with(&opts, &host);
+    let path = opts.root.join("user-data");
+    assert_eq!(
+        err,
+        format!(
+            "coreos-cloudinit: file {}: line 4: warning: deprecated key \"etcd2\" (etcd2 is no longer shipped in Container Linux)\n",
+            path.display()
+        ),
+        "warnings are printed, and do not stop anything"
+    );
+    assert!(summary.success(), "{summary:?}");
+    assert_eq!(
+        host.calls(),
+        [
+            "sethostname n1",
+            "systemctl daemon-reload",
+            "systemctl --no-block start etcd.service",
+            "systemctl --no-block restart docker.service",
+        ]
+    );
+    let drop_in =
+        fs::read_to_string(root.join("run/systemd/system/etcd.service.d/20-cloudinit.conf"))
+            .unwrap();
+    assert_eq!(
+        drop_in, "[Service]\nEnvironment=\"ETCD_LISTEN_CLIENT_URLS=http://10.0.2.15:2379\"\n",
+        "the interface address fills $private_ipv4"
+    );
+    let link = root.join("run/systemd/system/multi-user.target.wants/etcd.service");
+    assert_eq!(
+        fs::read_link(link).unwrap(),
+        Path::new("/usr/lib/systemd/system/etcd.service")
+    );
+    assert_eq!(
+        out,
+        format!(
+            "coreos-cloudinit: user-data from file {} ({} bytes)\n\
+             coreos-cloudinit: set hostname n1\n\
+             coreos-cloudinit: write drop-in /run/systemd/system/etcd.service.d/20-cloudinit.conf\n\
+             coreos-cloudinit: enable etcd.service (runtime): /run/systemd/system/multi-user.target.wants/etcd.service → /usr/lib/systemd/system/etcd.service\n\
+             coreos-cloudinit: systemctl daemon-reload\n\
+             coreos-cloudinit: systemctl --no-block start etcd.service\n\
+             coreos-cloudinit: systemctl --no-block restart docker.service\n",
+            path.display(),
+            user_data.len()
+        )
+    );
+}
+
+#[test]
+fn failures_are_reported_and_the_rest_continues() {
+    let tmp = minimal_root("agent-failures");
+    let host = FakeHost {
+        fail_systemctl: Some("nosuch.service".into()),
+        ..FakeHost::live()
+    };
+    let opts = file_input(
+        &tmp,
+        b"#cloud-config\nwrite_files:\n  - path: /etc/a\n    owner: nobody-here\n    content: a\n  - path: /etc/b\n    content: b\ncoreos:\n  units:\n    - name: nosuch.service\n      command: start\n    - name: ok.service\n      command: stop\n",
+    );
+    let (summary, _, err) = run_with(&opts, &host);
+    assert_eq!(summary.failures, 2);
+    assert_eq!(
+        err,
+        "coreos-cloudinit: write /etc/a (0644, 1 bytes, owner nobody-here): no user \"nobody-here\" in /etc/passwd\n\
+         coreos-cloudinit: systemctl --no-block start nosuch.service: systemctl --no-block start nosuch.service: exit status 5: Unit not found.\n"
+    );
+    assert!(!tmp.path().join("etc/a").exists());
+    assert_eq!(fs::read(tmp.path().join("etc/b")).unwrap(), b"b");
+    assert_eq!(
+        host.calls().last().unwrap(),
+        "systemctl --no-block stop ok.service"
+    );
+}
+
+#[test]
+fn invalid_user_data_is_not_applied_but_metadata_is() {
+    let tmp = minimal_root("agent-invalid");
+    let root = tmp.path();
+    // A config drive whose meta_data gives a hostname and a key, and a bad user_data.
+    fs::create_dir_all(root.join("dev/disk/by-label")).unwrap();
+    fs::write(root.join("dev/disk/by-label/config-2"), b"").unwrap();
+    let drive = TempDir::with_prefix("agent-invalid-drive").unwrap();
+    let latest = drive.path().join("openstack/latest");
+    fs::create_dir_all(&latest).unwrap();
+    fs::write(
+        latest.join("user_data"),
+        "#cloud-config\nwrite_files:\n  - path: /usr/bin/x\n    content: x\ncoreos:\n  update:\n    reboot-strategy: sometimes\n",
+    )
+    .unwrap();
+    fs::write(
+        latest.join("meta_data.json"),
+        r#"{"hostname": "os-node", "public_keys": {"k": "ssh-rsa KEY k"}}"#,
+    )
+    .unwrap();
+    let host = FakeHost {
+        drive: Some(drive.path().to_path_buf()),
+        ..FakeHost::default()
+    };
+    let opts = Options::new(
+        root,
+        Input::Sources {
+            only: Some(vec![SourceKind::ConfigDrive]),
+        },
+    );
+    let (summary, out, err) = run_with(&opts, &host);
+    let device = root.join("dev/disk/by-label/config-2");
+    assert_eq!(
+        err,
+        format!(
+            "coreos-cloudinit: config drive {dev}: line 3: error: file cannot be written to a read-only filesystem\n\
+             coreos-cloudinit: config drive {dev}: line 7: error: invalid value sometimes\n\
+             coreos-cloudinit: user-data not applied: it has errors; applying the metadata only\n",
+            dev = device.display()
+        )
+    );
+    assert_eq!(summary.failures, 1);
+    assert!(
+        out.contains("coreos-cloudinit: set hostname os-node: kernel hostname not set (offline)\n"),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "os-node\n"
+    );
+    assert!(!root.join("usr/bin/x").exists());
+    assert!(!root.join("etc/update-engine").exists());
+    // The metadata's key, for core, which the minimal image lacks and the plan created.
+    assert!(
+        out.contains("create or update user core: created (uid 1000, gid 1000)"),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("home/core/.ssh/authorized_keys")).unwrap(),
+        "# auto-generated by update-ssh-keys\nssh-rsa KEY k\n"
+    );
+}
+
+#[test]
+fn validate_only_and_dry_run_change_nothing() {
+    let tmp = minimal_root("agent-dry");
+    let opts = Options {
+        validate_only: true,
+        ..file_input(&tmp, b"#cloud-config\nhostname: a\nbogus: 1\n")
+    };
+    let host = FakeHost::live();
+    let (summary, out, _) = run_with(&opts, &host);
+    assert!(summary.success());
+    assert!(
+        out.ends_with("\nline 3: warning: unrecognized key \"bogus\"\n"),
+        "{out}"
+    );
+    let opts = Options {
+        dry_run: true,
+        ..file_input(
+            &tmp,
+            b"#cloud-config\nhostname: a\nwrite_files:\n  - path: /etc/x\n    content: x\n",
+        )
+    };
+    let (summary, out, _) = run_with(&opts, &host);
+    assert_eq!(summary.actions, 2);
+    assert!(out.ends_with(
+        "coreos-cloudinit: plan (2 actions, nothing applied):\n  1. set hostname a\n  2. write /etc/x (0644, 1 bytes)\n"
+    ), "{out}");
+    assert!(host.calls().is_empty());
+    assert!(!tmp.path().join("etc/x").exists() && !tmp.path().join("etc/hostname").exists());
+    let opts = Options {
+        validate_only: true,
+        ..file_input(&tmp, b"hostname: a\n")
+    };
+    let (summary, out, _) = run_with(&opts, &host);
+    assert!(!summary.success());
+    assert!(
+        out.ends_with("line 1: error: must be \"#cloud-config\" or begin with \"#!\"\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn gzip_scripts_substitution_and_ignition() {
+    use flate2::{write::GzEncoder, Compression};
+    use std::io::Write as _;
+    let tmp = minimal_root("agent-script");
+    let root = tmp.path();
+    fs::write(
+        root.join("etc/environment"),
+        "COREOS_PRIVATE_IPV4=192.168.7.7\n",
+    )
+    .unwrap();
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(b"#!/bin/sh\necho $private_ipv4\n").unwrap();
+    let host = FakeHost::live();
+    let (summary, _, err) = run_with(&file_input(&tmp, &gz.finish().unwrap()), &host);
+    assert_eq!(err, "");
+    assert!(summary.success());
+    let script = b"#!/bin/sh\necho 192.168.7.7\n";
+    let name = script_name(script);
+    let path = format!("/var/lib/coreos-cloudinit/scripts/{name}");
+    assert_eq!(fs::read(root.join(&path[1..])).unwrap(), script);
+    assert_eq!(
+        host.calls(),
+        [format!("systemd-run --unit={name}.service {path}")]
+    );
+    // Ignition: nothing is done, and that is not a failure.
+    let host = FakeHost::live();
+    let (summary, out, _) = run_with(
+        &file_input(&tmp, br#"{"ignition": {"version": "3.0.0"}}"#),
+        &host,
+    );
+    assert!(summary.success() && summary.actions == 0);
+    assert!(out.contains("Ignition config"), "{out}");
+    // Corrupt gzip is a failure, nothing applied.
+    let (summary, _, err) = run_with(&file_input(&tmp, &[0x1f, 0x8b, 0, 1]), &host);
+    assert_eq!(summary.failures, 1);
+    assert!(
+        err.ends_with("gzip-compressed user-data: invalid gzip data\n"),
+        "{err}"
+    );
+    assert!(host.calls().is_empty());
+}
+
+#[test]
+fn nothing_found_is_not_a_failure_but_a_broken_source_is() {
+    let tmp = TempDir::with_prefix("agent-nothing").unwrap();
+    fs::create_dir_all(tmp.path().join("sys/firmware/qemu_fw_cfg")).unwrap();
+    let host = FakeHost::default();
+    let opts = Options::new(tmp.path(), Input::Sources { only: None });
+    let (summary, out, err) = run_with(&opts, &host);
+    assert!(summary.success() && summary.source.is_none());
+    assert_eq!(
+        (out.as_str(), err.as_str()),
+        ("coreos-cloudinit: no user-data found\n", "")
+    );
+    let opts = Options::new(tmp.path(), Input::File(tmp.path().join("nope")));
+    let (summary, _, err) = run_with(&opts, &host);
+    assert_eq!(summary.failures, 1);
+    assert!(
+        err.starts_with("coreos-cloudinit: ") && err.contains("nope: No such file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sshkey_on_the_kernel_command_line_authorizes_core() {
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPxe pxe@host";
+    assert_eq!(
+        sources::cmdline_ssh_keys(&format!("console=ttyS0 sshkey=\"{key}\" sshkey= ro")),
+        [key]
+    );
+    // Without user-data: the key alone is applied.
+    let tmp = minimal_root("agent-sshkey");
+    fs::create_dir_all(tmp.path().join("proc")).unwrap();
+    fs::write(
+        tmp.path().join("proc/cmdline"),
+        format!("console=ttyS0 sshkey=\"{key}\"\n"),
+    )
+    .unwrap();
+    let host = FakeHost::default();
+    let opts = Options::new(tmp.path(), Input::Sources { only: None });
+    let (summary, out, err) = run_with(&opts, &host);
+    assert!(summary.success(), "{out}{err}");
+    assert!(
+        out.contains("user-data from kernel command line sshkey="),
+        "{out}"
+    );
+    let keys = fs::read_to_string(tmp.path().join("home/core/.ssh/authorized_keys")).unwrap();
+    assert!(keys.contains(key), "{keys}");
+    // With user-data: both its keys and the command line's.
+    let tmp2 = minimal_root("agent-sshkey-ud");
+    fs::create_dir_all(tmp2.path().join("proc")).unwrap();
+    fs::write(
+        tmp2.path().join("proc/cmdline"),
+        format!("sshkey=\"{key}\""),
+    )
+    .unwrap();
+    let opts = file_input(
+        &tmp2,
+        b"#cloud-config\nssh_authorized_keys:\n  - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIud ud@host\n",
+    );
+    let (summary, out, err) = run_with(&opts, &host);
+    assert!(summary.success(), "{out}{err}");
+    let keys = fs::read_to_string(tmp2.path().join("home/core/.ssh/authorized_keys")).unwrap();
+    assert!(keys.contains(key) && keys.contains("ud@host"), "{keys}");
+}
+
+#[test]
+fn oem_keys_survive_user_data_keys() {
+    // The Vagrant box's OEM config (applied first, --ssh-key-name oem), then user-data with a
+    // key of its own: both keys stay authorized, each in its own authorized_keys.d file.
+    let tmp = minimal_root("agent-oem-keys");
+    let host = FakeHost::default();
+    let mut opts = file_input(
+        &tmp,
+        b"#cloud-config\nssh_authorized_keys: [ssh-rsa AAAAB3NzaC1yc2EAAAABIwAAAQEA6NF8 vagrant insecure public key]\n",
+    );
+    opts.ssh_key_name = "oem".into();
+    let (summary, out, err) = run_with(&opts, &host);
+    assert!(summary.success(), "{out}{err}");
+    let opts = file_input(
+        &tmp,
+        b"#cloud-config\nssh_authorized_keys: [ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIud ud@host]\n",
+    );
+    let (summary, out, err) = run_with(&opts, &host);
+    assert!(summary.success(), "{out}{err}");
+    let ssh = tmp.path().join("home/core/.ssh");
+    let oem = fs::read_to_string(ssh.join("authorized_keys.d/oem")).unwrap();
+    assert!(oem.contains("vagrant insecure public key"), "{oem}");
+    let keys = fs::read_to_string(ssh.join("authorized_keys")).unwrap();
+    assert!(
+        keys.contains("vagrant insecure public key") && keys.contains("ud@host"),
+        "{keys}"
+    );
+}
+
+#[test]
+fn shipped_configs_are_valid_cloud_configs() {
+    // The Vagrant boxes' OEM configuration, and the container host's cluster user-data with
+    // its ERB parts filled in as the cluster Vagrantfile does.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let oem = fs::read(root.join("artifacts/vagrant/data/oem/cloud-config.yml")).unwrap();
+    let template = fs::read_to_string(root.join("images/container-host.user-data")).unwrap();
+    let rendered = template
+        .replace("<%= initial_cluster %>", "core-01=http://172.17.8.101:2380")
+        .replace("<%= channel %>", "alpha")
+        .replace("<%- unless update_server.empty? -%>\n", "")
+        .replace("<%- end -%>\n", "")
+        .replace("<%= update_server %>", "http://172.17.8.1:8080/");
+    assert!(!rendered.contains("<%"), "{rendered}");
+    for (name, text) in [("oem", oem), ("user-data", rendered.into_bytes())] {
+        // Warnings are fine (etcd2 is "deprecated" to the original validator, and still ours).
+        let report = cloudconfig::validate(&text);
+        let errors: Vec<_> = report
+            .entries()
+            .iter()
+            .filter(|e| e.kind == cloudconfig::Kind::Error)
+            .collect();
+        assert!(errors.is_empty(), "{name}: {errors:?}");
+    }
+    let oem = fs::read_to_string(root.join("artifacts/vagrant/data/oem/cloud-config.yml")).unwrap();
+    let UserData::CloudConfig(c) = parse(&oem) else {
+        panic!("the OEM config is a cloud-config");
+    };
+    assert!(c.ssh_authorized_keys[0].ends_with("vagrant insecure public key"));
+    let path_unit = &c.coreos.units[0];
+    assert_eq!(path_unit.name, "vagrant-user-data.path");
+    assert!(path_unit.content.as_deref().unwrap().contains(
+        "Unit=user-cloudinit@var-lib-coreos\\x2dvagrant-vagrantfile\\x2duser\\x2ddata.service"
+    ));
+}
