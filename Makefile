@@ -24,7 +24,10 @@ setup:
 	bash scripts/setup-host.sh
 
 tools: setup
-	RUSTFLAGS="$(INIT_RUSTFLAGS)" cargo build -q -p init --bin init -p cloudinit --bin coreos-cloudinit -p first-boot --bin first-boot -p update-engine --bin update-engine --release --target $(INIT_TARGET)
+	# /init alone: built with the others, cargo's feature unification would make its bytes (and
+	# every image's initramfs) depend on the other programs' dependencies.
+	RUSTFLAGS="$(INIT_RUSTFLAGS)" cargo build -q -p init --bin init --release --target $(INIT_TARGET)
+	RUSTFLAGS="$(INIT_RUSTFLAGS)" cargo build -q -p cloudinit --bin coreos-cloudinit -p first-boot --bin first-boot -p update-engine --bin update-engine --release --target $(INIT_TARGET)
 	cargo build -q --release --workspace --bins
 
 pool: tools
