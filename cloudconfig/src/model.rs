@@ -12,6 +12,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use contract::update_conf::keys;
+
 use super::decode::decode_content;
 use super::schema::{self, Ty};
 use super::yaml::{Node, ScalarKind, Value};
@@ -165,37 +167,24 @@ impl Update {
     pub fn environment(&self) -> Vec<(&'static str, String)> {
         let strategy = self.reboot_strategy.map(|s| s.as_str().to_string());
         env_pairs([
-            ("REBOOT_STRATEGY", &strategy),
-            ("GROUP", &self.group),
-            ("SERVER", &self.server),
+            (keys::REBOOT_STRATEGY, &strategy),
+            (keys::GROUP, &self.group),
+            (keys::SERVER, &self.server),
         ])
     }
 }
 
-/// `coreos.update.reboot-strategy`: exactly the words upstream accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RebootStrategy {
-    EtcdLock,
-    Reboot,
-    /// The string `off` (YAML 1.1 would read a bare `off` as the boolean false).
-    Off,
-}
+/// `coreos.update.reboot-strategy`: the machines' strategies ([`contract::update_conf`]); a
+/// cloud-config may name exactly the ones upstream accepted ([`CLOUD_CONFIG_STRATEGIES`]).
+pub use contract::update_conf::RebootStrategy;
 
-impl RebootStrategy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RebootStrategy::EtcdLock => "etcd-lock",
-            RebootStrategy::Reboot => "reboot",
-            RebootStrategy::Off => "off",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<RebootStrategy> {
-        [Self::EtcdLock, Self::Reboot, Self::Off]
-            .into_iter()
-            .find(|r| r.as_str() == s)
-    }
-}
+/// The strategies upstream's cloud-config accepted (`best-effort` and `fleetlock` are set in
+/// `update.conf` itself). A bare `off` must be quoted: YAML 1.1 reads it as false.
+pub const CLOUD_CONFIG_STRATEGIES: [RebootStrategy; 3] = [
+    RebootStrategy::EtcdLock,
+    RebootStrategy::Reboot,
+    RebootStrategy::Off,
+];
 
 /// `coreos.locksmith`: the reboot manager's settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -217,15 +206,15 @@ impl Locksmith {
     /// The variables upstream put into locksmithd's drop-in, in its field order.
     pub fn environment(&self) -> Vec<(&'static str, String)> {
         env_pairs([
-            ("LOCKSMITHD_ENDPOINT", &self.endpoint),
-            ("LOCKSMITHD_ETCD_CAFILE", &self.etcd_cafile),
-            ("LOCKSMITHD_ETCD_CERTFILE", &self.etcd_certfile),
-            ("LOCKSMITHD_ETCD_KEYFILE", &self.etcd_keyfile),
-            ("LOCKSMITHD_ETCD_USERNAME", &self.etcd_username),
-            ("LOCKSMITHD_ETCD_PASSWORD", &self.etcd_password),
-            ("LOCKSMITHD_GROUP", &self.group),
-            ("REBOOT_WINDOW_START", &self.window_start),
-            ("REBOOT_WINDOW_LENGTH", &self.window_length),
+            (keys::LOCKSMITHD_ENDPOINT, &self.endpoint),
+            (keys::LOCKSMITHD_ETCD_CAFILE, &self.etcd_cafile),
+            (keys::LOCKSMITHD_ETCD_CERTFILE, &self.etcd_certfile),
+            (keys::LOCKSMITHD_ETCD_KEYFILE, &self.etcd_keyfile),
+            (keys::LOCKSMITHD_ETCD_USERNAME, &self.etcd_username),
+            (keys::LOCKSMITHD_ETCD_PASSWORD, &self.etcd_password),
+            (keys::LOCKSMITHD_GROUP, &self.group),
+            (keys::REBOOT_WINDOW_START, &self.window_start),
+            (keys::REBOOT_WINDOW_LENGTH, &self.window_length),
         ])
     }
 }
@@ -380,7 +369,10 @@ fn update(m: &Node) -> Result<Update, BuildError> {
     let reboot_strategy = match string(m, "reboot_strategy") {
         None => None,
         Some(s) => Some(
-            RebootStrategy::from_name(&s).ok_or_else(|| (m.line, format!("invalid value {s}")))?,
+            CLOUD_CONFIG_STRATEGIES
+                .into_iter()
+                .find(|r| r.as_str() == s)
+                .ok_or_else(|| (m.line, format!("invalid value {s}")))?,
         ),
     };
     Ok(Update {

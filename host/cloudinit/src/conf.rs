@@ -1,5 +1,5 @@
-//! `KEY=VALUE` files the agent merges keys into: `/etc/update-engine/update.conf` (read by
-//! update-engine, see `update-engine/src/config.rs`) and `/etc/environment`. As upstream's
+//! `KEY=VALUE` files the agent merges keys into: `/etc/update-engine/update.conf` (its syntax
+//! and keys are `contract::update_conf`'s; the update engine reads it) and `/etc/environment`. As upstream's
 //! `WriteEnvFile`/update.conf writer: lines of other keys, comments and blank lines stay as
 //! they are; a key that is set replaces its first line (later duplicates are dropped); keys not
 //! present are appended in the order given. Pure.
@@ -16,7 +16,7 @@ pub enum ConfError {
 /// `text` with `set` keys set and `unset` keys removed.
 pub fn merge(text: &str, set: &[(String, String)], unset: &[String]) -> Result<String, ConfError> {
     for (k, v) in set {
-        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        if !contract::update_conf::valid_key(k) {
             return Err(ConfError::BadKey { key: k.clone() });
         }
         if v.contains(['\n', '\r']) {

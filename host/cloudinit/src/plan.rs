@@ -26,6 +26,7 @@
 use std::fmt;
 
 use cloudconfig::{CloudConfig, FileMode, Oem, UnitCommand, User, UserData};
+use contract::update_conf::keys;
 use sha2::{Digest, Sha256};
 
 use super::metadata::Metadata;
@@ -261,9 +262,15 @@ fn update_conf(config: &CloudConfig) -> Option<Action> {
     let mut unset = Vec::new();
     for (k, v) in config.coreos.locksmith.environment() {
         let key = match k {
-            "REBOOT_WINDOW_START" | "REBOOT_WINDOW_LENGTH" => {
+            // Written under locksmithd's own names; the older spellings go (they would
+            // shadow nothing, but a reader should find one window).
+            keys::REBOOT_WINDOW_START => {
                 unset.push(k.to_string());
-                format!("LOCKSMITHD_{k}")
+                keys::LOCKSMITHD_REBOOT_WINDOW_START.to_string()
+            }
+            keys::REBOOT_WINDOW_LENGTH => {
+                unset.push(k.to_string());
+                keys::LOCKSMITHD_REBOOT_WINDOW_LENGTH.to_string()
             }
             k => k.to_string(),
         };
