@@ -17,8 +17,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use util::fs::AtomicFile;
 
-use crate::output::AtomicFile;
 use crate::ovf::{self, Descriptor, DiskFile, Hypervisor, Product};
 use crate::ustar::Ustar;
 use crate::vmdk::{self, VmdkOptions};
@@ -166,12 +166,7 @@ pub fn write_file(raw: &Path, out: &Path, opts: &OvaOptions) -> Result<OvaWritte
 }
 
 /// The directory of `path` (`.` for a bare file name).
-pub fn parent(path: &Path) -> &Path {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    }
-}
+pub use util::fs::parent;
 
 /// SHA-256 of a file's bytes.
 pub fn sha256_file(path: &Path) -> io::Result<[u8; 32]> {

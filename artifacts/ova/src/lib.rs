@@ -3,16 +3,18 @@
 //! ([`archive`]). The `vagrant` crate reuses the VMDK writer, the renderer and the archives for
 //! the virtualbox box.
 //!
-//! [`raw::RawDisk`], [`pool::Pool`] and [`output::AtomicFile`] are shared with the other
-//! disk-format writers of the artifact crates.
+//! What the VMDK writer shares with the other disk-format writers (errors, the raw-disk
+//! reader, the compression pool) is the `diskfmt` crate's.
 
 pub mod archive;
-pub mod output;
 pub mod ovf;
-pub mod pool;
-pub mod raw;
 pub mod ustar;
 pub mod vmdk;
 
 pub use archive::{write_file, OvaOptions, OvaWritten};
-pub use raw::RawDisk;
+
+/// The atomic output file is [`util::fs::AtomicFile`]; this name stays for the callers that
+/// still import it from here (`image-builder`).
+pub mod output {
+    pub use util::fs::AtomicFile;
+}
