@@ -13,13 +13,7 @@ fn assert_no_output(s: &Scratch) {
 
 /// A pool with links to the real packages, so single files can be swapped.
 fn linked_pool(s: &Scratch) -> std::path::PathBuf {
-    let pool = s.path().join("pool");
-    std::fs::create_dir(&pool).unwrap();
-    for e in std::fs::read_dir(pool_dir()).unwrap() {
-        let e = e.unwrap();
-        std::os::unix::fs::symlink(e.path(), pool.join(e.file_name())).unwrap();
-    }
-    pool
+    tests::linked_pool(s.path())
 }
 
 fn busybox_deb(pool: &Path) -> std::path::PathBuf {
