@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use ami::vhd::{write_file, VhdOptions};
-use diskfmt::testing::{converter_args, finish};
+use diskfmt_testing::{converter_args, finish};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -8,8 +8,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use ami::vhd::{footer, write_file, VhdOptions};
-use diskfmt::testing::{assert_reads_back, qemu_img, sparse_disk, MIB};
 use diskfmt::RawDisk;
+use diskfmt_testing::{assert_reads_back, qemu_img, sparse_disk, MIB};
 
 fn opts() -> VhdOptions {
     VhdOptions::new(1_767_225_600, *b"vhd-test-uuid-01")

@@ -3,8 +3,7 @@
 //! [`Error`] type, compress on one [`Pool`], and write their files through [`write_file`]
 //! (a temporary file renamed into place, [`util::fs::AtomicFile`]).
 //!
-//! With the `testing` feature, [`testing`] holds what their tests against the real `qemu-img`
-//! share (test disks, `check`, `compare`, `info`).
+//! What their tests and examples share is the `diskfmt-testing` crate's.
 
 use std::fmt;
 use std::fs::File;
@@ -16,8 +15,6 @@ use util::fs::AtomicFile;
 
 pub mod pool;
 pub mod raw;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use pool::Pool;
 pub use raw::{is_zero, RawDisk};

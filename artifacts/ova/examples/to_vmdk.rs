@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use diskfmt::testing::{converter_args, finish};
+use diskfmt_testing::{converter_args, finish};
 use ova::vmdk::{write_file, VmdkOptions};
 
 fn main() -> ExitCode {

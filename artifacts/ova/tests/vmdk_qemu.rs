@@ -5,8 +5,8 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use diskfmt::testing::{assert_checks, assert_reads_back, info_json, noise, sparse_disk, MIB};
 use diskfmt::RawDisk;
+use diskfmt_testing::{assert_checks, assert_reads_back, info_json, noise, sparse_disk, MIB};
 use ova::vmdk::{write, write_file, VmdkOptions};
 
 /// A sparse raw disk of 40 MiB + 3 sectors: noise, text starting mid-grain, written zeros,

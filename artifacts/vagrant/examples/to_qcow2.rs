@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use diskfmt::testing::{converter_args, finish};
+use diskfmt_testing::{converter_args, finish};
 use vagrant::qcow2::{write_file, Qcow2Options};
 
 fn main() -> ExitCode {

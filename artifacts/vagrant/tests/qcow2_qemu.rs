@@ -4,8 +4,8 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use diskfmt::testing::{assert_checks, assert_reads_back, info_json, noise, sparse_disk, MIB};
 use diskfmt::RawDisk;
+use diskfmt_testing::{assert_checks, assert_reads_back, info_json, noise, sparse_disk, MIB};
 use vagrant::qcow2::{write, write_file, Qcow2Options};
 
 /// A sparse raw disk of 600 MiB + 3 sectors (two L2 tables): noise, text starting mid-cluster,

@@ -1,5 +1,7 @@
-//! What the writers' tests against the real `qemu-img` share (feature `testing`, turned on by
-//! their dev-dependencies): reproducible test disks and qemu-img's verdicts on an image.
+//! What the disk-format writers' tests against the real `qemu-img` share (reproducible test
+//! disks, qemu-img's verdicts on an image), and what their converter examples share
+//! (`examples/to_*.rs`, which `bench/convert.sh` drives). A dev-dependency of `ova`, `vagrant`
+//! and `ami` only.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
@@ -104,7 +106,7 @@ pub fn converter_args(args: &[String], usage: &str, optional: usize) -> Option<(
 
 /// How an example converter ends: one line on what it wrote, or the error and its causes
 /// (`error:` / `caused by:`) and a failure.
-pub fn finish<T>(result: Result<T, crate::Error>, said: impl FnOnce(&T) -> String) -> ExitCode {
+pub fn finish<T>(result: Result<T, diskfmt::Error>, said: impl FnOnce(&T) -> String) -> ExitCode {
     match result {
         Ok(written) => {
             println!("{}", said(&written));
