@@ -166,6 +166,20 @@ impl Scratch {
         std::fs::write(&p, s.replacen(from, to, 1)).unwrap();
     }
 
+    /// `image-builder lock` of a spec from `pool`.
+    pub fn lock(&self, name: &str, pool: &Path) -> Output {
+        let spec = self.spec(name);
+        image_builder(
+            self.path(),
+            &[
+                "lock",
+                spec.to_str().unwrap(),
+                "--pool",
+                pool.to_str().unwrap(),
+            ],
+        )
+    }
+
     /// `image-builder build` of a spec from the pool into `out` (relative to the scratch dir).
     pub fn build(&self, name: &str, out: &str, pool: &Path) -> Output {
         build_spec(self.path(), &self.spec(name), Path::new(out), pool)
@@ -187,6 +201,24 @@ pub fn build_spec(dir: &Path, spec: &Path, out: &Path, pool: &Path) -> Output {
             init_bin().to_str().unwrap(),
         ],
     )
+}
+
+/// The partition labelled `label` in a build.json's layout (asserted present).
+pub fn partition<'a>(report: &'a serde_json::Value, label: &str) -> &'a serde_json::Value {
+    report["layout"]["partitions"]
+        .as_array()
+        .expect("build.json lists the layout's partitions")
+        .iter()
+        .find(|p| p["label"] == label)
+        .unwrap_or_else(|| panic!("no {label} partition in build.json"))
+}
+
+/// A free loopback port (bound, then released for the caller to use).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 /// sha256 of a file, hex.

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -24,7 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tests::{assert_clean_failure, image_builder_bin, sha256_file, shared_variant_build, text};
+use tests::{
+    assert_clean_failure, free_port, image_builder_bin, sha256_file, shared_variant_build, text,
+};
 
 /// Where `scripts/setup-host.sh` installs moto.
 const MOTO_VENV: &str = "/opt/image-builder/moto";
@@ -40,14 +42,6 @@ fn moto_bin(name: &str) -> PathBuf {
         p.display()
     );
     p
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Talks to moto with boto3: the recorder, the EBS and EC2 read calls.

@@ -14,8 +14,8 @@ use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 use tests::{
-    assert_clean_failure, image_builder, image_builder_bin, init_bin, pool_dir, repo_root,
-    sha256_file, test_images, text, variant_spec, BuildLock, Scratch,
+    assert_clean_failure, image_builder, image_builder_bin, init_bin, partition, pool_dir,
+    repo_root, sha256_file, test_images, text, variant_spec, BuildLock, Scratch,
 };
 
 const ALL_OUTPUTS: &str =
@@ -267,15 +267,7 @@ fn ova_disk_reaches_usr_on_vmwares_controller() {
     let m = members(&out.join(name("ova", "ova")));
     let vmdk = tmp.path().join("disk.vmdk");
     std::fs::write(&vmdk, member(&m, "minimal-1.0.0-disk1.vmdk")).unwrap();
-    let usr = r["layout"]["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["label"] == "USR-A")
-        .unwrap()["guid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let usr = partition(&r, "USR-A")["guid"].as_str().unwrap().to_string();
     // OVMF has no pvscsi driver: the kernel boots directly, /init must find its disk through
     // vmw_pvscsi (and VMware's vmxnet3 NIC is there too).
     let append = format!("console=ttyS0 usr=PARTUUID={usr}");
@@ -341,12 +333,7 @@ fn qcow2_boots_and_is_the_libvirt_boxs_disk() {
     assert_eq!(boxed.len(), raw.len());
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("build.json")).unwrap()).unwrap();
-    let oem = report["layout"]["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["label"] == "OEM")
-        .unwrap();
+    let oem = partition(&report, "OEM");
     let start = oem["offset"].as_u64().unwrap() as usize;
     let end = start + oem["size"].as_u64().unwrap() as usize;
     assert!(

@@ -11,12 +11,7 @@ use tests::{image_builder, repo_root, shared_build, text};
 
 /// Copy one partition of the disk to a file, by its label in build.json's layout.
 fn extract_partition(disk: &Path, report: &serde_json::Value, label: &str, to: &Path) {
-    let part = report["layout"]["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["label"] == label)
-        .unwrap();
+    let part = tests::partition(report, label);
     let (offset, size) = (
         part["offset"].as_u64().unwrap(),
         part["size"].as_u64().unwrap(),

@@ -307,17 +307,7 @@ fn closure_from_a_pool_builds() {
     // The exact minimal lock is what `lock` gives from this pool, byte for byte.
     let committed = std::fs::read(s.path().join("images/minimal.lock")).unwrap();
     let spec = s.spec("minimal");
-    let relock = |s: &Scratch| {
-        image_builder(
-            s.path(),
-            &[
-                "lock",
-                spec.to_str().unwrap(),
-                "--pool",
-                pool.to_str().unwrap(),
-            ],
-        )
-    };
+    let relock = |s: &Scratch| s.lock("minimal", &pool);
     let o = relock(&s);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
