@@ -17,8 +17,10 @@ INIT_RUSTFLAGS := -C target-feature=+crt-static --remap-path-prefix=$(CURDIR)=/s
 image: tools pool
 	$(IMAGE_BUILDER) build $(SPEC) --out $(OUT) --pool $(POOL)
 
+# cargo-nextest (installed when missing), two tests at a time across all binaries
+# (.config/nextest.toml), then a table of each test binary's time, also when tests failed.
 test: tools pool-all
-	cargo test --release --workspace --no-fail-fast -- --test-threads=2
+	bash scripts/test.sh
 
 setup:
 	bash scripts/setup-host.sh
@@ -41,7 +43,8 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-bench: tools pool
+# Both images, each from exactly its lock's packages (the container host's pool too).
+bench: tools pool-all
 	bash bench/build.sh
 
 clean:

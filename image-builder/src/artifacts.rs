@@ -24,8 +24,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ova::output::AtomicFile;
 use ova::ovf::Product;
+use util::fs::AtomicFile;
 
 use crate::disk::layout::derive_uuid;
 use crate::spec::{ImageSpec, Os, Output};
@@ -284,7 +284,7 @@ fn sparse_copy(from: &Path, to: &Path) -> Result<()> {
     let size = std::fs::metadata(from)
         .with_context(|| format!("reading {}", from.display()))?
         .len();
-    let dir = ova::archive::parent(to);
+    let dir = util::fs::parent(to);
     let mut tmp = tempfile::Builder::new()
         .prefix(".partial-")
         .permissions(Permissions::from_mode(0o644))

@@ -24,14 +24,8 @@ fn tar_xz(entries: &[(&str, &[u8], u8)]) -> Vec<u8> {
     xz.finish().unwrap()
 }
 
-/// A package `name` 1.0 (amd64) whose data.tar holds one regular file at `hostile_path`.
-pub fn evil_deb(name: &str, hostile_path: &str) -> Vec<u8> {
-    let control = format!("Package: {name}\nVersion: 1.0\nArchitecture: amd64\nMaintainer: t <t@example.invalid>\nDescription: test\n");
-    let control_tar = tar_xz(&[("./control", control.as_bytes(), b'0')]);
-    let data_tar = tar_xz(&[
-        ("./usr/", b"", b'5'),
-        (hostile_path, b"* * * * * root rm -rf /\n", b'0'),
-    ]);
+/// The `.deb` (an ar archive) of a control and a data tarball.
+fn deb(control_tar: Vec<u8>, data_tar: Vec<u8>) -> Vec<u8> {
     let mut ar = ar::Builder::new(Vec::new());
     for (n, d) in [
         ("debian-binary", b"2.0\n".to_vec()),
@@ -45,6 +39,17 @@ pub fn evil_deb(name: &str, hostile_path: &str) -> Vec<u8> {
         .unwrap();
     }
     ar.into_inner().unwrap()
+}
+
+/// A package `name` 1.0 (amd64) whose data.tar holds one regular file at `hostile_path`.
+pub fn evil_deb(name: &str, hostile_path: &str) -> Vec<u8> {
+    let control = format!("Package: {name}\nVersion: 1.0\nArchitecture: amd64\nMaintainer: t <t@example.invalid>\nDescription: test\n");
+    let control_tar = tar_xz(&[("./control", control.as_bytes(), b'0')]);
+    let data_tar = tar_xz(&[
+        ("./usr/", b"", b'5'),
+        (hostile_path, b"* * * * * root rm -rf /\n", b'0'),
+    ]);
+    deb(control_tar, data_tar)
 }
 
 /// A well-formed package: `name` `version` for `arch`, with `fields` (`Depends: ...\n` lines)
@@ -66,17 +71,5 @@ pub fn package_deb(name: &str, version: &str, arch: &str, fields: &str) -> Vec<u
         dirs.iter().map(|d| (d.as_str(), &b""[..], b'5')).collect();
     entries.push((&doc, name.as_bytes(), b'0'));
     let data_tar = tar_xz(&entries);
-    let mut ar = ar::Builder::new(Vec::new());
-    for (n, d) in [
-        ("debian-binary", b"2.0\n".to_vec()),
-        ("control.tar.xz", control_tar),
-        ("data.tar.xz", data_tar),
-    ] {
-        ar.append(
-            &ar::Header::new(n.as_bytes().to_vec(), d.len() as u64),
-            d.as_slice(),
-        )
-        .unwrap();
-    }
-    ar.into_inner().unwrap()
+    deb(control_tar, data_tar)
 }

@@ -11,13 +11,7 @@ use std::time::{Duration, Instant};
 /// How long etcd may take to become healthy (it takes under a second here).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A free loopback port (bound, then released for the caller to use).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
+pub use crate::free_port;
 
 /// A running etcd member.
 pub struct Etcd {

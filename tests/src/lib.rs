@@ -5,15 +5,20 @@
 //! test` put into `pool/`, QEMU with OVMF. Run them through `make test`, which prepares all of
 //! that.
 
+pub mod apt;
 pub mod debs;
 pub mod etcd;
 pub mod http;
 pub mod libvirt;
+pub mod repo;
+pub mod shared;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
+
+pub use shared::{test_images, BuildLock};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -69,6 +74,18 @@ pub fn pool_dir() -> PathBuf {
     p
 }
 
+/// `DIR/pool`: a pool of links to every package of the real pool ([`pool_dir`]), so a test can
+/// swap or add single files.
+pub fn linked_pool(dir: &Path) -> PathBuf {
+    let pool = dir.join("pool");
+    std::fs::create_dir(&pool).unwrap();
+    for e in std::fs::read_dir(pool_dir()).unwrap() {
+        let e = e.unwrap();
+        std::os::unix::fs::symlink(e.path(), pool.join(e.file_name())).unwrap();
+    }
+    pool
+}
+
 /// The static initramfs /init (`make tools`).
 pub fn init_bin() -> PathBuf {
     let p = repo_root().join("target/x86_64-unknown-linux-gnu/release/init");
@@ -87,6 +104,13 @@ pub fn image_builder(dir: &Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .output()
         .expect("running image-builder")
+}
+
+/// Run `image-builder ARGS` in `dir`, asserting it succeeds; returns its stdout + stderr.
+pub fn image_builder_ok(dir: &Path, args: &[&str]) -> String {
+    let o = image_builder(dir, args);
+    assert!(o.status.success(), "image-builder {args:?}:\n{}", text(&o));
+    text(&o)
 }
 
 /// stdout + stderr as text.
@@ -124,6 +148,12 @@ impl Scratch {
         self.dir.path()
     }
 
+    /// Links the repository's `target/` into the scratch directory, for specs that name
+    /// `make tools` builds (`update.engine: target/...`) relative to the workspace.
+    pub fn link_target(&self) {
+        std::os::unix::fs::symlink(repo_root().join("target"), self.path().join("target")).unwrap();
+    }
+
     pub fn spec(&self, name: &str) -> PathBuf {
         self.path().join(format!("images/{name}.yaml"))
     }
@@ -134,6 +164,20 @@ impl Scratch {
         let s = std::fs::read_to_string(&p).unwrap();
         assert!(s.contains(from), "{from:?} not in {}", p.display());
         std::fs::write(&p, s.replacen(from, to, 1)).unwrap();
+    }
+
+    /// `image-builder lock` of a spec from `pool`.
+    pub fn lock(&self, name: &str, pool: &Path) -> Output {
+        let spec = self.spec(name);
+        image_builder(
+            self.path(),
+            &[
+                "lock",
+                spec.to_str().unwrap(),
+                "--pool",
+                pool.to_str().unwrap(),
+            ],
+        )
     }
 
     /// `image-builder build` of a spec from the pool into `out` (relative to the scratch dir).
@@ -159,6 +203,24 @@ pub fn build_spec(dir: &Path, spec: &Path, out: &Path, pool: &Path) -> Output {
     )
 }
 
+/// The partition labelled `label` in a build.json's layout (asserted present).
+pub fn partition<'a>(report: &'a serde_json::Value, label: &str) -> &'a serde_json::Value {
+    report["layout"]["partitions"]
+        .as_array()
+        .expect("build.json lists the layout's partitions")
+        .iter()
+        .find(|p| p["label"] == label)
+        .unwrap_or_else(|| panic!("no {label} partition in build.json"))
+}
+
+/// A free loopback port (bound, then released for the caller to use).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
 /// sha256 of a file, hex.
 pub fn sha256_file(path: &Path) -> String {
     let mut f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -179,12 +241,10 @@ pub fn assert_clean_failure(o: &Output, want: &str) {
 /// A workspace under `target/test-images/<variant>/src` holding a shipped spec with `from`
 /// replaced by `to` (asserted present), its lock, and `services/` linked to the repository's.
 /// The spec is rewritten only when it changed, so an unchanged build is still skipped.
-/// Returns the spec's path; builds go to `target/test-images/<variant>/out`.
+/// Returns the spec's path; builds go to `target/test-images/<variant>/out`. Call it with the
+/// variant's [`BuildLock`] held: other test processes write the same files.
 pub fn variant_spec(spec: &str, variant: &str, from: &str, to: &str) -> PathBuf {
-    let src = repo_root()
-        .join("target/test-images")
-        .join(variant)
-        .join("src");
+    let src = test_images().join(variant).join("src");
     std::fs::create_dir_all(src.join("images")).unwrap();
     let services = src.join("services");
     if !services.exists() {
@@ -200,23 +260,38 @@ pub fn variant_spec(spec: &str, variant: &str, from: &str, to: &str) -> PathBuf 
     if std::fs::read_to_string(&spec_path).ok().as_deref() != Some(text.as_str()) {
         std::fs::write(&spec_path, text).unwrap();
     }
-    std::fs::copy(
-        repo_root().join(format!("images/{spec}.lock")),
-        src.join(format!("images/{spec}.lock")),
-    )
-    .unwrap();
+    let lock = std::fs::read(repo_root().join(format!("images/{spec}.lock"))).unwrap();
+    let lock_path = src.join(format!("images/{spec}.lock"));
+    if std::fs::read(&lock_path).ok() != Some(lock.clone()) {
+        std::fs::write(&lock_path, lock).unwrap();
+    }
     spec_path
 }
 
-/// A build of a shipped spec shared by the tests of one binary, kept under
+/// A build of a shipped spec shared by every test of the run, whatever its binary, kept under
 /// `target/test-images/<spec>` so repeated runs reuse it (an unchanged build is skipped).
 /// Returns the output directory.
 pub fn shared_build(spec: &str) -> PathBuf {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let out = repo_root().join("target/test-images").join(spec);
+    let out = test_images().join(spec);
+    let _lock = BuildLock::acquire(&out);
     let spec_path = repo_root().join(format!("images/{spec}.yaml"));
     let o = build_spec(&repo_root(), &spec_path, &out, &pool_dir());
     assert!(o.status.success(), "build of {spec} failed:\n{}", text(&o));
+    out
+}
+
+/// A build of `spec` with `from` replaced by `to` ([`variant_spec`]), shared like
+/// [`shared_build`] under `target/test-images/<variant>`; returns its output directory.
+pub fn shared_variant_build(spec: &str, variant: &str, from: &str, to: &str) -> PathBuf {
+    let dir = test_images().join(variant);
+    let _lock = BuildLock::acquire(&dir);
+    let spec_path = variant_spec(spec, variant, from, to);
+    let out = dir.join("out");
+    let o = build_spec(&dir.join("src"), &spec_path, &out, &pool_dir());
+    assert!(
+        o.status.success(),
+        "build of {variant} failed:\n{}",
+        text(&o)
+    );
     out
 }

@@ -1,12 +1,15 @@
 //! libvirt for the tests that run the real Vagrant (vagrant-libvirt provider): its daemons
-//! started by hand, as `../shared/HOST.md` says (no systemd on these machines), and everything
-//! the run left behind removed afterwards.
+//! started by hand, as `../shared/HOST.md` says (no systemd on these machines), shared by the
+//! test processes that use them at the same time, and everything the tests left behind removed
+//! when the last of them is done.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use crate::shared::flock;
 use crate::text;
 
 /// The system connection vagrant-libvirt uses.
@@ -34,48 +37,41 @@ fn names(args: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// libvirt's daemons for one test. Those this test started are stopped when it is dropped,
-/// after the networks it made are gone and the `LIBVIRT_*` firewall chains removed; daemons
-/// that were already running are left alone (and their networks too).
+/// Where the tests keep libvirt's pid files and what the first user found.
+const STATE_DIR: &str = "/run/image-builder-tests";
+/// The daemons the tests start, in order.
+const DAEMONS: [&str; 3] = ["virtlogd", "virtlockd", "libvirtd"];
+
+/// libvirt's daemons for the tests that use them, shared by every test process: each user
+/// holds a shared `flock` on `libvirt.users` while it uses libvirt; who starts or stops the
+/// daemons, or joins or leaves, first holds `libvirt.lock`. The first user records the
+/// networks there were, and starts the daemons unless libvirtd already answers; the last one
+/// removes the networks the tests made and, if the tests started the daemons, stops them and
+/// removes the `LIBVIRT_*` firewall chains. Daemons that were running before are left alone
+/// (and their networks too).
 pub struct Libvirt {
-    started: Vec<(&'static str, PathBuf)>,
-    networks_before: Vec<String>,
+    users: File,
 }
 
 impl Libvirt {
-    /// Starts virtlogd, virtlockd and libvirtd unless libvirtd already answers.
+    /// Joins the users of libvirt, starting virtlogd, virtlockd and libvirtd if libvirtd does
+    /// not answer.
     pub fn up() -> Libvirt {
-        let mut started = Vec::new();
+        let dir = Path::new(STATE_DIR);
+        std::fs::create_dir_all(dir).unwrap();
+        let guard = lock_file(&dir.join("libvirt.lock"));
+        flock(&guard, libc::LOCK_EX).unwrap();
+        let users = lock_file(&dir.join("libvirt.users"));
+        if flock(&users, libc::LOCK_EX | libc::LOCK_NB).is_ok() {
+            // The first user: what is there now is not the tests' to remove.
+            let nets = names(&["net-list", "--all", "--name"]).join("\n");
+            std::fs::write(dir.join("libvirt.networks"), nets).unwrap();
+        }
+        flock(&users, libc::LOCK_SH).unwrap();
         if !virsh(&["version"]).status.success() {
-            let dir = PathBuf::from("/run/image-builder-tests");
-            std::fs::create_dir_all(&dir).unwrap();
-            for daemon in ["virtlogd", "virtlockd", "libvirtd"] {
-                let pid = dir.join(format!("{daemon}.pid"));
-                let o = Command::new(daemon)
-                    .args(["-d", "-p"])
-                    .arg(&pid)
-                    .stdin(Stdio::null())
-                    .output()
-                    .unwrap_or_else(|e| {
-                        panic!("{daemon}: {e} (libvirt-daemon-system; scripts/setup-host.sh)")
-                    });
-                assert!(o.status.success(), "{daemon}: {}", text(&o));
-                started.push((daemon, pid));
-            }
-            let start = Instant::now();
-            while !virsh(&["version"]).status.success() {
-                assert!(
-                    start.elapsed() < Duration::from_secs(60),
-                    "libvirtd does not answer: {}",
-                    text(&virsh(&["version"]))
-                );
-                sleep(Duration::from_millis(200));
-            }
+            start_daemons(dir);
         }
-        Libvirt {
-            networks_before: names(&["net-list", "--all", "--name"]),
-            started,
-        }
+        Libvirt { users }
     }
 
     /// Deletes the volumes of the `default` pool whose names start with `prefix` (the box
@@ -98,26 +94,84 @@ impl Libvirt {
 
 impl Drop for Libvirt {
     fn drop(&mut self) {
+        let dir = Path::new(STATE_DIR);
+        let guard = lock_file(&dir.join("libvirt.lock"));
+        if flock(&guard, libc::LOCK_EX).is_err() {
+            return;
+        }
+        // The last user (no other shared lock left) cleans up after all of them.
+        if flock(&self.users, libc::LOCK_EX | libc::LOCK_NB).is_err() {
+            return;
+        }
+        let before = std::fs::read_to_string(dir.join("libvirt.networks")).unwrap_or_default();
         for net in names(&["net-list", "--all", "--name"]) {
-            if !self.networks_before.contains(&net) {
+            if !before.lines().any(|b| b == net) {
                 let _ = virsh(&["net-destroy", &net]);
                 let _ = virsh(&["net-undefine", &net]);
             }
         }
-        if self.started.is_empty() {
-            return;
+        let _ = std::fs::remove_file(dir.join("libvirt.networks"));
+        if stop_daemons(dir) {
+            remove_libvirt_chains();
         }
-        for (_, pid) in self.started.iter().rev() {
-            if let Some(pid) = std::fs::read_to_string(pid)
-                .ok()
-                .and_then(|p| p.trim().parse::<i32>().ok())
-            {
-                // SAFETY: kill(2) on the daemon this test started (its pid file).
-                unsafe { libc::kill(pid, libc::SIGTERM) };
-            }
-        }
-        remove_libvirt_chains();
     }
+}
+
+/// Opens (creating) a lock file.
+fn lock_file(path: &Path) -> File {
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
+}
+
+/// Starts the daemons, each writing its pid file into `dir`, and waits until libvirtd answers.
+fn start_daemons(dir: &Path) {
+    for daemon in DAEMONS {
+        let pid = dir.join(format!("{daemon}.pid"));
+        let o = Command::new(daemon)
+            .args(["-d", "-p"])
+            .arg(&pid)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("{daemon}: {e} (libvirt-daemon-system; scripts/setup-host.sh)")
+            });
+        assert!(o.status.success(), "{daemon}: {}", text(&o));
+    }
+    let start = Instant::now();
+    while !virsh(&["version"]).status.success() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "libvirtd does not answer: {}",
+            text(&virsh(&["version"]))
+        );
+        sleep(Duration::from_millis(200));
+    }
+}
+
+/// Stops (SIGTERM) the daemons whose pid files the tests wrote, and removes the files; false
+/// if there were none (the daemons were not the tests').
+fn stop_daemons(dir: &Path) -> bool {
+    let mut stopped = false;
+    for daemon in DAEMONS.iter().rev() {
+        let pid_file = dir.join(format!("{daemon}.pid"));
+        let Ok(pid) = std::fs::read_to_string(&pid_file) else {
+            continue;
+        };
+        let pid = pid.trim().parse::<i32>().ok();
+        // A stale pid file may name another process by now: only the daemon is stopped.
+        let comm = |pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if let Some(pid) = pid.filter(|&pid| comm(pid).trim() == *daemon) {
+            // SAFETY: kill(2) on a daemon the tests started (its pid file, its name).
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            stopped = true;
+        }
+        let _ = std::fs::remove_file(&pid_file);
+    }
+    stopped
 }
 
 /// Removes the `LIBVIRT_*` chains libvirt leaves in iptables (the jumps to them first).

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use tests::{
-    assert_clean_failure, build_spec, image_builder_bin, pool_dir, sha256_file, text, variant_spec,
+    assert_clean_failure, free_port, image_builder_bin, sha256_file, shared_variant_build, text,
 };
 
 /// Where `scripts/setup-host.sh` installs moto.
@@ -42,14 +42,6 @@ fn moto_bin(name: &str) -> PathBuf {
         p.display()
     );
     p
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Talks to moto with boto3: the recorder, the EBS and EC2 read calls.
@@ -210,16 +202,9 @@ impl Drop for Moto {
 }
 
 /// A build of the minimal spec with `outputs: [ami]`, under `target/test-images/minimal-ami`
-/// (reused when nothing changed).
+/// (reused when nothing changed), shared with the other tests of the run.
 fn shared_build() -> PathBuf {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let spec_path = variant_spec("minimal", "minimal-ami", "outputs: [raw]", "outputs: [ami]");
-    let src = spec_path.parent().unwrap().parent().unwrap().to_path_buf();
-    let out = src.parent().unwrap().join("out");
-    let o = build_spec(&src, &spec_path, &out, &pool_dir());
-    assert!(o.status.success(), "build failed:\n{}", text(&o));
-    out
+    shared_variant_build("minimal", "minimal-ami", "outputs: [raw]", "outputs: [ami]")
 }
 
 /// `image-builder ami-upload BUILD_DIR --region us-east-1 ARGS` with dummy credentials (or

@@ -14,8 +14,8 @@ use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 use tests::{
-    assert_clean_failure, image_builder, image_builder_bin, init_bin, pool_dir, repo_root,
-    sha256_file, text, variant_spec, Scratch,
+    assert_clean_failure, image_builder, image_builder_bin, init_bin, partition, pool_dir,
+    repo_root, sha256_file, test_images, text, variant_spec, BuildLock, Scratch,
 };
 
 const ALL_OUTPUTS: &str =
@@ -33,14 +33,15 @@ fn scratch_with_all_outputs() -> Scratch {
 }
 
 /// The build every test of this file reads, under `target/test-images/minimal-artifacts`, its
-/// spec beside it (the workspace stays as is). Made once per run of this file with `--force`:
-/// the artifact writers are code of the builder, which the skip-if-unchanged digest does not
-/// cover, and the reproducibility test compares this build with a fresh one.
+/// spec beside it (the workspace stays as is). Made once per test run with `--force`, by the
+/// first test process that needs it (the others wait for it): the artifact writers are code of
+/// the builder, which the skip-if-unchanged digest does not cover, and the reproducibility test
+/// compares this build with a fresh one.
 fn shared() -> PathBuf {
-    static LOCK: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-    let mut built = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let out = repo_root().join("target/test-images/minimal-artifacts/out");
-    if *built {
+    let dir = test_images().join("minimal-artifacts");
+    let out = dir.join("out");
+    let lock = BuildLock::acquire(&dir);
+    if lock.made_in_this_run() {
         return out;
     }
     let spec = variant_spec(
@@ -52,7 +53,7 @@ fn shared() -> PathBuf {
     let src = spec.parent().unwrap().parent().unwrap().to_path_buf();
     let o = build(&src, &out, "022", true, &[]);
     assert!(o.status.success(), "build failed:\n{}", text(&o));
-    *built = true;
+    lock.mark_made_in_this_run();
     out
 }
 
@@ -266,15 +267,7 @@ fn ova_disk_reaches_usr_on_vmwares_controller() {
     let m = members(&out.join(name("ova", "ova")));
     let vmdk = tmp.path().join("disk.vmdk");
     std::fs::write(&vmdk, member(&m, "minimal-1.0.0-disk1.vmdk")).unwrap();
-    let usr = r["layout"]["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["label"] == "USR-A")
-        .unwrap()["guid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let usr = partition(&r, "USR-A")["guid"].as_str().unwrap().to_string();
     // OVMF has no pvscsi driver: the kernel boots directly, /init must find its disk through
     // vmw_pvscsi (and VMware's vmxnet3 NIC is there too).
     let append = format!("console=ttyS0 usr=PARTUUID={usr}");
@@ -340,12 +333,7 @@ fn qcow2_boots_and_is_the_libvirt_boxs_disk() {
     assert_eq!(boxed.len(), raw.len());
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("build.json")).unwrap()).unwrap();
-    let oem = report["layout"]["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["label"] == "OEM")
-        .unwrap();
+    let oem = partition(&report, "OEM");
     let start = oem["offset"].as_u64().unwrap() as usize;
     let end = start + oem["size"].as_u64().unwrap() as usize;
     assert!(
@@ -363,7 +351,8 @@ fn qcow2_boots_and_is_the_libvirt_boxs_disk() {
         .output()
         .unwrap();
     let want =
-        std::fs::read_to_string(repo_root().join("vagrant/data/oem/cloud-config.yml")).unwrap();
+        std::fs::read_to_string(repo_root().join("artifacts/vagrant/data/oem/cloud-config.yml"))
+            .unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), want);
 }
 
@@ -430,7 +419,7 @@ fn ova_layout_manifest_and_schema() {
     std::fs::write(&p, &ovf).unwrap();
     let t = ok(Command::new("xmllint")
         .args(["--nonet", "--noout", "--schema"])
-        .arg(repo_root().join("ova/tests/data/ovf-schema/dsp8023_1.1.1.xsd"))
+        .arg(repo_root().join("artifacts/ova/tests/data/ovf-schema/dsp8023_1.1.1.xsd"))
         .arg(&p));
     assert!(t.contains("validates"), "{t}");
     // The VMDK in the OVA passes qemu-img's checks.
@@ -478,7 +467,7 @@ fn box_layouts_and_cluster_files() {
     std::fs::write(&ovf_path, &ovf).unwrap();
     ok(Command::new("xmllint")
         .args(["--nonet", "--noout", "--schema"])
-        .arg(repo_root().join("ova/tests/data/ovf-schema/dsp8023_1.1.1.xsd"))
+        .arg(repo_root().join("artifacts/ova/tests/data/ovf-schema/dsp8023_1.1.1.xsd"))
         .arg(&ovf_path));
 
     let lv = members(&out.join(name("vagrant-libvirt", "box")));

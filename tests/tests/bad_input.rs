@@ -13,13 +13,7 @@ fn assert_no_output(s: &Scratch) {
 
 /// A pool with links to the real packages, so single files can be swapped.
 fn linked_pool(s: &Scratch) -> std::path::PathBuf {
-    let pool = s.path().join("pool");
-    std::fs::create_dir(&pool).unwrap();
-    for e in std::fs::read_dir(pool_dir()).unwrap() {
-        let e = e.unwrap();
-        std::os::unix::fs::symlink(e.path(), pool.join(e.file_name())).unwrap();
-    }
-    pool
+    tests::linked_pool(s.path())
 }
 
 fn busybox_deb(pool: &Path) -> std::path::PathBuf {
@@ -33,19 +27,6 @@ fn busybox_deb(pool: &Path) -> std::path::PathBuf {
                 .starts_with("busybox-static_")
         })
         .expect("busybox-static in the pool")
-}
-
-fn lock(s: &Scratch, pool: &Path) -> std::process::Output {
-    let spec = s.spec("minimal");
-    image_builder(
-        s.path(),
-        &[
-            "lock",
-            spec.to_str().unwrap(),
-            "--pool",
-            pool.to_str().unwrap(),
-        ],
-    )
 }
 
 #[test]
@@ -80,7 +61,7 @@ fn missing_package() {
         "  - busybox-static\n  - no-such-package",
     );
     assert_clean_failure(
-        &lock(&s, &pool_dir()),
+        &s.lock("minimal", &pool_dir()),
         "no-such-package is not available from pool",
     );
     // With the old lock the build refuses the changed spec.
@@ -140,7 +121,7 @@ fn truncated_deb() {
     std::fs::remove_file(&deb).unwrap();
     std::fs::write(&deb, &bytes[..bytes.len() / 2]).unwrap();
     // Locking the truncated file pins its hash; extraction must still refuse it.
-    let l = lock(&s, &pool);
+    let l = s.lock("minimal", &pool);
     let o = if l.status.success() {
         s.build("minimal", "out", &pool)
     } else {
@@ -165,7 +146,7 @@ fn deb_with_escaping_entry() {
         "  - busybox-static",
         "  - busybox-static\n  - evil",
     );
-    let l = lock(&s, &pool);
+    let l = s.lock("minimal", &pool);
     assert!(l.status.success(), "{}", tests::text(&l));
     let o = s.build("minimal", "out", &pool);
     assert_clean_failure(&o, "evil");

@@ -5,18 +5,13 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use tests::{image_builder, repo_root, shared_build, text};
 
 /// Copy one partition of the disk to a file, by its label in build.json's layout.
 fn extract_partition(disk: &Path, report: &serde_json::Value, label: &str, to: &Path) {
-    let part = report["layout"]["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["label"] == label)
-        .unwrap();
+    let part = tests::partition(report, label);
     let (offset, size) = (
         part["offset"].as_u64().unwrap(),
         part["size"].as_u64().unwrap(),
@@ -26,6 +21,14 @@ fn extract_partition(disk: &Path, report: &serde_json::Value, label: &str, to: &
     let mut buf = vec![0u8; size as usize];
     f.read_exact(&mut buf).unwrap();
     std::fs::write(to, buf).unwrap();
+}
+
+/// `image-builder run DISK --snapshot ARGS`: the loader renames the entry it boots (boot
+/// counting) and so writes the disk; every boot here is of a throw-away snapshot.
+fn run_snapshot(disk: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["run", disk.to_str().unwrap(), "--snapshot"];
+    all.extend_from_slice(args);
+    image_builder(&repo_root(), &all)
 }
 
 fn check(cmd: &mut Command, want: &str) {
@@ -110,19 +113,7 @@ fn inspect_shows_slots_and_boot_entries() {
 fn minimal_image_boots_to_banner_and_login() {
     let out = shared_build("minimal");
     let disk = out.join("disk.raw");
-    // The loader renames the entry (boot counting) and so writes the disk: boot a snapshot.
-    let run = image_builder(
-        &repo_root(),
-        &[
-            "run",
-            disk.to_str().unwrap(),
-            "--snapshot",
-            "--timeout",
-            "300",
-            "--expect",
-            "login:",
-        ],
-    );
+    let run = run_snapshot(&disk, &["--timeout", "300", "--expect", "login:"]);
     let console = text(&run);
     assert!(run.status.success(), "no login prompt:\n{console}");
     let banner = console
@@ -146,12 +137,9 @@ fn init_failure_is_reported_and_powers_off_cleanly() {
     // Direct kernel boot with a usr= that names no partition: /init must say what failed, list
     // what it saw, and power off (QEMU then exits by itself) instead of a kernel panic.
     let append = "console=ttyS0 usr=PARTUUID=00000000-0000-4000-8000-000000000001";
-    let run = image_builder(
-        &repo_root(),
+    let run = run_snapshot(
+        &disk,
         &[
-            "run",
-            disk.to_str().unwrap(),
-            "--snapshot",
             "--timeout",
             "300",
             "--",
@@ -185,18 +173,7 @@ fn init_failure_is_reported_and_powers_off_cleanly() {
 fn run_gives_up_with_the_console_tail() {
     let out = shared_build("minimal");
     let disk = out.join("disk.raw");
-    let run = image_builder(
-        &repo_root(),
-        &[
-            "run",
-            disk.to_str().unwrap(),
-            "--snapshot",
-            "--timeout",
-            "8",
-            "--expect",
-            "this never appears",
-        ],
-    );
+    let run = run_snapshot(&disk, &["--timeout", "8", "--expect", "this never appears"]);
     let t = text(&run);
     assert!(!run.status.success(), "{t}");
     assert!(t.contains("timed out; console tail:"), "{t}");

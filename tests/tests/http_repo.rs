@@ -3,7 +3,6 @@
 //! it, and gets the same image as a build from the pool directory.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use tests::http::StaticServer;
 use tests::{image_builder, init_bin, pool_dir, text, Scratch};
@@ -17,18 +16,7 @@ fn make_repository(dir: &std::path::Path) {
         c.filename = format!("pool/main/{}", c.filename);
         entries.push((c, BTreeMap::new()));
     }
-    let packages = rootfs::apt::render_packages(&entries);
-    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
-    xz.write_all(packages.as_bytes()).unwrap();
-    let packages_xz = xz.finish().unwrap();
-    let index = dir.join("dists/bookworm/main/binary-amd64");
-    std::fs::create_dir_all(&index).unwrap();
-    std::fs::write(index.join("Packages.xz"), &packages_xz).unwrap();
-    let release = rootfs::apt::render_release(
-        "bookworm",
-        &[("main/binary-amd64/Packages.xz".to_string(), packages_xz)],
-    );
-    std::fs::write(dir.join("dists/bookworm/Release"), release).unwrap();
+    tests::apt::write_index(dir, &entries);
 }
 
 #[test]

@@ -10,14 +10,13 @@
 //! - the minimal image (exact mode) re-locks to the committed lock, byte for byte.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use rootfs::source::Candidate;
 use sha2::{Digest, Sha256};
 use tests::debs::package_deb;
 use tests::http::StaticServer;
-use tests::{assert_clean_failure, image_builder, pool_dir, text, Scratch};
+use tests::{assert_clean_failure, image_builder, text, Scratch};
 
 /// One synthetic package: name, version, architecture, control fields.
 type Pkg = (&'static str, &'static str, &'static str, &'static str);
@@ -72,6 +71,15 @@ const PACKAGES: &[Pkg] = &[
     ("libc-x", "9.9-1", "arm64", ""),
 ];
 
+/// `Key: value` lines as a map.
+fn control_fields(fields: &str) -> BTreeMap<String, String> {
+    fields
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Writes `dist/` (Release, Packages.xz) and `pool/` for `packages` under `dir`.
 fn make_repository(dir: &Path, packages: &[Pkg]) {
     let pool = dir.join("pool/main");
@@ -89,25 +97,9 @@ fn make_repository(dir: &Path, packages: &[Pkg]) {
             sha256: hex::encode(Sha256::digest(&deb)),
             filename: format!("pool/main/{file}"),
         };
-        let extra: BTreeMap<String, String> = fields
-            .lines()
-            .filter_map(|l| l.split_once(": "))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        entries.push((cand, extra));
+        entries.push((cand, control_fields(fields)));
     }
-    let packages = rootfs::apt::render_packages(&entries);
-    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
-    xz.write_all(packages.as_bytes()).unwrap();
-    let packages_xz = xz.finish().unwrap();
-    let index = dir.join("dists/bookworm/main/binary-amd64");
-    std::fs::create_dir_all(&index).unwrap();
-    std::fs::write(index.join("Packages.xz"), &packages_xz).unwrap();
-    let release = rootfs::apt::render_release(
-        "bookworm",
-        &[("main/binary-amd64/Packages.xz".to_string(), packages_xz)],
-    );
-    std::fs::write(dir.join("dists/bookworm/Release"), release).unwrap();
+    tests::apt::write_index(dir, &entries);
 }
 
 const SPEC: &str = "\
@@ -298,11 +290,7 @@ fn unsatisfiable_and_conflicting_closures_fail_clearly_and_keep_the_lock() {
 #[test]
 fn closure_from_a_pool_builds() {
     let s = Scratch::new("minimal");
-    let pool = s.path().join("pool");
-    std::fs::create_dir(&pool).unwrap();
-    for c in rootfs::pool::scan(&pool_dir()).unwrap() {
-        std::os::unix::fs::symlink(pool_dir().join(&c.filename), pool.join(&c.filename)).unwrap();
-    }
+    let pool = tests::linked_pool(s.path());
     let extra: &[Pkg] = &[
         (
             "hello-x",
@@ -319,17 +307,7 @@ fn closure_from_a_pool_builds() {
     // The exact minimal lock is what `lock` gives from this pool, byte for byte.
     let committed = std::fs::read(s.path().join("images/minimal.lock")).unwrap();
     let spec = s.spec("minimal");
-    let relock = |s: &Scratch| {
-        image_builder(
-            s.path(),
-            &[
-                "lock",
-                spec.to_str().unwrap(),
-                "--pool",
-                pool.to_str().unwrap(),
-            ],
-        )
-    };
+    let relock = |s: &Scratch| s.lock("minimal", &pool);
     let o = relock(&s);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
@@ -425,12 +403,7 @@ fn closure_from_apt_lists_pins_apt_get_file_names() {
             sha256: hex::encode(Sha256::digest(name.as_bytes())),
             filename: format!("pool/main/x/{name}.deb"),
         };
-        let extra = fields
-            .lines()
-            .filter_map(|l| l.split_once(": "))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        (cand, extra)
+        (cand, control_fields(fields))
     })
     .collect();
     std::fs::write(

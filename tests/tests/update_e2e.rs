@@ -14,49 +14,18 @@
 
 use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use tests::etcd::Etcd;
-use tests::{
-    image_builder, image_builder_bin, pool_dir, repo_root, text, update_engine_bin, Scratch,
-};
-
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let o = image_builder(dir, args);
-    assert!(o.status.success(), "image-builder {args:?}:\n{}", text(&o));
-    text(&o)
-}
+use tests::repo::ChannelRepo;
+use tests::{image_builder_bin, image_builder_ok, pool_dir, text, update_engine_bin, Scratch};
 
 #[test]
 fn power_cut_update_to_1_0_1_and_rollback_from_broken_1_0_2() {
     let s = Scratch::new("minimal");
     let w = s.path();
-    let p = |rel: &str| w.join(rel).to_str().unwrap().to_string();
-    std::os::unix::fs::symlink(repo_root().join("target"), w.join("target")).unwrap();
-    std::fs::create_dir(w.join("keys")).unwrap();
-    ok(w, &["keygen", &p("keys/root.key")]);
-    ok(w, &["keygen", &p("keys/signing.key")]);
-    ok(
-        w,
-        &[
-            "init-repo",
-            "--repo",
-            &p("repo"),
-            "--root-key",
-            &p("keys/root.key"),
-            "--signing-key",
-            &p("keys/signing.key"),
-        ],
-    );
-    std::fs::copy(w.join("repo/root.json"), w.join("keys/root.json")).unwrap();
+    s.link_target();
+    let repo = ChannelRepo::init(w);
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -91,36 +60,12 @@ fn power_cut_update_to_1_0_1_and_rollback_from_broken_1_0_2() {
     s.edit_spec("minimal", "version: 1.0.0", "version: 1.0.1");
     let o = s.build("minimal", "v101", &pool_dir());
     assert!(o.status.success(), "{}", text(&o));
-    ok(
-        w,
-        &[
-            "publish",
-            "--repo",
-            &p("repo"),
-            "--channel",
-            "alpha",
-            "--key",
-            &p("keys/signing.key"),
-            &p("v101"),
-        ],
-    );
+    repo.publish("alpha", &w.join("v101"));
 
-    let _server = Server(
-        Command::new(image_builder_bin())
-            .args([
-                "serve",
-                &p("repo"),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _server = repo.serve(&format!("127.0.0.1:{port}"));
     let disk = w.join("disk.raw");
     std::fs::copy(w.join("v100/disk.raw"), &disk).unwrap();
-    let inspect = || ok(w, &["inspect", disk.to_str().unwrap()]);
+    let inspect = || image_builder_ok(w, &["inspect", disk.to_str().unwrap()]);
     let lock = |args: &[&str]| {
         let o = Command::new(update_engine_bin())
             .args(["lock", "--endpoint", &etcd.endpoint()])
@@ -208,20 +153,7 @@ fn power_cut_update_to_1_0_1_and_rollback_from_broken_1_0_2() {
     s.edit_spec("minimal", "virtio_scsi, squashfs, ", "virtio_scsi, ");
     let o = s.build("minimal", "v102", &pool_dir());
     assert!(o.status.success(), "{}", text(&o));
-    let key = p("keys/signing.key");
-    ok(
-        w,
-        &[
-            "publish",
-            "--repo",
-            &p("repo"),
-            "--channel",
-            "alpha",
-            "--key",
-            &key,
-            &p("v102"),
-        ],
-    );
+    repo.publish("alpha", &w.join("v102"));
     let console = boot_watching(w, &disk, "update-engine: released the reboot lock", |_| {});
     in_order(
         &console,
@@ -311,7 +243,7 @@ fn in_order(console: &str, lines: &[&str]) {
 
 /// Copies `path` out of the ext4 ROOT partition of `disk` with debugfs.
 fn copy_from_root(disk: &Path, path: &str, to: &Path) {
-    let json = ok(
+    let json = image_builder_ok(
         disk.parent().unwrap(),
         &["inspect", "--json", disk.to_str().unwrap()],
     );

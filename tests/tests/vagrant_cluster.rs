@@ -20,12 +20,13 @@
 //! log tail and its engine's status first). About 20 minutes on 2 cores.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use tests::libvirt::Libvirt;
-use tests::{image_builder, image_builder_bin, pool_dir, repo_root, text, Scratch};
+use tests::repo::ChannelRepo;
+use tests::{pool_dir, text, Scratch};
 
 const NODES: [&str; 3] = ["core-01", "core-02", "core-03"];
 const BOX: &str = "container-host-alpha";
@@ -34,21 +35,6 @@ const SEMAPHORE: &str = "coreos.com/updateengine/rebootlock/semaphore";
 const UP_TIMEOUT_SECS: u64 = 1800;
 /// From publishing 1.0.1 until the three machines run it (three reboots, one at a time).
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(1800);
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let o = image_builder(dir, args);
-    assert!(o.status.success(), "image-builder {args:?}:\n{}", text(&o));
-    text(&o)
-}
-
-/// `image-builder serve` of the repository, killed when dropped.
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The cluster folder of a build, driven with `vagrant`; destroyed when dropped (after printing
 /// what tells why, when the test failed).
@@ -196,22 +182,8 @@ fn semaphore_history(watch: &str) -> Vec<Vec<String>> {
 fn vagrant_up_three_nodes_form_etcd_and_update_one_at_a_time() {
     let s = Scratch::new("container-host");
     let w = s.path();
-    let p = |rel: &str| w.join(rel).to_str().unwrap().to_string();
-    std::os::unix::fs::symlink(repo_root().join("target"), w.join("target")).unwrap();
-    std::fs::create_dir(w.join("keys")).unwrap();
-    ok(w, &["keygen", &p("keys/root.key")]);
-    ok(w, &["keygen", &p("keys/signing.key")]);
-    let init = [
-        "init-repo",
-        "--repo",
-        &p("repo"),
-        "--root-key",
-        &p("keys/root.key"),
-        "--signing-key",
-        &p("keys/signing.key"),
-    ];
-    ok(w, &init);
-    std::fs::copy(w.join("repo/root.json"), w.join("keys/root.json")).unwrap();
+    s.link_target();
+    let repo = ChannelRepo::init(w);
 
     // The image's own server is a dead address (TEST-NET-1): only the user-data's works.
     s.edit_spec(
@@ -229,22 +201,7 @@ fn vagrant_up_three_nodes_form_etcd_and_update_one_at_a_time() {
     s.edit_spec("container-host", "version: 1.0.0", "version: 1.0.1");
     let o = s.build("container-host", "v101", &pool_dir());
     assert!(o.status.success(), "{}", text(&o));
-    let publish = |build: &str| {
-        ok(
-            w,
-            &[
-                "publish",
-                "--repo",
-                &p("repo"),
-                "--channel",
-                "alpha",
-                "--key",
-                &p("keys/signing.key"),
-                &p(build),
-            ],
-        )
-    };
-    publish("v100");
+    repo.publish("alpha", &w.join("v100"));
 
     // The repository, for the machines: this host on the private network (172.17.8.1), which
     // exists only once Vagrant made it, so the server listens on every address.
@@ -252,14 +209,7 @@ fn vagrant_up_three_nodes_form_etcd_and_update_one_at_a_time() {
         let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let _server = Server(
-        Command::new(image_builder_bin())
-            .args(["serve", &p("repo"), "--listen", &format!("0.0.0.0:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _server = repo.serve(&format!("0.0.0.0:{port}"));
 
     // The cluster folder as a user edits it: config.rb's update server, and a shorter check
     // interval than the hour of the default in the user-data.
@@ -339,7 +289,7 @@ fn vagrant_up_three_nodes_form_etcd_and_update_one_at_a_time() {
     );
 
     // 1.0.1 into the channel: each machine installs it and reboots when it holds the lock.
-    publish("v101");
+    repo.publish("alpha", &w.join("v101"));
     let start = Instant::now();
     let mut pending: Vec<&str> = NODES.to_vec();
     while !pending.is_empty() {

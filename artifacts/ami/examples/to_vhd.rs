@@ -2,39 +2,23 @@
 //! Drives the writer for `bench/convert.sh`; image-builder is the real caller (it derives the
 //! UUID from the spec; here it is fixed).
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use ami::vhd::{write_file, VhdOptions};
+use diskfmt_testing::{converter_args, finish};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (raw, out, epoch) = match args.as_slice() {
-        [raw, out, epoch] => match epoch.parse() {
-            Ok(e) => (Path::new(raw), Path::new(out), e),
-            Err(_) => return usage(),
-        },
-        _ => return usage(),
+    let usage = "to_vhd RAW OUT SOURCE_DATE_EPOCH";
+    let Some((raw, out)) = converter_args(&args, usage, 1) else {
+        return ExitCode::from(2);
+    };
+    let Some(epoch) = args.get(2).and_then(|e| e.parse().ok()) else {
+        eprintln!("usage: {usage}");
+        return ExitCode::from(2);
     };
     let opts = VhdOptions::new(epoch, *b"example-vhd-uuid");
-    match write_file(raw, out, &opts) {
-        Ok(w) => {
-            println!("{} bytes, disk {} bytes", w.file_size, w.disk_size);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
-            }
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn usage() -> ExitCode {
-    eprintln!("usage: to_vhd RAW OUT SOURCE_DATE_EPOCH");
-    ExitCode::from(2)
+    finish(write_file(&raw, &out, &opts), |w| {
+        format!("{} bytes, disk {} bytes", w.file_size, w.disk_size)
+    })
 }

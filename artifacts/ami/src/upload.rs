@@ -2,7 +2,7 @@
 //! record, write it to an EBS snapshot ([`crate::ebs`]), wait for the snapshot, register the
 //! AMI ([`crate::ec2`]) and record the result next to the build's `RegisterImage` input.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -162,25 +162,12 @@ pub fn verify(path: &Path, size: u64, sha256: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Write a small file whole or not at all (temporary file in the same directory, renamed).
+/// Write a small file whole or not at all ([`util::fs::write_atomic`]).
 fn write_atomic(path: &Path, text: &str) -> Result<(), Error> {
-    let io_err = |error| Error::Io {
+    util::fs::write_atomic(path, text.as_bytes()).map_err(|error| Error::Io {
         path: path.to_path_buf(),
         error,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".partial-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .tempfile_in(dir)
-        .map_err(io_err)?;
-    tmp.write_all(text.as_bytes()).map_err(io_err)?;
-    tmp.as_file().sync_all().map_err(io_err)?;
-    tmp.persist(path).map_err(|e| io_err(e.error))?;
-    Ok(())
+    })
 }
 
 /// Verify, upload, wait, register. `log` gets progress lines (for stderr).

@@ -7,12 +7,10 @@
 //! footer comes from the clock or a random source: the timestamp is `source_date_epoch` and the
 //! UUID is the caller's (derived from the image spec).
 
-use std::fs::{File, Permissions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::ops::Range;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use diskfmt::{is_zero, Format, RawDisk};
 
 pub const FOOTER_SIZE: usize = 512;
 pub const COOKIE: &[u8; 8] = b"conectix";
@@ -35,32 +33,10 @@ const CHUNK: usize = 64 << 10;
 /// Bytes read per round.
 const READ_SIZE: usize = 4 << 20;
 
-/// Why a VHD could not be written.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("the raw disk is empty")]
-    EmptyDisk,
-    #[error("the raw disk is {size} bytes; a VHD holds at most {max} bytes")]
-    DiskTooLarge { size: u64, max: u64 },
-    #[error("source_date_epoch {0} is not between 2000-01-01 and 2136-02-07 (a VHD timestamp)")]
-    Timestamp(u64),
-    #[error("reading the raw disk")]
-    Read(#[source] io::Error),
-    #[error("writing the VHD")]
-    Write(#[source] io::Error),
-    #[error("opening {}", path.display())]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("creating {}", path.display())]
-    Create {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-}
+/// Why a VHD could not be written: the errors of every disk-format writer.
+pub use diskfmt::Error;
+
+const FORMAT: Format = Format::Vhd;
 
 /// What goes into the footer besides the size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,151 +163,66 @@ pub fn checksum(footer: &[u8; FOOTER_SIZE]) -> u32 {
     !sum
 }
 
-/// Convert a raw disk (all of it read) into a fixed VHD written to `out` from its current
-/// position. Zero chunks are skipped with a seek, so a file target stays sparse: `out` must
-/// read as zeros past its position (a new file, an empty buffer).
+/// Convert a raw disk into a fixed VHD written to `out` from its current position. Chunks in
+/// the disk's holes are not read, and zero chunks are skipped with a seek, so a file target
+/// stays sparse: `out` must read as zeros past its position (a new file, an empty buffer).
 pub fn write<R: Read + Seek, W: Write + Seek>(
-    raw: &mut R,
+    raw: &mut RawDisk<R>,
     out: &mut W,
     opts: &VhdOptions,
 ) -> Result<Written, Error> {
-    let size = raw.seek(SeekFrom::End(0)).map_err(Error::Read)?;
-    write_ranges(raw, size, &whole(size), out, opts)
-}
-
-/// [`write`] from a raw disk file, whose holes are not even read, to `out`, through a temporary
-/// file in the same directory that is synced and renamed into place.
-pub fn write_file(raw: &Path, out: &Path, opts: &VhdOptions) -> Result<Written, Error> {
-    let open = |source| Error::Open {
-        path: raw.to_path_buf(),
-        source,
-    };
-    let mut file = File::open(raw).map_err(open)?;
-    let size = file.seek(SeekFrom::End(0)).map_err(open)?;
-    let data = data_extents(&file, size).map_err(open)?;
-
-    let create = |source| Error::Create {
-        path: out.to_path_buf(),
-        source,
-    };
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".partial-")
-        .permissions(Permissions::from_mode(0o644))
-        .tempfile_in(dir)
-        .map_err(create)?;
-    let mut w = BufWriter::with_capacity(1 << 20, tmp);
-    let written = write_ranges(&mut file, size, &data, &mut w, opts)?;
-    let tmp = w.into_inner().map_err(|e| create(e.into_error()))?;
-    tmp.as_file().sync_all().map_err(create)?;
-    tmp.persist(out).map_err(|e| create(e.error))?;
-    Ok(written)
-}
-
-/// The writer proper: only `data` (sorted byte ranges of the raw disk) is read; the rest, and
-/// every all-zero chunk, is left as a hole by seeking over it.
-fn write_ranges<R: Read + Seek, W: Write + Seek>(
-    raw: &mut R,
-    size: u64,
-    data: &[Range<u64>],
-    out: &mut W,
-    opts: &VhdOptions,
-) -> Result<Written, Error> {
+    let size = raw.size();
     if size == 0 {
         return Err(Error::EmptyDisk);
     }
     let disk_size = disk_size(size);
     if disk_size > MAX_SIZE {
         return Err(Error::DiskTooLarge {
+            format: FORMAT,
             size,
             max: MAX_SIZE,
         });
     }
     let footer = footer(disk_size, opts)?;
-    let base = out.stream_position().map_err(Error::Write)?;
+    let base = out.stream_position().map_err(Error::writing(FORMAT))?;
     let mut at = base; // where `out` is
+    let chunk = CHUNK as u64;
+    let chunks = size.div_ceil(chunk);
+    let per_read = (READ_SIZE / CHUNK) as u64;
     let mut buf = vec![0u8; READ_SIZE];
-    for r in data {
-        let mut pos = r.start;
-        raw.seek(SeekFrom::Start(pos)).map_err(Error::Read)?;
-        while pos < r.end {
-            let n = (r.end - pos).min(READ_SIZE as u64) as usize;
-            raw.read_exact(&mut buf[..n]).map_err(Error::Read)?;
-            for (i, chunk) in buf[..n].chunks(CHUNK).enumerate() {
-                if is_zero(chunk) {
-                    continue;
-                }
-                let to = base + pos + (i * CHUNK) as u64;
-                if to != at {
-                    out.seek(SeekFrom::Start(to)).map_err(Error::Write)?;
-                }
-                out.write_all(chunk).map_err(Error::Write)?;
-                at = to + chunk.len() as u64;
+    for first in (0..chunks).step_by(per_read as usize) {
+        let n = (chunks - first).min(per_read) as usize;
+        let batch = &mut buf[..n * CHUNK];
+        let flags = raw.read_chunks(CHUNK, first, batch).map_err(Error::Read)?;
+        for (i, (data, &maybe)) in batch.chunks(CHUNK).zip(&flags).enumerate() {
+            if !maybe || is_zero(data) {
+                continue;
             }
-            pos += n as u64;
+            let from = (first + i as u64) * chunk;
+            let len = (size - from).min(chunk) as usize; // the last chunk ends with the disk
+            let to = base + from;
+            if to != at {
+                out.seek(SeekFrom::Start(to))
+                    .map_err(Error::writing(FORMAT))?;
+            }
+            out.write_all(&data[..len])
+                .map_err(Error::writing(FORMAT))?;
+            at = to + len as u64;
         }
     }
     out.seek(SeekFrom::Start(base + disk_size))
         .and_then(|_| out.write_all(&footer))
-        .map_err(Error::Write)?;
+        .map_err(Error::writing(FORMAT))?;
     Ok(Written {
         file_size: disk_size + FOOTER_SIZE as u64,
         disk_size,
     })
 }
 
-fn is_zero(buf: &[u8]) -> bool {
-    let mut blocks = buf.chunks_exact(64);
-    blocks
-        .by_ref()
-        .all(|b| b.iter().fold(0u8, |acc, &x| acc | x) == 0)
-        && blocks.remainder().iter().all(|&x| x == 0)
-}
-
-/// The data extents of `file` (`SEEK_DATA`/`SEEK_HOLE`); all of it when the file system or
-/// device cannot say.
-fn data_extents(file: &File, size: u64) -> io::Result<Vec<Range<u64>>> {
-    let fd = file.as_raw_fd();
-    let seek = |pos: u64, whence| -> io::Result<Option<u64>> {
-        let off = libc::off_t::try_from(pos).map_err(|_| io::ErrorKind::InvalidInput)?;
-        // SAFETY: lseek on a descriptor owned by a live `File`; it does not touch memory.
-        let r = unsafe { libc::lseek(fd, off, whence) };
-        match r {
-            r if r >= 0 => Ok(Some(r as u64)),
-            _ => match io::Error::last_os_error() {
-                e if e.raw_os_error() == Some(libc::ENXIO) => Ok(None),
-                e => Err(e),
-            },
-        }
-    };
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos < size {
-        let data = match seek(pos, libc::SEEK_DATA) {
-            Ok(Some(d)) => d,
-            Ok(None) => break,
-            // Not supported here (EINVAL, EOPNOTSUPP...): read everything.
-            Err(_) => return Ok(whole(size)),
-        };
-        if data >= size {
-            break;
-        }
-        let hole = seek(data, libc::SEEK_HOLE)?.unwrap_or(size).min(size);
-        if hole <= data {
-            return Ok(whole(size));
-        }
-        out.push(data..hole);
-        pos = hole;
-    }
-    Ok(out)
-}
-
-/// One range covering the whole disk.
-fn whole(size: u64) -> Vec<Range<u64>> {
-    std::iter::once(0..size).collect()
+/// [`write`] from a raw disk file, whose holes are not even read, to `out`, through a temporary
+/// file in the same directory that is synced and renamed into place.
+pub fn write_file(raw: &Path, out: &Path, opts: &VhdOptions) -> Result<Written, Error> {
+    diskfmt::write_file(raw, out, |disk, file| write(disk, file, opts))
 }
 
 #[cfg(test)]
@@ -459,7 +350,8 @@ mod tests {
     fn image_is_padded_data_then_footer() {
         let raw: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
         let mut out = Cursor::new(Vec::new());
-        let w = write(&mut Cursor::new(&raw), &mut out, &opts()).unwrap();
+        let mut disk = RawDisk::new(Cursor::new(&raw)).unwrap();
+        let w = write(&mut disk, &mut out, &opts()).unwrap();
         let f = out.into_inner();
         assert_eq!(w.disk_size, 2 << 20);
         assert_eq!(f.len() as u64, w.file_size);
@@ -468,7 +360,7 @@ mod tests {
         assert_eq!(&f[2 << 20..], &footer(2 << 20, &opts()).unwrap());
 
         let err = write(
-            &mut Cursor::new(Vec::new()),
+            &mut RawDisk::new(Cursor::new(Vec::new())).unwrap(),
             &mut Cursor::new(Vec::new()),
             &opts(),
         );

@@ -4,14 +4,12 @@
 //! ours (timestamp, UUID, geometry).
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use ami::vhd::{footer, write_file, VhdOptions};
-
-const MIB: u64 = 1 << 20;
+use diskfmt::RawDisk;
+use diskfmt_testing::{assert_reads_back, qemu_img, sparse_disk, MIB};
 
 fn opts() -> VhdOptions {
     VhdOptions::new(1_767_225_600, *b"vhd-test-uuid-01")
@@ -19,47 +17,17 @@ fn opts() -> VhdOptions {
 
 /// A sparse raw disk of `size` bytes with data at the start, in the middle and at the end.
 fn test_disk(dir: &Path, name: &str, size: u64) -> PathBuf {
-    let path = dir.join(name);
-    let mut f = File::create(&path).unwrap();
-    f.set_len(size).unwrap();
-    let mut put = |at: u64, bytes: &[u8]| {
-        f.seek(SeekFrom::Start(at)).unwrap();
-        f.write_all(bytes).unwrap();
-    };
-    put(0, &[0xEB; 4096]);
-    put(size / 2 - 100, &b"middle".repeat(1000));
-    put(size - 10, b"last bytes");
-    path
-}
-
-fn qemu_img(args: &[&str]) -> (bool, String) {
-    let out = Command::new("qemu-img")
-        .args(args)
-        .output()
-        .expect("run qemu-img");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn compare(raw: &Path, vhd: &Path) {
-    let args = [
-        "compare",
-        "-f",
-        "raw",
-        "-F",
-        "vpc",
-        raw.to_str().unwrap(),
-        vhd.to_str().unwrap(),
+    let parts = [
+        (0, vec![0xEB; 4096]),
+        (size / 2 - 100, b"middle".repeat(1000)),
+        (size - 10, b"last bytes".to_vec()),
     ];
-    let (ok, text) = qemu_img(&args);
-    assert!(
-        ok && text.contains("Images are identical"),
-        "qemu-img compare:\n{text}"
-    );
+    sparse_disk(dir, name, size, &parts)
+}
+
+/// qemu-img reads the VHD (`-f vpc`: it would guess raw) back as the raw disk.
+fn compare(raw: &Path, vhd: &Path) {
+    assert_reads_back(raw, vhd, "vpc");
 }
 
 /// The image's virtual size as `qemu-img info` reports it (bytes).
@@ -126,7 +94,8 @@ fn same_bytes_every_run() {
     assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap());
     // Reading through the generic writer (no hole map) gives the same bytes.
     let mut out = std::io::Cursor::new(Vec::new());
-    ami::vhd::write(&mut File::open(&raw).unwrap(), &mut out, &opts()).unwrap();
+    let mut dense = RawDisk::new(File::open(&raw).unwrap()).unwrap();
+    ami::vhd::write(&mut dense, &mut out, &opts()).unwrap();
     assert!(out.into_inner() == std::fs::read(&a).unwrap());
 }
 

@@ -17,8 +17,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use util::fs::AtomicFile;
 
-use crate::output::AtomicFile;
 use crate::ovf::{self, Descriptor, DiskFile, Hypervisor, Product};
 use crate::ustar::Ustar;
 use crate::vmdk::{self, VmdkOptions};
@@ -105,7 +105,7 @@ pub fn write_file(raw: &Path, out: &Path, opts: &OvaOptions) -> Result<OvaWritte
     if !valid_name(&opts.name) {
         return Err(Error::InvalidName(opts.name.clone()));
     }
-    let dir = parent(out);
+    let dir = util::fs::parent(out);
     let scratch = tempfile::Builder::new()
         .prefix(".ova-")
         .tempdir_in(dir)
@@ -163,14 +163,6 @@ pub fn write_file(raw: &Path, out: &Path, opts: &OvaOptions) -> Result<OvaWritte
         members: vec![ovf_name, opts.manifest_name(), vmdk_name],
         vmdk: written,
     })
-}
-
-/// The directory of `path` (`.` for a bare file name).
-pub fn parent(path: &Path) -> &Path {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    }
 }
 
 /// SHA-256 of a file's bytes.

@@ -3,16 +3,12 @@
 //! ([`archive`]). The `vagrant` crate reuses the VMDK writer, the renderer and the archives for
 //! the virtualbox box.
 //!
-//! [`raw::RawDisk`], [`pool::Pool`] and [`output::AtomicFile`] are shared with the other
-//! disk-format writers of the artifact crates.
+//! What the VMDK writer shares with the other disk-format writers (errors, the raw-disk
+//! reader, the compression pool) is the `diskfmt` crate's.
 
 pub mod archive;
-pub mod output;
 pub mod ovf;
-pub mod pool;
-pub mod raw;
 pub mod ustar;
 pub mod vmdk;
 
 pub use archive::{write_file, OvaOptions, OvaWritten};
-pub use raw::RawDisk;

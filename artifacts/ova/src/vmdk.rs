@@ -19,16 +19,13 @@
 //! descriptor, cut to 32 bits: content-derived, never random, never the clock.
 
 use std::cell::RefCell;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
 
+use diskfmt::{is_zero, Format, Pool, RawDisk};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use zlib_rs::{Deflate, DeflateFlush, Status};
-
-use crate::output::AtomicFile;
-use crate::pool::Pool;
-use crate::raw::{is_zero, RawDisk};
 
 pub const SECTOR_SIZE: u64 = 512;
 /// 128 sectors = 64 KiB per grain.
@@ -59,42 +56,10 @@ pub const TOOLS_VERSION: &str = "2147483647";
 /// Grains read and compressed per round (4 MiB: stays in cache, enough work for threads).
 const BATCH_GRAINS: usize = 64;
 
-/// Why a VMDK could not be written.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("the raw disk is empty")]
-    EmptyDisk,
-    #[error("the raw disk is {size} bytes; a VMDK extent holds at most {max} bytes")]
-    DiskTooLarge { size: u64, max: u64 },
-    #[error("the VMDK would pass {max} bytes, the most its 32-bit grain tables address")]
-    FileTooLarge { max: u64 },
-    #[error("extent file name {0:?}: want 1 to 255 printable characters, no '\"'")]
-    InvalidExtentName(String),
-    #[error("deflate failed on grain {grain}")]
-    Compress { grain: u64 },
-    #[error("starting {threads} compression threads")]
-    ThreadPool {
-        threads: usize,
-        #[source]
-        source: rayon::ThreadPoolBuildError,
-    },
-    #[error("reading the raw disk")]
-    Read(#[source] io::Error),
-    #[error("writing the VMDK")]
-    Write(#[source] io::Error),
-    #[error("opening {}", path.display())]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("creating {}", path.display())]
-    Create {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-}
+/// Why a VMDK could not be written: the errors of every disk-format writer.
+pub use diskfmt::Error;
+
+const FORMAT: Format = Format::Vmdk;
 
 /// The controller the descriptor names (`ddb.adapterType`); it also picks the geometry's heads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -281,7 +246,7 @@ pub fn write<R: Read + Seek, W: Write + Seek>(
         threads: opts.threads.unwrap_or(0),
         source,
     })?;
-    let base = out.stream_position().map_err(Error::Write)?;
+    let base = out.stream_position().map_err(Error::writing(FORMAT))?;
     // Header and room for the descriptor, which needs the CID, so comes last.
     let mut head = vec![0u8; (OVERHEAD_SECTORS * SECTOR_SIZE) as usize];
     let gd_offset = GD_AT_END;
@@ -292,7 +257,7 @@ pub fn write<R: Read + Seek, W: Write + Seek>(
         }
         .to_bytes(),
     );
-    out.write_all(&head).map_err(Error::Write)?;
+    out.write_all(&head).map_err(Error::writing(FORMAT))?;
 
     let mut stream = Stream::new(&mut *out, head.len() as u64);
     let stored = stream_grains(raw, &mut stream, capacity, &pool)?;
@@ -304,7 +269,7 @@ pub fn write<R: Read + Seek, W: Write + Seek>(
     out.seek(SeekFrom::Start(base + DESCRIPTOR_OFFSET * SECTOR_SIZE))
         .and_then(|_| out.write_all(text.as_bytes()))
         .and_then(|_| out.seek(SeekFrom::Start(base + end)))
-        .map_err(Error::Write)?;
+        .map_err(Error::writing(FORMAT))?;
     Ok(Written {
         file_size: end,
         capacity: capacity * SECTOR_SIZE,
@@ -319,6 +284,7 @@ fn capacity_sectors(size: u64) -> Result<u64, Error> {
     match capacity {
         0 => Err(Error::EmptyDisk),
         c if c > MAX_SECTORS => Err(Error::DiskTooLarge {
+            format: FORMAT,
             size,
             max: MAX_SECTORS * SECTOR_SIZE,
         }),
@@ -359,18 +325,7 @@ fn stream_grains<R: Read + Seek, W: Write>(
 /// [`write`] from a raw disk file to `out`, through a temporary file in the same directory that
 /// is synced and renamed into place: `out` is either complete or untouched.
 pub fn write_file(raw: &Path, out: &Path, opts: &VmdkOptions) -> Result<Written, Error> {
-    let mut disk = RawDisk::open(raw).map_err(|source| Error::Open {
-        path: raw.to_path_buf(),
-        source,
-    })?;
-    let create = |source| Error::Create {
-        path: out.to_path_buf(),
-        source,
-    };
-    let mut file = AtomicFile::create(out).map_err(create)?;
-    let written = write(&mut disk, file.writer(), opts)?;
-    file.commit().map_err(create)?;
-    Ok(written)
+    diskfmt::write_file(raw, out, |disk, file| write(disk, file, opts))
 }
 
 /// The stored form of each grain of a batch (grains `first..`), in order; `None` for grains
@@ -409,7 +364,10 @@ fn grain_record(grain: u64, data: &[u8]) -> Result<Vec<u8>, Error> {
             _ => None,
         }
     });
-    let n = n.ok_or(Error::Compress { grain })?;
+    let n = n.ok_or(Error::Compress {
+        format: FORMAT,
+        index: grain,
+    })?;
     rec[0..8].copy_from_slice(&(grain * GRAIN_SECTORS).to_le_bytes());
     rec[8..12].copy_from_slice(&(n as u32).to_le_bytes());
     rec.truncate(12 + n);
@@ -443,7 +401,7 @@ impl<W: Write> Stream<W> {
     }
 
     fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        self.out.write_all(bytes).map_err(Error::Write)?;
+        self.out.write_all(bytes).map_err(Error::writing(FORMAT))?;
         self.hash.update(bytes);
         self.pos += bytes.len() as u64;
         Ok(())
@@ -452,6 +410,7 @@ impl<W: Write> Stream<W> {
     /// The sector the next write lands on, as a table entry.
     fn next_sector(&self) -> Result<u32, Error> {
         u32::try_from(self.pos / SECTOR_SIZE).map_err(|_| Error::FileTooLarge {
+            format: FORMAT,
             max: MAX_SECTORS * SECTOR_SIZE,
         })
     }

@@ -4,78 +4,28 @@
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use diskfmt::RawDisk;
+use diskfmt_testing::{assert_checks, assert_reads_back, info_json, noise, sparse_disk, MIB};
 use ova::vmdk::{write, write_file, VmdkOptions};
-use ova::RawDisk;
-
-const MIB: u64 = 1 << 20;
-
-/// Pseudo-random (incompressible) bytes, the same on every run.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// A sparse raw disk of 40 MiB + 3 sectors: noise, text starting mid-grain, written zeros,
 /// data across the first grain-table boundary (32 MiB), and a tail in a partial grain.
 fn test_disk(dir: &Path) -> PathBuf {
-    let path = dir.join("disk.raw");
     let size = 40 * MIB + 1536;
-    let mut f = File::create(&path).unwrap();
-    f.set_len(size).unwrap();
-    let mut put = |at: u64, bytes: &[u8]| {
-        f.seek(SeekFrom::Start(at)).unwrap();
-        f.write_all(bytes).unwrap();
-    };
-    put(0, &noise(MIB as usize, 1));
-    put(2 * MIB + 1000, &b"Container Linux ".repeat(20_000));
-    put(5 * MIB, &vec![0u8; 64 << 10]);
-    put(32 * MIB - 5000, &noise(10_000, 2));
-    put(size - 700, &noise(700, 3));
-    path
-}
-
-fn qemu_img(args: &[&str]) -> (bool, String) {
-    let out = Command::new("qemu-img")
-        .args(args)
-        .output()
-        .expect("run qemu-img");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let parts = [
+        (0, noise(MIB as usize, 1)),
+        (2 * MIB + 1000, b"Container Linux ".repeat(20_000)),
+        (5 * MIB, vec![0u8; 64 << 10]),
+        (32 * MIB - 5000, noise(10_000, 2)),
+        (size - 700, noise(700, 3)),
+    ];
+    sparse_disk(dir, "disk.raw", size, &parts)
 }
 
 fn assert_check_and_compare(raw: &Path, vmdk: &Path) {
-    let v = vmdk.to_str().unwrap();
-    let (ok, text) = qemu_img(&["check", "-f", "vmdk", v]);
-    assert!(
-        ok && text.contains("No errors were found"),
-        "qemu-img check:\n{text}"
-    );
-    let (ok, text) = qemu_img(&[
-        "compare",
-        "-f",
-        "raw",
-        "-F",
-        "vmdk",
-        raw.to_str().unwrap(),
-        v,
-    ]);
-    assert!(
-        ok && text.contains("Images are identical"),
-        "qemu-img compare:\n{text}"
-    );
+    assert_checks(vmdk, "vmdk");
+    assert_reads_back(raw, vmdk, "vmdk");
 }
 
 #[test]
@@ -88,14 +38,7 @@ fn qemu_checks_and_reads_back_the_raw_disk() {
     assert_eq!(w.capacity, 40 * MIB + 1536);
     assert_check_and_compare(&raw, &vmdk);
 
-    let (ok, info) = qemu_img(&[
-        "info",
-        "--output=json",
-        "-f",
-        "vmdk",
-        vmdk.to_str().unwrap(),
-    ]);
-    assert!(ok, "{info}");
+    let info = info_json(&vmdk, "vmdk");
     assert!(
         info.contains("\"create-type\": \"streamOptimized\""),
         "{info}"

@@ -19,11 +19,11 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use ova::output::AtomicFile;
 use ova::ovf::{self, Descriptor, DiskFile, Hypervisor, Product};
 use ova::ustar::Ustar;
 use ova::vmdk::{self, VmdkOptions};
 use serde::Serialize;
+use util::fs::AtomicFile;
 
 use crate::qcow2::{self, Qcow2Options};
 
@@ -42,10 +42,9 @@ const GIB: u64 = 1 << 30;
 /// Why a box could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The box's disk (VMDK or qcow2; the error names which).
     #[error(transparent)]
-    Vmdk(#[from] vmdk::Error),
-    #[error(transparent)]
-    Qcow2(#[from] qcow2::Error),
+    Disk(#[from] diskfmt::Error),
     #[error("{what} {}", path.display())]
     Io {
         what: &'static str,
@@ -268,7 +267,7 @@ impl Member<'_> {
 
 /// A scratch directory beside `out` for the disk before it goes into the archive.
 fn scratch_dir(out: &Path) -> Result<tempfile::TempDir, Error> {
-    let dir = ova::archive::parent(out);
+    let dir = util::fs::parent(out);
     tempfile::Builder::new()
         .prefix(".box-")
         .tempdir_in(dir)

@@ -18,12 +18,10 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
 
-use ova::output::AtomicFile;
-use ova::pool::Pool;
-use ova::raw::{is_zero, RawDisk};
+use diskfmt::{is_zero, Format, Pool, RawDisk};
 use rayon::prelude::*;
 use zlib_rs::{Deflate, DeflateFlush, Status};
 
@@ -54,42 +52,10 @@ const SECTOR_SIZE: u64 = 512;
 /// Clusters read and processed per round (4 MiB: stays in cache, enough work for threads).
 const BATCH_CLUSTERS: usize = 64;
 
-/// Why a qcow2 image could not be written.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("the raw disk is empty")]
-    EmptyDisk,
-    #[error("the raw disk is {size} bytes; qemu's 32 MiB L1 table limit allows {max}")]
-    DiskTooLarge { size: u64, max: u64 },
-    #[error("the qcow2 file would pass {max} bytes")]
-    FileTooLarge { max: u64 },
-    #[error("host cluster {cluster} is shared by more compressed clusters than a refcount holds")]
-    RefcountOverflow { cluster: u64 },
-    #[error("deflate failed on cluster {cluster}")]
-    Compress { cluster: u64 },
-    #[error("starting {threads} compression threads")]
-    ThreadPool {
-        threads: usize,
-        #[source]
-        source: rayon::ThreadPoolBuildError,
-    },
-    #[error("reading the raw disk")]
-    Read(#[source] io::Error),
-    #[error("writing the qcow2 image")]
-    Write(#[source] io::Error),
-    #[error("opening {}", path.display())]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("creating {}", path.display())]
-    Create {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-}
+/// Why a qcow2 image could not be written: the errors of every disk-format writer.
+pub use diskfmt::Error;
+
+const FORMAT: Format = Format::Qcow2;
 
 /// How to write the image. Neither field changes what a reader sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -222,6 +188,7 @@ pub fn write<R: Read + Seek, W: Write + Seek>(
     let l1_size = clusters.div_ceil(L2_ENTRIES);
     if l1_size * 8 > MAX_L1_BYTES {
         return Err(Error::DiskTooLarge {
+            format: FORMAT,
             size,
             max: MAX_L1_BYTES / 8 * L2_ENTRIES * CLUSTER_SIZE,
         });
@@ -231,7 +198,7 @@ pub fn write<R: Read + Seek, W: Write + Seek>(
             threads: opts.threads.unwrap_or(0),
             source,
         })?;
-    let base = out.stream_position().map_err(Error::Write)?;
+    let base = out.stream_position().map_err(Error::writing(FORMAT))?;
     let mut image = Image::new(&mut *out);
     image.put(&vec![0u8; CLUSTER_SIZE as usize])?; // the header's cluster, filled in last
     image.refcounts[0] = 1;
@@ -266,7 +233,7 @@ pub fn write<R: Read + Seek, W: Write + Seek>(
     out.seek(SeekFrom::Start(base))
         .and_then(|_| out.write_all(&header.to_bytes()))
         .and_then(|_| out.seek(SeekFrom::Start(base + end)))
-        .map_err(Error::Write)?;
+        .map_err(Error::writing(FORMAT))?;
     Ok(Written {
         file_size: end,
         virtual_size,
@@ -277,18 +244,7 @@ pub fn write<R: Read + Seek, W: Write + Seek>(
 /// [`write`] from a raw disk file to `out`, through a temporary file in the same directory that
 /// is synced and renamed into place: `out` is either complete or untouched.
 pub fn write_file(raw: &Path, out: &Path, opts: &Qcow2Options) -> Result<Written, Error> {
-    let mut disk = RawDisk::open(raw).map_err(|source| Error::Open {
-        path: raw.to_path_buf(),
-        source,
-    })?;
-    let create = |source| Error::Create {
-        path: out.to_path_buf(),
-        source,
-    };
-    let mut file = AtomicFile::create(out).map_err(create)?;
-    let written = write(&mut disk, file.writer(), opts)?;
-    file.commit().map_err(create)?;
-    Ok(written)
+    diskfmt::write_file(raw, out, |disk, file| write(disk, file, opts))
 }
 
 /// How each cluster of a batch (clusters `first..`) is stored, in order; `None` for zeros.
@@ -342,7 +298,10 @@ fn deflate(cluster: u64, data: &[u8]) -> Result<Stored, Error> {
             _ => None,
         }
     });
-    let n = n.ok_or(Error::Compress { cluster })?;
+    let n = n.ok_or(Error::Compress {
+        format: FORMAT,
+        index: cluster,
+    })?;
     if n as u64 >= CLUSTER_SIZE {
         return Ok(Stored::Whole);
     }
@@ -373,7 +332,7 @@ impl<W: Write> Image<W> {
     }
 
     fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        self.out.write_all(bytes).map_err(Error::Write)?;
+        self.out.write_all(bytes).map_err(Error::writing(FORMAT))?;
         self.pos += bytes.len() as u64;
         let clusters = self.pos.div_ceil(CLUSTER_SIZE) as usize;
         if self.refcounts.len() < clusters {
@@ -418,6 +377,7 @@ impl<W: Write> Image<W> {
         let at = self.pos;
         if at + data.len() as u64 >= MAX_COMPRESSED_OFFSET {
             return Err(Error::FileTooLarge {
+                format: FORMAT,
                 max: MAX_COMPRESSED_OFFSET,
             });
         }

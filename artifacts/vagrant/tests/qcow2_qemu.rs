@@ -2,89 +2,38 @@
 //! `compare` finds the raw disk, and the bytes depend on nothing but the input.
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use ova::RawDisk;
+use diskfmt::RawDisk;
+use diskfmt_testing::{assert_checks, assert_reads_back, info_json, noise, sparse_disk, MIB};
 use vagrant::qcow2::{write, write_file, Qcow2Options};
-
-const MIB: u64 = 1 << 20;
-
-/// Pseudo-random (incompressible) bytes, the same on every run.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// A sparse raw disk of 600 MiB + 3 sectors (two L2 tables): noise, text starting mid-cluster,
 /// written zeros, small scattered records (compressed clusters sharing host clusters), data
 /// across the first L2 table's end (512 MiB) and a tail in a partial cluster.
 fn test_disk(dir: &Path) -> PathBuf {
-    let path = dir.join("disk.raw");
     let size = 600 * MIB + 1536;
-    let mut f = File::create(&path).unwrap();
-    f.set_len(size).unwrap();
-    let mut put = |at: u64, bytes: &[u8]| {
-        f.seek(SeekFrom::Start(at)).unwrap();
-        f.write_all(bytes).unwrap();
-    };
-    put(0, &noise(MIB as usize, 1));
-    put(2 * MIB + 1000, &b"Container Linux ".repeat(20_000));
-    put(5 * MIB, &vec![0u8; 64 << 10]);
+    let mut parts = vec![
+        (0, noise(MIB as usize, 1)),
+        (2 * MIB + 1000, b"Container Linux ".repeat(20_000)),
+        (5 * MIB, vec![0u8; 64 << 10]),
+    ];
     for i in 0..40 {
-        put(
+        parts.push((
             8 * MIB + i * 3 * (64 << 10) + 7,
-            format!("record {i}").as_bytes(),
-        );
+            format!("record {i}").into_bytes(),
+        ));
     }
-    put(512 * MIB - 5000, &noise(10_000, 2));
-    put(size - 700, &noise(700, 3));
-    path
+    parts.push((512 * MIB - 5000, noise(10_000, 2)));
+    parts.push((size - 700, noise(700, 3)));
+    sparse_disk(dir, "disk.raw", size, &parts)
 }
 
-fn qemu_img(args: &[&str]) -> (bool, String) {
-    let out = Command::new("qemu-img")
-        .args(args)
-        .output()
-        .expect("run qemu-img");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-/// `qemu-img check` output, asserted clean; `compare` asserted identical.
+/// `qemu-img check` output, asserted clean and without leaks; `compare` asserted identical.
 fn check_and_compare(raw: &Path, qcow2: &Path) -> String {
-    let q = qcow2.to_str().unwrap();
-    let (ok, check) = qemu_img(&["check", "-f", "qcow2", q]);
-    assert!(
-        ok && check.contains("No errors were found"),
-        "qemu-img check:\n{check}"
-    );
+    let check = assert_checks(qcow2, "qcow2");
     assert!(!check.contains("leak"), "qemu-img check:\n{check}");
-    let (ok, text) = qemu_img(&[
-        "compare",
-        "-f",
-        "raw",
-        "-F",
-        "qcow2",
-        raw.to_str().unwrap(),
-        q,
-    ]);
-    assert!(
-        ok && text.contains("Images are identical"),
-        "qemu-img compare:\n{text}"
-    );
+    assert_reads_back(raw, qcow2, "qcow2");
     check
 }
 
@@ -99,8 +48,7 @@ fn qemu_checks_and_reads_back_the_raw_disk() {
     let check = check_and_compare(&raw, &plain);
     assert!(check.contains("0.00% compressed clusters"), "{check}");
 
-    let (ok, info) = qemu_img(&["info", "--output=json", plain.to_str().unwrap()]);
-    assert!(ok, "{info}");
+    let info = info_json(&plain, "qcow2");
     assert!(
         info.contains("\"compat\": \"1.1\""),
         "version 3 is compat 1.1:\n{info}"

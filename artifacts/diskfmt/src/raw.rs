@@ -1,4 +1,4 @@
-//! The raw disk an artifact writer converts: its bytes, its size, and where data may be.
+//! The raw disk a disk-format writer converts: its bytes, its size, and where data may be.
 //!
 //! Disk images are mostly holes, and reading a hole makes the kernel zero page-cache pages, so
 //! a [`RawDisk`] opened from a path maps the file's data extents once (`SEEK_DATA`/`SEEK_HOLE`)
