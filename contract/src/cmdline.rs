@@ -27,7 +27,7 @@ pub const DEFAULT_ROOT_FSTYPE: &str = "ext4";
 /// `init=` when absent: busybox init in the minimal image, systemd in later ones.
 pub const DEFAULT_INIT: &str = "/usr/sbin/init";
 /// GPT partition name of the writable partition (DESIGN.md, "Disk layout").
-pub const DEFAULT_ROOT_LABEL: &str = "ROOT";
+pub const DEFAULT_ROOT_LABEL: &str = crate::partitions::ROOT;
 /// Where a network-boot initramfs carries the USR image.
 pub const LIVE_USR_IMAGE: &str = "/usr.squashfs";
 /// `rootfstype=` when ROOT is in RAM.

@@ -1,10 +1,14 @@
 //! What the builder writes, the machines read back: each file of `contract` rendered by the
-//! image builder from a spec and parsed by the program that reads it on the machine (the update
-//! engine, the slot table), with the values compared. A change to either side that the other
+//! image builder from a spec (or by the config agent from a cloud-config) and parsed by the
+//! program that reads it on the machine (the update engine, the slot table, `/init`'s command
+//! line), with the values compared. A change to either side that the other
 //! does not follow fails here, before any image is booted.
 
 use std::collections::BTreeMap;
 
+use cloudinit::metadata::Metadata;
+use cloudinit::plan::{self, Action};
+use contract::cmdline::{self, BootConfig, DeviceSpec, UsrSpec};
 use contract::slots::{parse_entry, Slot};
 use contract::update_conf::RebootStrategy;
 use image_builder::disk::layout::{self, DiskLayout};
@@ -96,4 +100,70 @@ fn first_boot_entry_is_slot_a_with_the_specs_tries() {
             .any(|l| l.starts_with("options ") && l.contains(&usr)),
         "{text}"
     );
+}
+
+#[test]
+fn init_reads_the_first_entrys_command_line() {
+    let s = spec("");
+    let layout = DiskLayout::compute(&s);
+    let text = image_builder::fs::esp::first_entry(&s, &layout).render();
+    let options = text
+        .lines()
+        .find_map(|l| l.strip_prefix("options "))
+        .unwrap_or_else(|| panic!("no options line\n{text}"));
+    let boot: BootConfig =
+        cmdline::parse(options).unwrap_or_else(|e| panic!("/init refuses {options:?}: {e}"));
+    let usr_a = layout.part(layout::USR_A).guid.to_string().to_lowercase();
+    assert_eq!(
+        boot.usr,
+        UsrSpec::Device(DeviceSpec::PartUuid(usr_a)),
+        "/init mounts the layout's USR-A"
+    );
+}
+
+/// The agent's `coreos.update` and `coreos.locksmith`, merged over the image's defaults the way
+/// the engine layers them (machine file over image file).
+#[test]
+fn agent_update_conf_read_by_the_engine() {
+    assert_eq!(
+        plan::UPDATE_CONF.strip_prefix('/'),
+        Some(contract::paths::UPDATE_CONF),
+        "the agent writes where the engine reads"
+    );
+    let user_data = b"#cloud-config\ncoreos:\n  update:\n    group: beta\n    server: https://updates.example/v1/\n    reboot-strategy: etcd-lock\n  locksmith:\n    endpoint: http://10.0.0.9:2379\n    group: db\n    window-start: Sun 04:00\n    window-length: 2h\n";
+    let config = match cloudconfig::parse(user_data) {
+        Ok(cloudconfig::UserData::CloudConfig(c)) => c,
+        other => panic!("not a cloud-config: {other:?}"),
+    };
+    let actions = plan::plan(&config, &Metadata::default());
+    let (set, unset) = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::WriteUpdateConf { set, unset } => Some((set, unset)),
+            _ => None,
+        })
+        .expect("an update.conf action");
+    // An operator's file with a comment and a key of its own, as the agent finds it.
+    let before = "# site settings\nREBOOT_WINDOW_START=Mon 01:00\nCUSTOM=kept\n";
+    let machine = cloudinit::conf::merge(before, set, unset).unwrap();
+    assert!(
+        machine.contains("# site settings") && machine.contains("CUSTOM=kept"),
+        "{machine}"
+    );
+
+    let image = spec("update:\n  engine: target/ue\n  reboot_strategy: reboot\n");
+    let defaults_text =
+        image_builder::os::content::update_conf(&image, image.update.as_ref().unwrap());
+    let defaults = parse_conf("image update.conf", &defaults_text).unwrap();
+    let overrides = parse_conf("machine update.conf", &machine).unwrap();
+    let c = Config::from_layers(&defaults, &overrides)
+        .unwrap_or_else(|e| panic!("the engine refuses the agent's update.conf: {e}\n{machine}"));
+    assert_eq!(c.group, "beta");
+    assert_eq!(c.server.as_deref(), Some("https://updates.example/v1"));
+    assert_eq!(c.reboot_strategy, RebootStrategy::EtcdLock);
+    let l = &c.reboot_lock;
+    assert_eq!(l.etcd.endpoints, ["http://10.0.0.9:2379"]);
+    assert_eq!(l.etcd.group.as_deref(), Some("db"));
+    let w = l.window.as_ref().expect("the agent's reboot window");
+    assert_eq!(w.to_string(), "Sun 04:00 for 2h0m0s");
 }

@@ -52,16 +52,15 @@ pub const POLL_INTERVAL_MS: u64 = 50;
 const WAIT_NOTICE_MS: u64 = 1000;
 /// Time to read a fatal message before the machine powers off.
 pub const FATAL_PAUSE_SECS: u64 = 5;
-/// Files `/init` leaves in the new root's `/run` for the update engine.
-pub const BOOT_SLOT_FILE: &str = "run/boot-slot";
+/// Files `/init` leaves in the new root's `/run` for the update engine (`contract::paths`).
+pub use contract::paths::{BOOT_LIVE as BOOT_LIVE_FILE, BOOT_SLOT as BOOT_SLOT_FILE};
+/// Beside [`BOOT_SLOT_FILE`]: the PARTUUID of the partition mounted as /usr.
 pub const BOOT_USR_PARTUUID_FILE: &str = "run/boot-usr-partuuid";
-/// Written instead of the two above when /usr runs from RAM (network boot): no slot to update.
-pub const BOOT_LIVE_FILE: &str = "run/boot-live";
 /// The partition name of platform-specific configuration (DESIGN.md, "Disk layout").
-pub const OEM_LABEL: &str = "OEM";
+pub use contract::partitions::OEM as OEM_LABEL;
 /// Where the OEM partition is mounted, read-only (Flatcar's place; Container Linux used
 /// `/usr/share/oem`). Its `cloud-config.yml` is applied first at boot (oem-cloudinit.service).
-pub const OEM_DIR: &str = "oem";
+pub use contract::paths::OEM_MOUNT as OEM_DIR;
 
 /// Decided once the command line is read; before that a failure powers off.
 static FAILURE_ACTION: OnceLock<FailureAction> = OnceLock::new();

@@ -11,7 +11,8 @@ use std::path::{Component, Path, PathBuf};
 
 use machine::sys;
 
-/// Where the list lives in the initramfs.
+/// Where the list lives in the initramfs: `/` + `contract::paths::INITRD_MODULES` (a test
+/// holds the two together; `concat!` cannot read another crate's constant).
 pub const LIST_PATH: &str = "/etc/initrd-modules";
 /// Root of the module trees in the initramfs.
 pub const MODULES_DIR: &str = "/lib/modules";
@@ -95,6 +96,11 @@ pub fn load(path: &Path) -> io::Result<Loaded> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_path_is_the_contract_path() {
+        assert_eq!(LIST_PATH, format!("/{}", contract::paths::INITRD_MODULES));
+    }
 
     #[test]
     fn list_in_order_with_comments() {
