@@ -81,6 +81,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// Any other file operation: `what` names it ("writing", "creating a scratch directory in").
+    #[error("{what} {}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     /// VMDK: the descriptor's extent line cannot hold the name.
     #[error("extent file name {0:?}: want 1 to 255 printable characters, no '\"'")]
     InvalidExtentName(String),
@@ -93,6 +101,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// [`Error::Io`] of `what` on `path`, for `map_err`.
+    pub fn io<'p>(what: &'static str, path: &'p Path) -> impl Fn(io::Error) -> Error + 'p {
+        move |source| Error::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
     /// [`Error::Write`] of `format`, for `map_err`.
     pub fn writing(format: Format) -> impl FnOnce(io::Error) -> Error {
         move |source| Error::Write(format, source)

@@ -14,13 +14,12 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
-use util::fs::AtomicFile;
 
 use crate::ovf::{self, Descriptor, DiskFile, Hypervisor, Product};
-use crate::ustar::Ustar;
+use crate::ustar::{self, Member};
 use crate::vmdk::{self, VmdkOptions};
 
 /// Why an OVA could not be written.
@@ -28,15 +27,9 @@ use crate::vmdk::{self, VmdkOptions};
 pub enum Error {
     #[error("appliance name {0:?}: want 1 to 80 characters of [A-Za-z0-9._-]")]
     InvalidName(String),
+    /// The disk, the archive or the scratch directory (the error names which).
     #[error(transparent)]
-    Vmdk(#[from] vmdk::Error),
-    #[error("{what} {}", path.display())]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    Disk(#[from] diskfmt::Error),
 }
 
 /// What the OVA describes besides the disk.
@@ -105,15 +98,7 @@ pub fn write_file(raw: &Path, out: &Path, opts: &OvaOptions) -> Result<OvaWritte
     if !valid_name(&opts.name) {
         return Err(Error::InvalidName(opts.name.clone()));
     }
-    let dir = util::fs::parent(out);
-    let scratch = tempfile::Builder::new()
-        .prefix(".ova-")
-        .tempdir_in(dir)
-        .map_err(|source| Error::Io {
-            what: "creating a scratch directory in",
-            path: dir.to_path_buf(),
-            source,
-        })?;
+    let scratch = ustar::scratch_dir(out, ".ova-")?;
     let vmdk_name = opts.vmdk_name();
     let vmdk_path = scratch.path().join(&vmdk_name);
     let mut vmdk_opts = VmdkOptions::new(vmdk_name.clone());
@@ -134,33 +119,22 @@ pub fn write_file(raw: &Path, out: &Path, opts: &OvaOptions) -> Result<OvaWritte
         hypervisor: Hypervisor::Vmware,
     });
     let ovf_name = opts.ovf_name();
-    let vmdk_digest = sha256_file(&vmdk_path).map_err(|source| Error::Io {
-        what: "reading",
-        path: vmdk_path.clone(),
-        source,
-    })?;
+    let vmdk_digest = sha256_file(&vmdk_path).map_err(diskfmt::Error::io("reading", &vmdk_path))?;
     let mf = manifest(&[
         (&ovf_name, Sha256::digest(descriptor.as_bytes()).into()),
         (&vmdk_name, vmdk_digest),
     ]);
 
-    let io_err = |source| Error::Io {
-        what: "writing",
-        path: out.to_path_buf(),
-        source,
-    };
-    let mut file = AtomicFile::create(out).map_err(io_err)?;
-    let mut tar = Ustar::new(file.writer(), opts.source_date_epoch);
-    tar.append_bytes(&ovf_name, descriptor.as_bytes())
-        .and_then(|_| tar.append_bytes(&opts.manifest_name(), mf.as_bytes()))
-        .and_then(|_| tar.append_file(&vmdk_name, &vmdk_path))
-        .map_err(io_err)?;
-    tar.finish().map_err(io_err)?;
-    file.commit().map_err(io_err)?;
-    let file_size = std::fs::metadata(out).map_err(io_err)?.len();
+    let mf_name = opts.manifest_name();
+    let members = [
+        Member::Bytes(&ovf_name, descriptor.as_bytes()),
+        Member::Bytes(&mf_name, mf.as_bytes()),
+        Member::File(&vmdk_name, &vmdk_path),
+    ];
+    let file_size = ustar::write_file(out, opts.source_date_epoch, &members)?;
     Ok(OvaWritten {
         file_size,
-        members: vec![ovf_name, opts.manifest_name(), vmdk_name],
+        members: members.iter().map(|m| m.name().to_string()).collect(),
         vmdk: written,
     })
 }

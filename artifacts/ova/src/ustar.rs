@@ -11,6 +11,8 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
+use util::fs::AtomicFile;
+
 /// Mode of every member.
 pub const MODE: u32 = 0o644;
 /// The largest member USTAR's octal size field holds.
@@ -64,6 +66,48 @@ impl<W: Write> Ustar<W> {
     pub fn finish(self) -> io::Result<W> {
         self.builder.into_inner()
     }
+}
+
+/// A member of an archive written whole by [`write_file`].
+pub enum Member<'a> {
+    Bytes(&'a str, &'a [u8]),
+    File(&'a str, &'a Path),
+}
+
+impl Member<'_> {
+    pub fn name(&self) -> &str {
+        match self {
+            Member::Bytes(n, _) | Member::File(n, _) => n,
+        }
+    }
+}
+
+/// Writes `members`, in order, as a USTAR archive at `out` (a temporary file beside it, synced
+/// and renamed into place: `out` is complete or untouched). Returns the archive's size.
+pub fn write_file(out: &Path, mtime: u64, members: &[Member]) -> Result<u64, diskfmt::Error> {
+    let io_err = diskfmt::Error::io("writing", out);
+    let mut file = AtomicFile::create(out).map_err(&io_err)?;
+    let mut tar = Ustar::new(file.writer(), mtime);
+    for m in members {
+        match m {
+            Member::Bytes(name, bytes) => tar.append_bytes(name, bytes),
+            Member::File(name, path) => tar.append_file(name, path),
+        }
+        .map_err(&io_err)?;
+    }
+    tar.finish().map_err(&io_err)?;
+    file.commit().map_err(&io_err)?;
+    Ok(std::fs::metadata(out).map_err(&io_err)?.len())
+}
+
+/// A scratch directory beside `out` (the same file system, so large disks are not copied
+/// across), for a disk before it goes into the archive; removed when dropped.
+pub fn scratch_dir(out: &Path, prefix: &str) -> Result<tempfile::TempDir, diskfmt::Error> {
+    let dir = util::fs::parent(out);
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(dir)
+        .map_err(diskfmt::Error::io("creating a scratch directory in", dir))
 }
 
 /// The header of a regular-file member.

@@ -16,14 +16,12 @@
 //! rendered by pure functions; the archive appears at its path only when complete.
 
 use std::fmt::Write as _;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ova::ovf::{self, Descriptor, DiskFile, Hypervisor, Product};
-use ova::ustar::Ustar;
+use ova::ustar::{self, Member};
 use ova::vmdk::{self, VmdkOptions};
 use serde::Serialize;
-use util::fs::AtomicFile;
 
 use crate::qcow2::{self, Qcow2Options};
 
@@ -39,20 +37,9 @@ pub const LIBVIRT_DISK: &str = "box.img";
 pub const VIRTUALBOX_MAC_PREFIX: [u8; 3] = [0x08, 0x00, 0x27];
 const GIB: u64 = 1 << 30;
 
-/// Why a box could not be written.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The box's disk (VMDK or qcow2; the error names which).
-    #[error(transparent)]
-    Disk(#[from] diskfmt::Error),
-    #[error("{what} {}", path.display())]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-}
+/// Why a box could not be written: its disk (VMDK or qcow2), the archive or the scratch
+/// directory; the error names which.
+pub use diskfmt::Error;
 
 /// What a box says besides its disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +182,7 @@ end
 
 /// Write the virtualbox box for the raw disk at `raw` to `out`.
 pub fn write_virtualbox(raw: &Path, out: &Path, opts: &BoxOptions) -> Result<BoxWritten, Error> {
-    let scratch = scratch_dir(out)?;
+    let scratch = ustar::scratch_dir(out, ".box-")?;
     let vmdk_path = scratch.path().join(VIRTUALBOX_DISK);
     let mut vmdk_opts = VmdkOptions::new(VIRTUALBOX_DISK);
     vmdk_opts.threads = opts.threads;
@@ -213,13 +200,14 @@ pub fn write_virtualbox(raw: &Path, out: &Path, opts: &BoxOptions) -> Result<Box
         memory_mib: opts.memory_mib,
         hypervisor: Hypervisor::VirtualBox,
     });
+    let (metadata, vagrantfile) = (virtualbox_metadata(), virtualbox_vagrantfile(opts));
     let members = [
-        Member::Text(METADATA, virtualbox_metadata()),
-        Member::Text(VAGRANTFILE, virtualbox_vagrantfile(opts)),
-        Member::Text(VIRTUALBOX_OVF, descriptor),
+        Member::Bytes(METADATA, metadata.as_bytes()),
+        Member::Bytes(VAGRANTFILE, vagrantfile.as_bytes()),
+        Member::Bytes(VIRTUALBOX_OVF, descriptor.as_bytes()),
         Member::File(VIRTUALBOX_DISK, &vmdk_path),
     ];
-    let file_size = archive(out, opts.source_date_epoch, &members)?;
+    let file_size = ustar::write_file(out, opts.source_date_epoch, &members)?;
     Ok(BoxWritten {
         file_size,
         members: members.iter().map(|m| m.name().to_string()).collect(),
@@ -229,7 +217,7 @@ pub fn write_virtualbox(raw: &Path, out: &Path, opts: &BoxOptions) -> Result<Box
 
 /// Write the libvirt box for the raw disk at `raw` to `out`.
 pub fn write_libvirt(raw: &Path, out: &Path, opts: &BoxOptions) -> Result<BoxWritten, Error> {
-    let scratch = scratch_dir(out)?;
+    let scratch = ustar::scratch_dir(out, ".box-")?;
     let img_path = scratch.path().join(LIBVIRT_DISK);
     let written = qcow2::write_file(
         raw,
@@ -239,64 +227,19 @@ pub fn write_libvirt(raw: &Path, out: &Path, opts: &BoxOptions) -> Result<BoxWri
             threads: opts.threads,
         },
     )?;
+    let metadata = libvirt_metadata(written.virtual_size);
+    let vagrantfile = libvirt_vagrantfile(opts);
     let members = [
-        Member::Text(METADATA, libvirt_metadata(written.virtual_size)),
-        Member::Text(VAGRANTFILE, libvirt_vagrantfile(opts)),
+        Member::Bytes(METADATA, metadata.as_bytes()),
+        Member::Bytes(VAGRANTFILE, vagrantfile.as_bytes()),
         Member::File(LIBVIRT_DISK, &img_path),
     ];
-    let file_size = archive(out, opts.source_date_epoch, &members)?;
+    let file_size = ustar::write_file(out, opts.source_date_epoch, &members)?;
     Ok(BoxWritten {
         file_size,
         members: members.iter().map(|m| m.name().to_string()).collect(),
         disk_capacity: written.virtual_size,
     })
-}
-
-enum Member<'a> {
-    Text(&'static str, String),
-    File(&'static str, &'a Path),
-}
-
-impl Member<'_> {
-    fn name(&self) -> &'static str {
-        match self {
-            Member::Text(n, _) | Member::File(n, _) => n,
-        }
-    }
-}
-
-/// A scratch directory beside `out` for the disk before it goes into the archive.
-fn scratch_dir(out: &Path) -> Result<tempfile::TempDir, Error> {
-    let dir = util::fs::parent(out);
-    tempfile::Builder::new()
-        .prefix(".box-")
-        .tempdir_in(dir)
-        .map_err(|source| Error::Io {
-            what: "creating a scratch directory in",
-            path: dir.to_path_buf(),
-            source,
-        })
-}
-
-/// Write the members to `out` as a USTAR archive; returns its size.
-fn archive(out: &Path, mtime: u64, members: &[Member]) -> Result<u64, Error> {
-    let io_err = |source| Error::Io {
-        what: "writing",
-        path: out.to_path_buf(),
-        source,
-    };
-    let mut file = AtomicFile::create(out).map_err(io_err)?;
-    let mut tar = Ustar::new(file.writer(), mtime);
-    for m in members {
-        match m {
-            Member::Text(name, text) => tar.append_bytes(name, text.as_bytes()),
-            Member::File(name, path) => tar.append_file(name, path),
-        }
-        .map_err(io_err)?;
-    }
-    tar.finish().map_err(io_err)?;
-    file.commit().map_err(io_err)?;
-    Ok(std::fs::metadata(out).map_err(io_err)?.len())
 }
 
 #[cfg(test)]

@@ -46,6 +46,22 @@ pub struct LockedPackage {
 }
 
 impl LockedPackage {
+    /// The lock of candidate `c` from `source` (a direct lock: no closure fields).
+    pub fn of(c: &Candidate, source: &str) -> LockedPackage {
+        LockedPackage {
+            package: c.package.clone(),
+            version: c.version.clone(),
+            architecture: c.architecture.clone(),
+            size: c.size,
+            sha256: c.sha256.clone(),
+            filename: c.filename.clone(),
+            source: source.to_string(),
+            root: false,
+            essential: false,
+            required_by: Vec::new(),
+        }
+    }
+
     pub fn candidate(&self) -> Candidate {
         Candidate {
             package: self.package.clone(),
@@ -115,18 +131,7 @@ pub fn resolve(
                 arch: ARCH.to_string(),
                 have: other_versions(candidates, &name),
             })?;
-            Ok(LockedPackage {
-                package: c.package.clone(),
-                version: c.version.clone(),
-                architecture: c.architecture.clone(),
-                size: c.size,
-                sha256: c.sha256.clone(),
-                filename: c.filename.clone(),
-                source: source_desc.to_string(),
-                root: false,
-                essential: false,
-                required_by: Vec::new(),
-            })
+            Ok(LockedPackage::of(c, source_desc))
         })
         .collect::<Result<Vec<_>, LockError>>()?;
     Ok(Lockfile {

@@ -140,20 +140,11 @@ pub fn closure(
     let packages = resolution
         .packages
         .iter()
-        .map(|p| {
-            let c = &p.candidate;
-            LockedPackage {
-                package: c.package.clone(),
-                version: c.version.clone(),
-                architecture: c.architecture.clone(),
-                size: c.size,
-                sha256: c.sha256.clone(),
-                filename: c.filename.clone(),
-                source: source_desc.to_string(),
-                root: p.reason == Reason::Root,
-                essential: p.reason == Reason::Essential,
-                required_by: p.required_by.iter().cloned().collect(),
-            }
+        .map(|p| LockedPackage {
+            root: p.reason == Reason::Root,
+            essential: p.reason == Reason::Essential,
+            required_by: p.required_by.iter().cloned().collect(),
+            ..LockedPackage::of(&p.candidate, source_desc)
         })
         .collect();
     let lock = Lockfile {
