@@ -18,6 +18,10 @@ pub const BOOT_LIVE: &str = "run/boot-live";
 /// In the initramfs: the kernel modules `/init` loads, in order, relative to
 /// `/lib/modules/<release>/`. Written by the builder.
 pub const INITRD_MODULES: &str = "etc/initrd-modules";
+/// In the initramfs, in `/lib/modules/<release>/`: `modules.alias` lines of the kernel's disk
+/// controller drivers the initramfs does not carry, so that a boot that finds no disk can
+/// name the driver it lacked. Written by the builder.
+pub const INITRD_STORAGE_ALIASES: &str = "modules.alias.storage";
 /// Where `/init` mounts the disk's OEM partition (read-only), with the platform's
 /// `cloud-config.yml` that `oem-cloudinit.service` applies.
 pub const OEM_MOUNT: &str = "oem";

@@ -235,10 +235,18 @@ pub struct RunArgs {
     /// Disk image format for QEMU.
     #[arg(long, default_value = "raw")]
     pub format: String,
-    /// Disk controller: virtio, virtio-scsi (VirtualBox boxes) or pvscsi (VMware; OVMF
-    /// cannot boot from it: add -kernel/-initrd/-append after `--`).
+    /// Chipset: q35 (ICH9, PCIe) or pc (i440fx with PIIX IDE).
+    #[arg(long, default_value = "q35")]
+    pub machine: run::Machine,
+    /// Disk controller: virtio, virtio-scsi (VirtualBox boxes), pvscsi or mptsas (VMware),
+    /// ahci, ide (with --machine pc), nvme, megasas, usb (a stick on xHCI), lsi (53C895A).
+    /// OVMF cannot boot from pvscsi or lsi: add -kernel/-initrd/-append after `--`.
     #[arg(long, default_value = "virtio")]
     pub disk_bus: run::DiskBus,
+    /// Network card: virtio, e1000, e1000e, igb, vmxnet3 or rtl8139 (with --pxe, the one
+    /// that boots, through its iPXE ROM).
+    #[arg(long, default_value = "virtio")]
+    pub nic: run::Nic,
     /// MiB of RAM [default: 512, 1024 with --pxe: /usr and / are in RAM].
     #[arg(long)]
     pub memory: Option<u32>,

@@ -39,8 +39,12 @@ pub struct RunOptions {
     pub firmware: Firmware,
     /// `raw`, `qcow2`, `vmdk`, `vpc`.
     pub format: String,
+    /// The chipset.
+    pub machine: Machine,
     /// The controller the disk hangs on.
     pub bus: DiskBus,
+    /// The network card (for `--pxe`, the one that boots).
+    pub nic: Nic,
     pub memory_mib: u32,
     /// Discard disk writes (`-snapshot`).
     pub snapshot: bool,
@@ -149,28 +153,140 @@ impl std::str::FromStr for Firmware {
     }
 }
 
-/// The disk controller: virtio-blk (QEMU's own), or the SCSI controllers the platform
-/// artifacts are for (VirtualBox's VirtioSCSI, VMware's paravirtual SCSI).
+/// A value of a small closed set, spelled as on the command line.
+trait Named: Copy + PartialEq + 'static {
+    const ALL: &'static [(&'static str, Self)];
+    const WHAT: &'static str;
+    fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, v)| *v == self)
+            .map(|(n, _)| *n)
+            .expect("every value is named")
+    }
+    fn parse(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|(n, _)| *n).collect();
+                format!("{s:?}: want a {} of {}", Self::WHAT, names.join(", "))
+            })
+    }
+}
+
+/// The chipset: q35 (PCIe, ICH9; the default) or i440fx (`pc`: PIIX IDE, VirtualBox's
+/// and older hypervisors' model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Machine {
+    #[default]
+    Q35,
+    Pc,
+}
+
+impl Named for Machine {
+    const ALL: &'static [(&'static str, Machine)] = &[("q35", Machine::Q35), ("pc", Machine::Pc)];
+    const WHAT: &'static str = "machine";
+}
+
+/// The disk controller: virtio-blk (QEMU's own), or the controllers of real machines and of
+/// the platforms the artifacts are for (HOST.md, "Real hardware in QEMU").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DiskBus {
     #[default]
     Virtio,
+    /// VirtualBox's VirtioSCSI.
     VirtioScsi,
-    /// OVMF has no pvscsi driver: boot the kernel directly (`-kernel`, `-initrd`, `-append`).
+    /// VMware's paravirtual SCSI. OVMF has no pvscsi driver: boot the kernel directly
+    /// (`-kernel`, `-initrd`, `-append`).
     Pvscsi,
+    /// SATA through an ICH9 AHCI controller (bare metal, VirtualBox's default).
+    Ahci,
+    /// PIIX IDE: the `pc` machine only.
+    Ide,
+    Nvme,
+    /// LSI MegaRAID SAS (`megasas-gen2`).
+    Megasas,
+    /// LSI SAS 1068 (`mptsas1068`: vSphere's "LSI Logic SAS").
+    Mptsas,
+    /// A USB stick: `usb-storage` on an xHCI controller.
+    Usb,
+    /// LSI 53C895A parallel SCSI (`sym53c8xx`); neither firmware boots from it.
+    Lsi,
 }
 
-impl std::str::FromStr for DiskBus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "virtio" => Ok(DiskBus::Virtio),
-            "virtio-scsi" => Ok(DiskBus::VirtioScsi),
-            "pvscsi" => Ok(DiskBus::Pvscsi),
-            _ => Err(format!("{s:?}: want virtio, virtio-scsi or pvscsi")),
+impl Named for DiskBus {
+    const ALL: &'static [(&'static str, DiskBus)] = &[
+        ("virtio", DiskBus::Virtio),
+        ("virtio-scsi", DiskBus::VirtioScsi),
+        ("pvscsi", DiskBus::Pvscsi),
+        ("ahci", DiskBus::Ahci),
+        ("ide", DiskBus::Ide),
+        ("nvme", DiskBus::Nvme),
+        ("megasas", DiskBus::Megasas),
+        ("mptsas", DiskBus::Mptsas),
+        ("usb", DiskBus::Usb),
+        ("lsi", DiskBus::Lsi),
+    ];
+    const WHAT: &'static str = "disk bus";
+}
+
+/// The network card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Nic {
+    #[default]
+    Virtio,
+    /// Intel PRO/1000 MT (VirtualBox's default).
+    E1000,
+    /// Intel 82574L (vSphere's default for new VMs).
+    E1000e,
+    /// Intel 82576 (servers).
+    Igb,
+    /// VMware's paravirtual NIC.
+    Vmxnet3,
+    /// Realtek RTL8139.
+    Rtl8139,
+}
+
+impl Named for Nic {
+    const ALL: &'static [(&'static str, Nic)] = &[
+        ("virtio", Nic::Virtio),
+        ("e1000", Nic::E1000),
+        ("e1000e", Nic::E1000e),
+        ("igb", Nic::Igb),
+        ("vmxnet3", Nic::Vmxnet3),
+        ("rtl8139", Nic::Rtl8139),
+    ];
+    const WHAT: &'static str = "NIC";
+}
+
+impl Nic {
+    /// QEMU's device name.
+    fn device(self) -> &'static str {
+        match self {
+            Nic::Virtio => "virtio-net-pci",
+            other => other.name(),
         }
     }
 }
+
+macro_rules! named_str {
+    ($($t:ty),*) => {$(
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                <$t as Named>::parse(s)
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    )*};
+}
+named_str!(Machine, DiskBus, Nic);
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,7 +301,8 @@ pub enum Outcome {
 /// The QEMU command line. `vars` is the private OVMF variable store (unused for BIOS).
 pub fn qemu_command(opts: &RunOptions, vars: &Path) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-machine", "q35,accel=tcg", "-cpu", "max", "-smp", "1"])
+    cmd.args(["-machine", &format!("{},accel=tcg", opts.machine)])
+        .args(["-cpu", "max", "-smp", "1"])
         .args(["-m", &opts.memory_mib.to_string()])
         .args(["-display", "none", "-serial", "stdio", "-monitor", "none"]);
     if opts.firmware == Firmware::Uefi {
@@ -211,24 +328,33 @@ pub fn qemu_command(opts: &RunOptions, vars: &Path) -> Command {
     cmd
 }
 
-/// The NIC: plain virtio-net, or for a network boot the iPXE ROM with the boot file by DHCP.
+/// The NIC on QEMU's user network; for a network boot with its iPXE ROM and the boot file
+/// by DHCP (virtio-net gets Debian's ROM explicitly, the others QEMU's default ROM, which is
+/// the same iPXE for BIOS and UEFI).
 fn net_args(opts: &RunOptions) -> Vec<String> {
     let forwards: String = opts
         .forwards
         .iter()
         .map(|f| format!(",{}", f.hostfwd()))
         .collect();
+    let nic = opts.nic.device();
     let Some(net) = &opts.netboot else {
         return vec![
             "-netdev".into(),
             format!("user,id=net0{forwards}"),
             "-device".into(),
-            "virtio-net-pci,netdev=net0".into(),
+            format!("{nic},netdev=net0"),
         ];
     };
     let rom = match opts.firmware {
         Firmware::Uefi => IPXE_ROM_UEFI,
         Firmware::Bios => IPXE_ROM_BIOS,
+    };
+    let device = match opts.nic {
+        Nic::Virtio => {
+            format!("{nic},netdev=net0,disable-legacy=on,romfile={rom},bootindex=1")
+        }
+        _ => format!("{nic},netdev=net0,bootindex=1"),
     };
     vec![
         "-netdev".into(),
@@ -238,7 +364,7 @@ fn net_args(opts: &RunOptions) -> Vec<String> {
             qemu_opt(&net.bootfile)
         ),
         "-device".into(),
-        format!("virtio-net-pci,netdev=net0,disable-legacy=on,romfile={rom},bootindex=1"),
+        device,
     ]
 }
 
@@ -250,20 +376,34 @@ fn qemu_opt(value: &str) -> String {
 /// The arguments that attach the disk.
 fn disk_args(opts: &RunOptions, disk: &Path) -> Vec<String> {
     let drive = |iface: &str| format!("file={},format={},{iface}", disk.display(), opts.format);
-    let scsi = |controller: &str| {
-        vec![
-            "-device".into(),
-            format!("{controller},id=scsi0"),
+    // A controller, then the disk on it.
+    let on = |controller: Option<&str>, disk: &str| {
+        let mut args: Vec<String> = Vec::new();
+        if let Some(c) = controller {
+            args.extend(["-device".into(), c.to_string()]);
+        }
+        args.extend([
             "-drive".into(),
             drive("if=none,id=disk0"),
             "-device".into(),
-            "scsi-hd,drive=disk0,bus=scsi0.0".into(),
-        ]
+            format!("{disk},drive=disk0"),
+        ]);
+        args
     };
     match opts.bus {
         DiskBus::Virtio => vec!["-drive".into(), drive("if=virtio")],
-        DiskBus::VirtioScsi => scsi("virtio-scsi-pci"),
-        DiskBus::Pvscsi => scsi("pvscsi"),
+        DiskBus::VirtioScsi => on(Some("virtio-scsi-pci,id=scsi0"), "scsi-hd,bus=scsi0.0"),
+        DiskBus::Pvscsi => on(Some("pvscsi,id=scsi0"), "scsi-hd,bus=scsi0.0"),
+        DiskBus::Megasas => on(Some("megasas-gen2,id=scsi0"), "scsi-hd,bus=scsi0.0"),
+        DiskBus::Mptsas => on(Some("mptsas1068,id=scsi0"), "scsi-hd,bus=scsi0.0"),
+        DiskBus::Ahci => on(Some("ich9-ahci,id=sata0"), "ide-hd,bus=sata0.0"),
+        DiskBus::Ide => on(None, "ide-hd,bus=ide.0"),
+        DiskBus::Nvme => on(None, "nvme,serial=image0"),
+        DiskBus::Usb => on(
+            Some("qemu-xhci,id=xhci"),
+            "usb-storage,bus=xhci.0,removable=on",
+        ),
+        DiskBus::Lsi => on(Some("lsi53c895a,id=scsi0"), "scsi-hd,bus=scsi0.0"),
     }
 }
 
@@ -279,6 +419,9 @@ impl Drop for ChildGuard {
 
 /// Boot and watch the console. Returns the outcome and the whole console text.
 pub fn run(opts: &RunOptions) -> Result<(Outcome, String)> {
+    if opts.bus == DiskBus::Ide && opts.machine != Machine::Pc {
+        bail!("--disk-bus ide needs --machine pc (q35 has no IDE controller)");
+    }
     match (&opts.disk, &opts.netboot) {
         (Some(disk), _) if !disk.exists() => bail!("disk {} does not exist", disk.display()),
         (None, None) => bail!("nothing to boot: give a disk or a network boot"),
@@ -448,7 +591,9 @@ mod tests {
             netboot: None,
             firmware: Firmware::Uefi,
             format: "raw".into(),
+            machine: Machine::Q35,
             bus: DiskBus::Virtio,
+            nic: Nic::Virtio,
             memory_mib: 512,
             snapshot: true,
             expect: None,
@@ -478,10 +623,66 @@ mod tests {
             .collect::<Vec<_>>()
             .join(" ");
         assert!(line.contains(
-            "-device virtio-scsi-pci,id=scsi0 -drive file=d.raw,format=raw,if=none,id=disk0 -device scsi-hd,drive=disk0,bus=scsi0.0"
+            "-device virtio-scsi-pci,id=scsi0 -drive file=d.raw,format=raw,if=none,id=disk0 -device scsi-hd,bus=scsi0.0,drive=disk0"
         ), "{line}");
         assert_eq!("pvscsi".parse::<DiskBus>(), Ok(DiskBus::Pvscsi));
-        assert!("ide".parse::<DiskBus>().is_err());
+        assert!("floppy"
+            .parse::<DiskBus>()
+            .unwrap_err()
+            .contains("virtio, virtio-scsi, pvscsi, ahci, ide"));
+    }
+
+    #[test]
+    fn real_hardware_models() {
+        let mut opts = RunOptions {
+            disk: Some("d.raw".into()),
+            netboot: None,
+            firmware: Firmware::Bios,
+            format: "raw".into(),
+            machine: Machine::Pc,
+            bus: DiskBus::Ide,
+            nic: Nic::E1000,
+            memory_mib: 512,
+            snapshot: true,
+            expect: None,
+            timeout: None,
+            forwards: Vec::new(),
+            qemu_args: Vec::new(),
+            echo: false,
+        };
+        let line = |opts: &RunOptions| {
+            qemu_command(opts, Path::new("/tmp/v.fd"))
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let l = line(&opts);
+        assert!(l.starts_with("-machine pc,accel=tcg"), "{l}");
+        assert!(l.contains("-drive file=d.raw,format=raw,if=none,id=disk0 -device ide-hd,bus=ide.0,drive=disk0"), "{l}");
+        assert!(l.contains("-device e1000,netdev=net0"), "{l}");
+        for (bus, want) in [
+            (DiskBus::Ahci, "-device ich9-ahci,id=sata0 -drive file=d.raw,format=raw,if=none,id=disk0 -device ide-hd,bus=sata0.0,drive=disk0"),
+            (DiskBus::Nvme, "-device nvme,serial=image0,drive=disk0"),
+            (DiskBus::Megasas, "-device megasas-gen2,id=scsi0 "),
+            (DiskBus::Mptsas, "-device mptsas1068,id=scsi0 "),
+            (DiskBus::Usb, "-device qemu-xhci,id=xhci -drive file=d.raw,format=raw,if=none,id=disk0 -device usb-storage,bus=xhci.0,removable=on,drive=disk0"),
+        ] {
+            opts.bus = bus;
+            let l = line(&opts);
+            assert!(l.contains(want), "{bus}: {l}");
+        }
+        opts.nic = Nic::E1000e;
+        opts.netboot = Some(Netboot {
+            tftp_root: "/srv".into(),
+            bootfile: "x.ipxe".into(),
+        });
+        let l = line(&opts);
+        assert!(l.contains("-device e1000e,netdev=net0,bootindex=1"), "{l}");
+        assert_eq!("q35".parse::<Machine>(), Ok(Machine::Q35));
+        assert_eq!(Nic::Vmxnet3.to_string(), "vmxnet3");
+        assert_eq!(Nic::Virtio.device(), "virtio-net-pci");
+        assert!("isa".parse::<Machine>().is_err());
     }
 
     #[test]
@@ -494,7 +695,9 @@ mod tests {
             }),
             firmware: Firmware::Bios,
             format: "raw".into(),
+            machine: Machine::Q35,
             bus: DiskBus::Virtio,
+            nic: Nic::Virtio,
             memory_mib: 1024,
             snapshot: false,
             expect: None,

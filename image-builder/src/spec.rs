@@ -209,8 +209,25 @@ pub struct Kernel {
     pub package: Spanned<PackageName>,
     /// Kernel command line; the builder appends `usr=PARTUUID=…` for each slot.
     pub cmdline: String,
-    /// Modules the initramfs loads to reach /usr (their dependencies are added).
+    /// Modules the initramfs carries to reach /usr (their dependencies are added); `/init`
+    /// loads a device's driver only when the machine has such a device.
     pub initramfs_modules: Vec<NonEmpty>,
+    /// Which of the kernel's modules /usr keeps (all unless excluded).
+    #[serde(default)]
+    pub modules: ModuleRules,
+}
+
+/// `kernel.modules`: subtrees of the kernel's module directory (relative to its `kernel/`,
+/// e.g. `sound/`, `drivers/media/`, or one `.ko`; `*` is all of them). A module is kept unless an `exclude` entry
+/// covers it, or when an `include` entry does (include wins, as in mkosi); the modules that
+/// kept ones depend on are always kept; depmod's indexes describe what is left.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleRules {
+    #[serde(default)]
+    pub include: Vec<ModuleSubtree>,
+    #[serde(default)]
+    pub exclude: Vec<ModuleSubtree>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -585,6 +602,19 @@ checked_newtype!(
             && s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
             && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
         if ok { Ok(()) } else { Err(format!("{s:?} is not a Debian package name")) }
+    }
+);
+
+checked_newtype!(
+    /// A path under the kernel's `kernel/` module directory: relative, no `.` or `..`.
+    ModuleSubtree(String),
+    |s| {
+        let trimmed = s.trim_end_matches('/');
+        let ok = s == "*" || !trimmed.is_empty()
+            && !s.starts_with('/')
+            && trimmed.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+            && s.chars().all(|c| c.is_ascii_graphic());
+        if ok { Ok(()) } else { Err(format!("{s:?}: want a path under the kernel's module directory, like drivers/media/")) }
     }
 );
 

@@ -104,6 +104,21 @@ impl ModInfo {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
+
+    /// Every value of `key` (`alias` has many), in section order.
+    pub fn values<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Whether a module alias names a kind of device the kernel reports by `modalias`
+/// (`pci:…`, `usb:…`, `virtio:…`, `scsi:…`, `acpi*:…`, `cpu:…`), as opposed to a filesystem
+/// (`fs-vfat`), a device node (`devname:loop-control`, `block-major-7-*`) or an algorithm.
+pub fn is_device_alias(alias: &str) -> bool {
+    alias.contains(':') && !alias.starts_with("devname:")
 }
 
 /// A module name in kmod's canonical form: `-` replaced by `_`.
@@ -418,6 +433,24 @@ impl ModuleIndex {
     /// All loadable modules, by name.
     pub fn modules(&self) -> impl Iterator<Item = &Module> {
         self.modules.values()
+    }
+
+    /// The same kernel with only the modules called `names` (unknown names are skipped): what
+    /// an initramfs carries, for [`ModuleIndex::depmod`] over just those.
+    pub fn subset<'n>(&self, names: impl IntoIterator<Item = &'n str>) -> ModuleIndex {
+        let modules = names
+            .into_iter()
+            .filter_map(|n| self.modules.get(&normalize_name(n)))
+            .map(|m| (m.name.clone(), m.clone()))
+            .collect();
+        ModuleIndex {
+            kernel_release: self.kernel_release.clone(),
+            modules,
+            builtin: self.builtin.clone(),
+            order: self.order.clone(),
+            builtin_list: self.builtin_list.clone(),
+            builtin_modinfo: self.builtin_modinfo.clone(),
+        }
     }
 
     /// The modules to load for `wanted`, each after all of its dependencies: a depth-first

@@ -194,6 +194,35 @@ impl Tree {
         self.entries.get(path)
     }
 
+    /// Remove one entry (a file or a link; a directory's children stay).
+    pub fn remove(&mut self, path: &str) -> Option<Entry> {
+        self.entries.remove(path)
+    }
+
+    /// Remove the directories beneath `prefix` that hold nothing (after [`Tree::remove`]s),
+    /// deepest first, so a directory emptied that way goes too.
+    pub fn prune_empty_dirs(&mut self, prefix: &str) {
+        let lead = format!("{prefix}/");
+        let dirs: Vec<String> = self
+            .entries
+            .range(lead.clone()..)
+            .take_while(|(k, _)| k.starts_with(&lead))
+            .filter(|(_, e)| e.is_dir())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for dir in dirs.iter().rev() {
+            let child = format!("{dir}/");
+            let has_child = self
+                .entries
+                .range(child.clone()..)
+                .next()
+                .is_some_and(|(k, _)| k.starts_with(&child));
+            if !has_child {
+                self.entries.remove(dir);
+            }
+        }
+    }
+
     /// Remove an entry and everything beneath it; returns the removed entries in order.
     pub fn remove_subtree(&mut self, path: &str) -> Vec<(String, Entry)> {
         let keys: Vec<String> = self
@@ -252,6 +281,26 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prune_removes_emptied_directories_only() {
+        let mut t = Tree::new();
+        for f in [
+            "m/k/sound/core/snd.ko",
+            "m/k/net/a.ko",
+            "m/k/net-x/b.ko",
+            "m/k/d/e/f/g.ko",
+        ] {
+            t.insert(f, Entry::file(b"x".to_vec(), 0o644)).unwrap();
+        }
+        t.insert("m/k/empty", Entry::dir(0o755)).unwrap();
+        for f in ["m/k/sound/core/snd.ko", "m/k/net-x/b.ko", "m/k/d/e/f/g.ko"] {
+            assert!(t.remove(f).is_some());
+        }
+        t.prune_empty_dirs("m/k");
+        let left: Vec<&str> = t.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(left, ["m", "m/k", "m/k/net", "m/k/net/a.ko"]);
+    }
 
     #[test]
     fn normalize_cases() {

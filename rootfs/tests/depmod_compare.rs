@@ -28,25 +28,32 @@ fn pool() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../pool")
 }
 
-/// The one package of the pool whose file name starts with `prefix`.
-fn pool_deb(prefix: &str) -> Vec<u8> {
-    let mut found: Vec<PathBuf> = fs::read_dir(pool())
-        .unwrap_or_else(|e| panic!("{}: {e} (fetch the container-host pool)", pool().display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with(prefix) && name.ends_with(".deb")
-        })
+/// The one package of the container host's lock whose name `is` accepts, from the pool (the
+/// pool may hold other versions, or another kernel flavour, beside it).
+fn pool_deb(what: &str, is: impl Fn(&str) -> bool) -> Vec<u8> {
+    let lock_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/container-host.lock");
+    let lock: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&lock_path).unwrap()).unwrap();
+    let found: Vec<&str> = lock["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| is(p["package"].as_str().unwrap()))
+        .map(|p| p["filename"].as_str().unwrap())
         .collect();
-    found.sort();
     assert_eq!(
         found.len(),
         1,
-        "want exactly one {prefix}*.deb in {}: {found:?} (image-builder fetch \
-         images/container-host.yaml --pool pool)",
-        pool().display()
+        "want one {what} package in {}: {found:?}",
+        lock_path.display()
     );
-    fs::read(&found[0]).unwrap()
+    let path = pool().join(found[0]);
+    fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (image-builder fetch images/container-host.yaml --pool pool)",
+            path.display()
+        )
+    })
 }
 
 fn unpack(deb: &[u8], name: &str) -> Tree {
@@ -73,7 +80,7 @@ struct Kmod {
 }
 
 fn kmod() -> Kmod {
-    let tree = unpack(&pool_deb("kmod_"), "kmod");
+    let tree = unpack(&pool_deb("kmod", |p| p == "kmod"), "kmod");
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("kmod");
     fs::write(&bin, file(&tree, "usr/bin/kmod")).unwrap();
@@ -90,7 +97,10 @@ fn kmod() -> Kmod {
 
 /// The kernel package's tree and its release.
 fn kernel() -> (Tree, String) {
-    let tree = unpack(&pool_deb("linux-image-"), "linux-image");
+    let tree = unpack(
+        &pool_deb("kernel", |p| p.starts_with("linux-image-")),
+        "linux-image",
+    );
     let releases: Vec<String> = tree
         .iter()
         .filter_map(|(p, e)| {
@@ -317,6 +327,7 @@ fn modprobe_reads_our_indexes() {
             "ext4",
             "crc32c",
             "fs-ext4",
+            "8250",
             "nonexistent_module",
         ]
         .map(String::from),
@@ -350,7 +361,7 @@ fn modprobe_reads_our_indexes() {
         assert!(stdout.contains(needed), "{needed} not resolved");
     }
     assert!(
-        stdout.contains("builtin ext4"),
+        stdout.contains("builtin 8250"),
         "built-in modules resolve: {}",
         &stdout[..stdout.len().min(300)]
     );

@@ -624,7 +624,7 @@ fn ami_register_input() {
 /// Network-boots the shared build's PXE files: QEMU's DHCP hands out `bootfile`, the NIC's iPXE
 /// ROM fetches it (from `tftp_root` over TFTP, or a URL), then the kernel and the initramfs the
 /// script names. Waits for the autologin shell (`pxe.kernel_args: [coreos.autologin]`).
-fn netboot(firmware: &str, tftp_root: &Path, bootfile: &str) -> String {
+fn netboot(firmware: &str, nic: &str, tftp_root: &Path, bootfile: &str) -> String {
     let run = image_builder(
         &repo_root(),
         &[
@@ -635,6 +635,8 @@ fn netboot(firmware: &str, tftp_root: &Path, bootfile: &str) -> String {
             bootfile,
             "--firmware",
             firmware,
+            "--nic",
+            nic,
             "--timeout",
             "400",
             "--expect",
@@ -658,12 +660,21 @@ fn netboot(firmware: &str, tftp_root: &Path, bootfile: &str) -> String {
     console
 }
 
+/// Through a real NIC's boot ROM: the iPXE of QEMU's Intel 82574L (e1000e) on q35, as bare
+/// metal boots; the booted OS loads the NIC's driver from the /usr it carries.
 #[test]
 fn pxe_files_boot_over_tftp_with_bios_and_uefi() {
     let out = shared();
     let script = name("pxe", "ipxe");
-    netboot("bios", &out, &script);
-    netboot("uefi", &out, &script);
+    for firmware in ["bios", "uefi"] {
+        let console = netboot(firmware, "e1000e", &out, &script);
+        assert!(
+            console
+                .lines()
+                .any(|l| l.contains("init: drivers from /usr: ") && l.contains("e1000e (pci/")),
+            "{firmware}: e1000e not loaded from the carried /usr:\n{console}"
+        );
+    }
 }
 
 #[test]
@@ -677,7 +688,7 @@ fn pxe_files_boot_over_http_with_bios_and_uefi() {
     let url = format!("http://10.0.2.2:{port}/{}", name("pxe", "ipxe"));
     for firmware in ["bios", "uefi"] {
         let before = server.requests().len();
-        netboot(firmware, empty.path(), &url);
+        netboot(firmware, "virtio", empty.path(), &url);
         let got: Vec<String> = server.requests()[before..].to_vec();
         for file in [
             name("pxe", "ipxe"),

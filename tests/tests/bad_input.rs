@@ -158,7 +158,7 @@ fn deb_with_escaping_entry() {
 #[test]
 fn usr_larger_than_its_partition() {
     let s = Scratch::new("minimal");
-    s.edit_spec("minimal", "usr_mib: 256", "usr_mib: 8");
+    s.edit_spec("minimal", "usr_mib: 256", "usr_mib: 2");
     let o = s.build("minimal", "out", &pool_dir());
     assert_clean_failure(&o, "raise partitions.usr_mib");
     assert_no_output(&s);
@@ -192,4 +192,37 @@ fn pinned_version_no_longer_served_says_how_to_relock() {
     );
     assert_clean_failure(&o, "busybox-static 1:0.0.0-gone1 is no longer served");
     assert_clean_failure(&o, "image-builder lock");
+}
+
+/// `kernel.modules.exclude` that takes away a driver the initramfs needs: refused at build
+/// time, naming the module, its path and the rule.
+#[test]
+fn module_rules_that_remove_an_initramfs_driver() {
+    let s = Scratch::new("minimal");
+    // The shipped spec keeps drivers/ata/ by an include over `exclude: ["*"]`.
+    s.edit_spec("minimal", "include: [drivers/ata/, ", "include: [");
+    let o = s.build("minimal", "out", &pool_dir());
+    assert_clean_failure(&o, "kernel.initramfs_modules names ahci");
+    assert_clean_failure(&o, "kernel/drivers/ata/ahci.ko");
+    assert_clean_failure(&o, "which kernel.modules.exclude removes (*)");
+    assert_no_output(&s);
+}
+
+/// A rule that matches nothing (a typo) would silently keep or drop everything: refused.
+#[test]
+fn module_rule_matching_nothing() {
+    let s = Scratch::new("minimal");
+    s.edit_spec(
+        "minimal",
+        "include: [drivers/ata/, ",
+        "include: [drivers/sould/, ",
+    );
+    let o = s.build("minimal", "out", &pool_dir());
+    assert_clean_failure(&o, "kernel.modules.include: drivers/sould/ matches none");
+    assert_no_output(&s);
+    let s = Scratch::new("minimal");
+    s.edit_spec("minimal", "exclude: [\"*\"]", "exclude: [../etc]");
+    let o = s.build("minimal", "out", &pool_dir());
+    assert_clean_failure(&o, "want a path under the kernel's module directory");
+    assert_no_output(&s);
 }

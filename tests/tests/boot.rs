@@ -128,6 +128,20 @@ fn minimal_image_boots_to_banner_and_login() {
         "banner and slot must come before the login prompt:\n{console}"
     );
     assert!(console.contains("init: usr=/dev/vda3 (USR-A)"), "{console}");
+    // The disk's drivers were chosen by the devices' modalias (coldplug), not a fixed list:
+    // the PCI transport for the virtio PCI device, then the block driver for its virtio disk;
+    // the NIC's driver came from /usr (the minimal OS has no udev).
+    let line = |prefix: &str| {
+        console
+            .lines()
+            .find(|l| l.contains(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line:\n{console}"))
+    };
+    let drivers = line("init: drivers: ");
+    for want in ["virtio_pci (pci/", "virtio_blk (virtio/"] {
+        assert!(drivers.contains(want), "{want} missing from {drivers:?}");
+    }
+    assert!(line("init: drivers from /usr: ").contains("virtio_net (virtio/"));
 }
 
 #[test]
@@ -164,6 +178,10 @@ fn init_failure_is_reported_and_powers_off_cleanly() {
     assert!(
         console.contains("USR-A"),
         "the hint lists the partitions seen:\n{console}"
+    );
+    assert!(
+        console.contains("PCI devices seen:") && console.contains(": driver virtio-pci"),
+        "the hint lists the PCI devices and their drivers:\n{console}"
     );
     assert!(console.contains("reboot: Power down"), "{console}");
     assert!(!console.contains("Kernel panic"), "{console}");

@@ -356,7 +356,7 @@ fn closure_from_a_pool_builds() {
             "busybox-static",
             "hello-data",
             "hello-x",
-            "linux-image-6.1.0-56-cloud-amd64",
+            "linux-image-6.1.0-56-amd64",
             "systemd-boot-efi"
         ]
     );

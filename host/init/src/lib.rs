@@ -2,12 +2,14 @@
 //!
 //! - this file: the steps below, in order ([`run`]), and the halt every failure ends in;
 //! - [`modules`]: the `/etc/initrd-modules` list the image builder writes, and loading it;
+//! - [`coldplug`]: the drivers of the devices present, chosen by their `modalias`;
 //! - [`factory`]: copying what `/etc` lacks from `/usr/share/factory/etc` (tmpfiles `C`);
 //! - from the shared crates: the kernel command line ([`contract::cmdline`]), block devices,
 //!   GPT reading and the syscall wrappers ([`machine`]).
 //!
 //! Steps (DESIGN.md, "Boot and slots"): mount the API filesystems and take the console; load
-//! the modules of `/etc/initrd-modules`; read `usr=`/`root=` from `/proc/cmdline`; wait for
+//! the modules of `/etc/initrd-modules`, then the drivers of the devices present (coldplug,
+//! repeated while waiting for a late disk); read `usr=`/`root=` from `/proc/cmdline`; wait for
 //! both partitions; mount ROOT read-write at `/sysroot` and the usr slot read-only at
 //! `/sysroot/usr`, and the OEM partition of the same disk (when it has one) read-only at
 //! `/sysroot/oem`; move `/proc`, `/sys`, `/dev` over, mount `/run` and record the booted slot
@@ -23,6 +25,7 @@
 //! reboot after N seconds so boot counting can fall back to the other slot). Never an exit,
 //! which would panic the kernel.
 
+pub mod coldplug;
 pub mod factory;
 pub mod modules;
 
@@ -164,8 +167,10 @@ pub fn run() -> Result<Infallible, Fatal> {
     })?;
 
     let module_failures = load_modules();
-    let devices = wait_for_devices(&cfg, &module_failures)?;
+    let mut drivers = start_coldplug();
+    let devices = wait_for_devices(&cfg, &module_failures, &mut drivers)?;
     mount_sysroot(&cfg, &devices)?;
+    usr_coldplug();
     root_skeleton();
     if let Some(oem) = &devices.oem {
         mount_oem(oem);
@@ -269,6 +274,84 @@ fn load_modules() -> Vec<String> {
     failures
 }
 
+/// Rounds of coldplug one settle may take (each loads what the last one's drivers revealed:
+/// a host controller, then its disks).
+const COLDPLUG_ROUNDS: usize = 8;
+
+/// Loads a module file for [`coldplug`]; loaded before is fine.
+fn load_driver(path: &Path) -> io::Result<()> {
+    modules::load(path).map(|_| ())
+}
+
+/// Loads the drivers of the devices present, and says which.
+fn start_coldplug() -> coldplug::Coldplug {
+    let dir = modules::module_path(&kernel_release(), "");
+    let (mut c, problem) = coldplug::Coldplug::open(dir);
+    if let Some(p) = problem {
+        say(p);
+    }
+    coldplug_settle(&mut c, "drivers");
+    c
+}
+
+/// An OS with udev loads its own drivers (`systemd-udev-trigger`).
+const UDEVD: &str = "usr/lib/systemd/systemd-udevd";
+/// Where the kernel looks for firmware first; pointed at /usr's for the coldplug below.
+const FIRMWARE_PATH_PARAM: &str = "/sys/module/firmware_class/parameters/path";
+
+/// The drivers the initramfs does not carry (network cards, ...), from the kernel's whole
+/// module tree on the mounted /usr: what udev's coldplug would load, done here for an OS
+/// without udev (the minimal image), so that it has its NIC too; with the firmware of /usr in
+/// reach. Failures are printed, not fatal.
+fn usr_coldplug() {
+    // Not `exists()`: the link's target is absolute, meant for after the switch.
+    if fs::symlink_metadata(Path::new(SYSROOT).join(UDEVD)).is_ok() {
+        return;
+    }
+    let dir = Path::new(SYSROOT)
+        .join("usr/lib/modules")
+        .join(kernel_release());
+    if !dir.is_dir() {
+        say(format_args!(
+            "no modules for this kernel in /usr ({})",
+            dir.display()
+        ));
+        return;
+    }
+    let (mut c, problem) = coldplug::Coldplug::open(dir);
+    if let Some(p) = problem {
+        say(p);
+        return;
+    }
+    let firmware = format!("{SYSROOT}/usr/lib/firmware");
+    let pointed = fs::write(FIRMWARE_PATH_PARAM, &firmware).is_ok();
+    coldplug_settle(&mut c, "drivers from /usr");
+    if pointed {
+        // After the switch, /usr/lib/firmware is the kernel's own default again.
+        let _ = fs::write(FIRMWARE_PATH_PARAM, "");
+    }
+}
+
+/// One settle; prints the drivers it loaded and the loads that failed.
+fn coldplug_settle(c: &mut coldplug::Coldplug, what: &str) {
+    let (before, failed_before) = (c.loaded.len(), c.failures.len());
+    c.settle(
+        Path::new(coldplug::SYS_BUS),
+        COLDPLUG_ROUNDS,
+        &mut load_driver,
+    );
+    if c.loaded.len() > before {
+        let names: Vec<String> = c.loaded[before..]
+            .iter()
+            .map(|p| format!("{} ({})", p.module, p.device))
+            .collect();
+        say(format_args!("{what}: {}", names.join(", ")));
+    }
+    for f in &c.failures[failed_before..] {
+        say(f);
+    }
+}
+
 fn node_exists(dev: &BlockDevice) -> bool {
     Path::new(&dev.dev_path()).exists()
 }
@@ -287,7 +370,11 @@ struct Devices {
 
 /// Polls `/sys/class/block` until usr and root are there (with their `/dev` nodes); for a
 /// network boot only a `root=` disk is waited for.
-fn wait_for_devices(cfg: &BootConfig, module_failures: &[String]) -> Result<Devices, Fatal> {
+fn wait_for_devices(
+    cfg: &BootConfig,
+    module_failures: &[String],
+    drivers: &mut coldplug::Coldplug,
+) -> Result<Devices, Fatal> {
     if matches!(cfg.usr, UsrSpec::Image(_)) && cfg.root == RootSpec::Ram {
         return Ok(Devices {
             usr: None,
@@ -368,6 +455,7 @@ fn wait_for_devices(cfg: &BootConfig, module_failures: &[String]) -> Result<Devi
                 format!("not found after {DEVICE_TIMEOUT_SECS} s"),
             );
             fatal.hints = device_hints(&devices, &probe, scan_error, module_failures);
+            fatal.hints.extend(driver_hints(drivers));
             return Err(fatal);
         }
         if !announced && elapsed >= Duration::from_millis(WAIT_NOTICE_MS) {
@@ -378,7 +466,27 @@ fn wait_for_devices(cfg: &BootConfig, module_failures: &[String]) -> Result<Devi
             announced = true;
         }
         sleep(Duration::from_millis(POLL_INTERVAL_MS));
+        // A disk behind a late bus (USB) shows up now: load its drivers.
+        coldplug_settle(drivers, "drivers");
     }
+}
+
+/// The PCI devices seen, with their drivers or what was missing, and the failed loads.
+fn driver_hints(drivers: &coldplug::Coldplug) -> Vec<String> {
+    let mut hints = Vec::new();
+    match coldplug::scan(Path::new(coldplug::SYS_BUS)) {
+        Ok(devices) => {
+            hints.push("PCI devices seen:".to_string());
+            hints.extend(
+                coldplug::describe_pci(&devices, &drivers.index, &drivers.kernel_storage)
+                    .into_iter()
+                    .map(|l| format!("  {l}")),
+            );
+        }
+        Err(e) => hints.push(format!("reading {}: {}", coldplug::SYS_BUS, errno_text(&e))),
+    }
+    hints.extend(drivers.failures.iter().cloned());
+    hints
 }
 
 fn device_hints(

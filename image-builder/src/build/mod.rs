@@ -179,7 +179,7 @@ fn slot_images(
         .collect();
     let wants_pxe = spec.output_list().contains(&Output::Pxe);
     let initrd = |modules: &[&str]| -> Result<Vec<u8>> {
-        let tree = initramfs::tree(&os.modules, modules, init, epoch)?;
+        let tree = initramfs::tree(&os.modules, &os.kernel_modules, modules, init, epoch)?;
         Ok(initramfs::to_bytes(&tree)?)
     };
     let (usr, initrds) = std::thread::scope(|s| {

@@ -4,6 +4,7 @@
 //! all made from an [`OsTree`]. [`state`] has the initial content of the writable partitions.
 
 pub mod content;
+pub mod modules;
 pub mod state;
 
 use std::path::Path;
@@ -29,8 +30,10 @@ pub struct OsTree {
     pub kernel_release: String,
     /// systemd-boot's EFI binary.
     pub bootloader: Vec<u8>,
-    /// The kernel's modules, for the initramfs.
+    /// The modules /usr keeps (`kernel.modules`), for the initramfs.
     pub modules: ModuleIndex,
+    /// Every module of the kernel package, kept or not: what `/init` can name as missing.
+    pub kernel_modules: ModuleIndex,
 }
 
 /// Extract the locked packages from `source`, then add the spec's content (`root`: the
@@ -46,7 +49,9 @@ pub fn assemble(
     let (kernel_release, kernel) = take_kernel(&mut tree)?;
     let bootloader = bootloader(spec, &tree)?;
     content::add(spec, root, &mut tree)?;
-    let modules = ModuleIndex::from_tree(&tree, &kernel_release)?;
+    let kernel_modules = ModuleIndex::from_tree(&tree, &kernel_release)
+        .with_context(|| format!("kernel package {}", spec.kernel.package.value))?;
+    let modules = apply_module_rules(spec, &kernel_modules, &mut tree)?;
     add_depmod_indexes(&modules, spec.source_date_epoch, &mut tree)?;
     tree.clamp_mtimes(spec.source_date_epoch);
     check_only_usr(&tree)?;
@@ -56,6 +61,7 @@ pub fn assemble(
         kernel_release,
         bootloader,
         modules,
+        kernel_modules,
     })
 }
 
@@ -107,6 +113,30 @@ fn bootloader(spec: &ImageSpec, tree: &Tree) -> Result<Vec<u8>> {
             spec.bootloader.package.value
         ),
     }
+}
+
+/// Drops the modules `kernel.modules` leaves out from the tree; the index of what is left.
+fn apply_module_rules(
+    spec: &ImageSpec,
+    index: &ModuleIndex,
+    tree: &mut Tree,
+) -> Result<ModuleIndex> {
+    let rules = &spec.kernel.modules;
+    if rules.include.is_empty() && rules.exclude.is_empty() {
+        return Ok(index.clone());
+    }
+    let needed: Vec<&str> = spec
+        .kernel
+        .initramfs_modules
+        .iter()
+        .map(|m| m.0.as_str())
+        .collect();
+    let keep = modules::keep(index, rules, &needed)?;
+    for m in index.modules().filter(|m| !keep.contains(&m.name)) {
+        tree.remove(&m.tree_path);
+    }
+    tree.prune_empty_dirs(&rootfs::modules::module_dir(index.kernel_release()));
+    Ok(index.subset(keep.iter().map(String::as_str)))
 }
 
 /// What depmod would write (modules.dep and the binary indexes modprobe reads).
