@@ -64,3 +64,8 @@ bench-container-host: tools pool-all
 	$(IMAGE_BUILDER) build $(SPEC) --out $(OUT) --pool $(POOL)
 	bash bench/container-host.sh
 .PHONY: bench-container-host
+
+# Boot time per hardware model (the tests' matrix) next to the virtio/UEFI baseline.
+bench-boot: image
+	bash bench/boot-matrix.sh
+.PHONY: bench-boot

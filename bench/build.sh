@@ -8,7 +8,8 @@
 # sha256, filename), linked from the pool into a directory of their own, whatever else the pool
 # holds. Both do the same work: check every package's sha256, unpack them all, merge /usr, add
 # the spec's files, units, symlinks and the update engine, index the kernel modules, compress
-# /usr (zstd squashfs), build the initramfs from the same module list, the ESP, ROOT and OEM,
+# /usr (zstd squashfs) without the modules `kernel.modules` leaves out, build the initramfs from
+# the same modules with their depmod indexes, the ESP, ROOT and OEM,
 # and write them into a GPT disk laid out as build.json's layout. (Our builder also renders
 # os-release, boot entries and the unit presets it declares; those are small.)
 # Targets (issue 2): cold build <= 1.0x the tool pipeline; no-change rebuild <= 0.2x a cold build.
@@ -107,14 +108,21 @@ tools() {
     esac
   done < "$W/$name.plan"
   cp "$W/$name.os-release" "$R/usr/lib/os-release"
+  # kernel.modules: the modules the spec leaves out of /usr go (the list is our build's)
+  (cd "$R/usr/lib/modules/$KREL" && find . -name '*.ko' | sed 's|^\./||' | sort) > "$T/all-modules"
+  comm -23 "$T/all-modules" "$W/$name.usr-modules" | (cd "$R/usr/lib/modules/$KREL" && xargs -r rm -f)
+  find "$R/usr/lib/modules/$KREL" -type d -empty -delete
   depmod -b "$R" "$KREL"
   mksquashfs "$R/usr" "$T/usr.img" -comp zstd -noappend -quiet -no-progress -all-root -mkfs-time $EPOCH -all-time $EPOCH >/dev/null
-  # initramfs: /init + the same module closure
+  # initramfs: /init + the same modules, their depmod indexes (coldplug), the same lists
   local I=$T/initrd
   mkdir -p "$I/etc" "$I/dev" "$I/proc" "$I/sys" "$I/run" "$I/sysroot"
   cp "$INIT" "$I/init"
   cp "$W/$name.initrd-modules" "$I/etc/initrd-modules"
-  while read -r m; do install -D -m644 "$R/usr/lib/modules/$KREL/$m" "$I/lib/modules/$KREL/$m"; done < "$I/etc/initrd-modules"
+  while read -r m; do install -D -m644 "$R/usr/lib/modules/$KREL/$m" "$I/lib/modules/$KREL/$m"; done < "$W/$name.initrd-ko"
+  for f in modules.order modules.builtin modules.builtin.modinfo; do cp "$R/usr/lib/modules/$KREL/$f" "$I/lib/modules/$KREL/"; done
+  depmod -b "$I" "$KREL"
+  cp "$W/$name.storage-aliases" "$I/lib/modules/$KREL/modules.alias.storage"
   (cd "$I" && find . -mindepth 1 | sort | cpio -o -H newc --quiet -R 0:0 | zstd -19 -q > "$T/initrd.img")
   # the partitions: ESP, ROOT, OEM at their sizes in the layout
   local disk_size n label type offset size
@@ -172,6 +180,9 @@ for SPEC in $SPECS; do
   layout "$W/ib-$name" > "$W/$name.layout"
   unsquashfs -cat "$W/ib-$name/usr.img" lib/os-release > "$W/$name.os-release"
   zstd -dc "$W/ib-$name/initrd.img" | (cd "$W" && cpio -i --quiet --to-stdout etc/initrd-modules) > "$W/$name.initrd-modules"
+  zstd -dc "$W/ib-$name/initrd.img" | (cd "$W" && cpio -i --quiet --to-stdout "lib/modules/$KREL/modules.alias.storage") > "$W/$name.storage-aliases"
+  zstd -dc "$W/ib-$name/initrd.img" | cpio -t --quiet | sed -n "s|^lib/modules/$KREL/\(.*\.ko\)\$|\1|p" | sort > "$W/$name.initrd-ko"
+  unsquashfs -l "$W/ib-$name/usr.img" | sed -n "s|^squashfs-root/lib/modules/$KREL/\(.*\.ko\)\$|\1|p" | sort > "$W/$name.usr-modules"
   sync
   t0=$(now)
   tools "$name" "$W/pool-$name" "$W/ib-$name"
