@@ -73,3 +73,18 @@ pub fn package_deb(name: &str, version: &str, arch: &str, fields: &str) -> Vec<u
     let data_tar = tar_xz(&entries);
     deb(control_tar, data_tar)
 }
+
+/// A kernel package `name` that ships `/boot/vmlinuz-<release>` and no modules at all.
+pub fn kernel_deb_without_modules(name: &str, release: &str) -> Vec<u8> {
+    let control = format!(
+        "Package: {name}\nVersion: 1.0\nArchitecture: amd64\n\
+         Maintainer: t <t@example.invalid>\nDescription: a kernel without modules\n"
+    );
+    let control_tar = tar_xz(&[("./control", control.as_bytes(), b'0')]);
+    let vmlinuz = format!("./boot/vmlinuz-{release}");
+    let data_tar = tar_xz(&[
+        ("./boot/", b"", b'5'),
+        (&vmlinuz, b"not really a kernel", b'0'),
+    ]);
+    deb(control_tar, data_tar)
+}

@@ -226,3 +226,30 @@ fn module_rule_matching_nothing() {
     assert_clean_failure(&o, "want a path under the kernel's module directory");
     assert_no_output(&s);
 }
+
+/// A kernel package without modules cannot make an initramfs: one error naming the package
+/// and what it lacks.
+#[test]
+fn kernel_package_without_modules() {
+    let s = Scratch::new("minimal");
+    let pool = linked_pool(&s);
+    std::fs::write(
+        pool.join("linux-image-9.9.9-test_1.0_amd64.deb"),
+        tests::debs::kernel_deb_without_modules("linux-image-9.9.9-test", "9.9.9-test"),
+    )
+    .unwrap();
+    s.edit_spec(
+        "minimal",
+        "package: linux-image-6.1.0-56-amd64",
+        "package: linux-image-9.9.9-test",
+    );
+    let o = s.lock("minimal", &pool);
+    assert!(o.status.success(), "{}", tests::text(&o));
+    let o = s.build("minimal", "out", &pool);
+    assert_clean_failure(
+        &o,
+        "reading the modules of kernel package linux-image-9.9.9-test (9.9.9-test)",
+    );
+    assert_clean_failure(&o, "no module directory usr/lib/modules/9.9.9-test");
+    assert_no_output(&s);
+}

@@ -49,8 +49,12 @@ pub fn assemble(
     let (kernel_release, kernel) = take_kernel(&mut tree)?;
     let bootloader = bootloader(spec, &tree)?;
     content::add(spec, root, &mut tree)?;
-    let kernel_modules = ModuleIndex::from_tree(&tree, &kernel_release)
-        .with_context(|| format!("kernel package {}", spec.kernel.package.value))?;
+    let kernel_modules = ModuleIndex::from_tree(&tree, &kernel_release).with_context(|| {
+        format!(
+            "reading the modules of kernel package {} ({kernel_release})",
+            spec.kernel.package.value
+        )
+    })?;
     let modules = apply_module_rules(spec, &kernel_modules, &mut tree)?;
     add_depmod_indexes(&modules, spec.source_date_epoch, &mut tree)?;
     tree.clamp_mtimes(spec.source_date_epoch);
