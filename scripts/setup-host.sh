@@ -17,6 +17,9 @@ need_bins=(sgdisk fsck.fat mcopy mksquashfs e2fsck /usr/share/OVMF/OVMF_CODE_4M.
 # lives in a venv of the system python3 at a fixed path, installed with pip's default
 # configuration. tests/tests/ami_upload.rs uses the same path.
 moto_venv=/opt/image-builder/moto
+# COT (the Common OVF Tool, PyPI "cot"): an OVF consumer that is not ours, for the OVA test
+# (tests/tests/artifacts.rs uses the same path).
+cot_venv=/opt/image-builder/cot
 
 # /dev/kvm as Debian's udev rule leaves it (root:kvm 0660; libvirt-qemu is in kvm): without
 # udev it is root's alone, and libvirtd then finds every cached QEMU probe outdated ("KVM was
@@ -30,7 +33,7 @@ kvm_device() {
 kvm_device
 
 missing=0
-for b in "${need_bins[@]}" qemu-system-x86_64 qemu-img "$moto_venv/bin/moto_server"; do
+for b in "${need_bins[@]}" qemu-system-x86_64 qemu-img "$moto_venv/bin/moto_server" "$cot_venv/bin/cot"; do
   if [[ "$b" == /* ]]; then [[ -e "$b" ]] || missing=1; else command -v "$b" >/dev/null 2>&1 || missing=1; fi
 done
 if [[ "$missing" == 0 ]]; then
@@ -84,6 +87,11 @@ if [[ ! -x "$moto_venv/bin/moto_server" ]]; then
   rm -rf "$moto_venv"
   /usr/bin/python3 -m venv "$moto_venv"
   "$moto_venv/bin/pip" install -q 'moto[server]'
+fi
+if [[ ! -x "$cot_venv/bin/cot" ]]; then
+  rm -rf "$cot_venv"
+  /usr/bin/python3 -m venv "$cot_venv"
+  "$cot_venv/bin/pip" install -q cot
 fi
 kvm_device
 echo "host tools installed"

@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! <name>.ovf          the descriptor (ovf::render, VMware flavour)
-//! <name>.mf           SHA256(<name>.ovf)= <hex>
-//!                     SHA256(<name>-disk1.vmdk)= <hex>
+//! <name>.mf           SHA1(<name>.ovf)= <hex>
+//!                     SHA1(<name>-disk1.vmdk)= <hex>
 //! <name>-disk1.vmdk   the disk (vmdk::write_file)
 //! ```
 //!
@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::io::{self, Read};
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
+use sha1::{Digest, Sha1};
 
 use crate::ovf::{self, Descriptor, DiskFile, Hypervisor, Product};
 use crate::ustar::{self, Member};
@@ -67,11 +67,13 @@ impl OvaOptions {
     }
 }
 
-/// The manifest text: one `SHA256(<file>)= <hex>` line per file, in the order given.
-pub fn manifest(files: &[(&str, [u8; 32])]) -> String {
+/// The manifest text: one `SHA1(<file>)= <hex>` line per file, in the order given. OVF 1.x
+/// (DSP0243 1.1, section 5.1) defines SHA-1 digests; OVF consumers that check the manifest
+/// (COT, ovftool) take any other algorithm in a 1.x package for a mismatch.
+pub fn manifest(files: &[(&str, [u8; 20])]) -> String {
     let mut s = String::new();
     for (name, digest) in files {
-        let _ = writeln!(s, "SHA256({name})= {}", hex(digest));
+        let _ = writeln!(s, "SHA1({name})= {}", hex(digest));
     }
     s
 }
@@ -119,9 +121,9 @@ pub fn write_file(raw: &Path, out: &Path, opts: &OvaOptions) -> Result<OvaWritte
         hypervisor: Hypervisor::Vmware,
     });
     let ovf_name = opts.ovf_name();
-    let vmdk_digest = sha256_file(&vmdk_path).map_err(diskfmt::Error::io("reading", &vmdk_path))?;
+    let vmdk_digest = sha1_file(&vmdk_path).map_err(diskfmt::Error::io("reading", &vmdk_path))?;
     let mf = manifest(&[
-        (&ovf_name, Sha256::digest(descriptor.as_bytes()).into()),
+        (&ovf_name, Sha1::digest(descriptor.as_bytes()).into()),
         (&vmdk_name, vmdk_digest),
     ]);
 
@@ -139,10 +141,10 @@ pub fn write_file(raw: &Path, out: &Path, opts: &OvaOptions) -> Result<OvaWritte
     })
 }
 
-/// SHA-256 of a file's bytes.
-pub fn sha256_file(path: &Path) -> io::Result<[u8; 32]> {
+/// SHA-1 of a file's bytes (for the manifest only: OVF 1.x's algorithm).
+pub fn sha1_file(path: &Path) -> io::Result<[u8; 20]> {
     let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
+    let mut h = Sha1::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         match f.read(&mut buf)? {
@@ -159,13 +161,13 @@ mod tests {
 
     #[test]
     fn manifest_lines() {
-        let text = manifest(&[("a.ovf", [0u8; 32]), ("a-disk1.vmdk", [0xab; 32])]);
+        let text = manifest(&[("a.ovf", [0u8; 20]), ("a-disk1.vmdk", [0xab; 20])]);
         assert_eq!(
             text,
             format!(
-                "SHA256(a.ovf)= {}\nSHA256(a-disk1.vmdk)= {}\n",
-                "00".repeat(32),
-                "ab".repeat(32)
+                "SHA1(a.ovf)= {}\nSHA1(a-disk1.vmdk)= {}\n",
+                "00".repeat(20),
+                "ab".repeat(20)
             )
         );
     }

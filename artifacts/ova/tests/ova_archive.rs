@@ -11,7 +11,7 @@ use std::process::Command;
 
 use ova::ovf::{self, Descriptor, DiskFile, Hypervisor, Product};
 use ova::{write_file, OvaOptions};
-use sha2::{Digest, Sha256};
+use sha1::Digest;
 
 const MIB: u64 = 1 << 20;
 
@@ -107,7 +107,7 @@ fn ova_members_manifest_descriptor_and_disk() {
     let mf = String::from_utf8(m[1].1.clone()).unwrap();
     let want: String = [&m[0], &m[2]]
         .iter()
-        .map(|(n, d)| format!("SHA256({n})= {}\n", hex(&Sha256::digest(d))))
+        .map(|(n, d)| format!("SHA1({n})= {}\n", hex(&sha1::Sha1::digest(d))))
         .collect();
     assert_eq!(mf, want);
 
