@@ -1,7 +1,7 @@
 //! Kernel modules: read `.modinfo` from `.ko` files, resolve the load closure of a set of
 //! modules and write `modules.dep`.
 //!
-//! Debian's cloud kernel ships uncompressed `.ko` files but no `modules.dep`, so the
+//! Debian's kernel packages ship uncompressed `.ko` files but no `modules.dep`, so the
 //! dependencies come from each module's `.modinfo` ELF section (`depends=a,b`, as the
 //! kernel's `modpost` writes it). Only ELF64 little-endian objects are read (the System V
 //! gABI "Sections" chapter describes the layout); every offset is bounds-checked, so a

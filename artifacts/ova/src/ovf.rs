@@ -361,8 +361,8 @@ fn hardware_section(x: &mut String, d: &Descriptor) {
         ..Item::default()
     }
     .write(x);
-    // Controllers the Debian cloud kernel drives from the initramfs: VMware's paravirtual
-    // SCSI (vmw_pvscsi), VirtualBox's VirtioSCSI (virtio_scsi); neither has AHCI built.
+    // The paravirtual controllers of each hypervisor, which the images' initramfs drives:
+    // VMware's pvscsi (vmw_pvscsi), VirtualBox's VirtioSCSI (virtio_scsi).
     let (controller, resource_type, sub_type) = if vmware {
         (
             "SCSI controller 0",
