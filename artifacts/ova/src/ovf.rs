@@ -306,8 +306,10 @@ fn vmw_config(x: &mut String, indent: &str, key: &str, value: &str) {
 mod resource {
     pub const PROCESSOR: u32 = 3;
     pub const MEMORY: u32 = 4;
+    pub const IDE_CONTROLLER: u32 = 5;
     pub const PARALLEL_SCSI_HBA: u32 = 6;
     pub const ETHERNET_ADAPTER: u32 = 10;
+    pub const CD_DRIVE: u32 = 15;
     pub const DISK_DRIVE: u32 = 17;
     pub const OTHER_STORAGE_DEVICE: u32 = 20;
 }
@@ -424,6 +426,29 @@ fn hardware_section(x: &mut String, d: &Descriptor) {
     }
     .write(x);
     if vmware {
+        // An IDE controller with an empty CD drive: where a config-drive ISO is attached.
+        Item {
+            address: Some("0"),
+            description: "IDE controller",
+            element_name: "IDE controller 0".to_string(),
+            instance_id: 6,
+            resource_type: resource::IDE_CONTROLLER,
+            ..Item::default()
+        }
+        .write(x);
+        Item {
+            required: Some(false),
+            address_on_parent: Some("0"),
+            automatic_allocation: Some(false),
+            description: "CD drive for a config-drive ISO",
+            element_name: "CD/DVD drive 1".to_string(),
+            instance_id: 7,
+            parent: Some(6),
+            resource_sub_type: Some("vmware.cdrom.remotepassthrough"),
+            resource_type: resource::CD_DRIVE,
+            ..Item::default()
+        }
+        .write(x);
         vmw_config(x, "      ", "firmware", "efi");
         // systemd-boot and the kernel are not signed for Secure Boot (yet).
         vmw_config(x, "      ", "bootOptions.efiSecureBootEnabled", "false");
@@ -570,6 +595,23 @@ mod tests {
         <rasd:ResourceSubType>VmxNet3</rasd:ResourceSubType>
         <rasd:ResourceType>10</rasd:ResourceType>
         <vmw:Config ovf:required="false" vmw:key="wakeOnLanEnabled" vmw:value="false"/>
+      </Item>
+      <Item>
+        <rasd:Address>0</rasd:Address>
+        <rasd:Description>IDE controller</rasd:Description>
+        <rasd:ElementName>IDE controller 0</rasd:ElementName>
+        <rasd:InstanceID>6</rasd:InstanceID>
+        <rasd:ResourceType>5</rasd:ResourceType>
+      </Item>
+      <Item ovf:required="false">
+        <rasd:AddressOnParent>0</rasd:AddressOnParent>
+        <rasd:AutomaticAllocation>false</rasd:AutomaticAllocation>
+        <rasd:Description>CD drive for a config-drive ISO</rasd:Description>
+        <rasd:ElementName>CD/DVD drive 1</rasd:ElementName>
+        <rasd:InstanceID>7</rasd:InstanceID>
+        <rasd:Parent>6</rasd:Parent>
+        <rasd:ResourceSubType>vmware.cdrom.remotepassthrough</rasd:ResourceSubType>
+        <rasd:ResourceType>15</rasd:ResourceType>
       </Item>
       <vmw:Config ovf:required="false" vmw:key="firmware" vmw:value="efi"/>
       <vmw:Config ovf:required="false" vmw:key="bootOptions.efiSecureBootEnabled" vmw:value="false"/>
