@@ -89,21 +89,22 @@ fn normalize(name: &str) -> String {
 /// `fnmatch(3)` without flags, as kmod matches aliases: `*`, `?`, bracket expressions with
 /// ranges and `!`/`^` negation, and `\` quoting the next character.
 pub fn fnmatch(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
+    // Bytes, as fnmatch in the C locale: aliases and modaliases are ASCII; no allocation on
+    // this path, which /init runs for every alias and device on every poll.
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
     // Iterative matcher with one backtrack point for the last `*` (enough for fnmatch).
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
         let step = match p.get(pi) {
-            Some('*') => {
+            Some(b'*') => {
                 star = Some((pi + 1, ti));
                 pi += 1;
                 continue;
             }
-            Some('?') => Some(pi + 1),
-            Some('[') => bracket(&p, pi, t[ti]),
-            Some('\\') if pi + 1 < p.len() => (p[pi + 1] == t[ti]).then_some(pi + 2),
+            Some(b'?') => Some(pi + 1),
+            Some(b'[') => bracket(p, pi, t[ti]),
+            Some(b'\\') if pi + 1 < p.len() => (p[pi + 1] == t[ti]).then_some(pi + 2),
             Some(&c) => (c == t[ti]).then_some(pi + 1),
             None => None,
         };
@@ -122,14 +123,14 @@ pub fn fnmatch(pattern: &str, text: &str) -> bool {
             },
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
 /// Matches `c` against the bracket expression at `p[start]` (`[`): the index after its `]`,
 /// or `None`. An unterminated `[` matches itself, as fnmatch does.
-fn bracket(p: &[char], start: usize, c: char) -> Option<usize> {
+fn bracket(p: &[u8], start: usize, c: u8) -> Option<usize> {
     let mut i = start + 1;
-    let negate = matches!(p.get(i), Some('!') | Some('^'));
+    let negate = matches!(p.get(i), Some(b'!') | Some(b'^'));
     if negate {
         i += 1;
     }
@@ -137,16 +138,16 @@ fn bracket(p: &[char], start: usize, c: char) -> Option<usize> {
     let mut first = true;
     loop {
         let lo = match p.get(i) {
-            None => return (c == '[').then_some(start + 1),
-            Some(']') if !first => break,
-            Some('\\') if i + 1 < p.len() => {
+            None => return (c == b'[').then_some(start + 1),
+            Some(b']') if !first => break,
+            Some(b'\\') if i + 1 < p.len() => {
                 i += 1;
                 p[i]
             }
             Some(&x) => x,
         };
         first = false;
-        if p.get(i + 1) == Some(&'-') && p.get(i + 2).is_some_and(|&h| h != ']') {
+        if p.get(i + 1) == Some(&b'-') && p.get(i + 2).is_some_and(|&h| h != b']') {
             let hi = p[i + 2];
             matched |= lo <= c && c <= hi;
             i += 3;
@@ -275,6 +276,9 @@ pub struct Coldplug {
     pub failures: Vec<String>,
     /// The kernel's storage drivers by alias, for a failed boot's hints (may be empty).
     pub kernel_storage: Vec<Alias>,
+    /// The devices of the last round: a scan that finds them unchanged has nothing to plan
+    /// (every driver matching them was tried), which spares the matching on every poll.
+    last_scan: Vec<Device>,
 }
 
 impl Coldplug {
@@ -364,7 +368,12 @@ impl Coldplug {
             let Ok(devices) = scan(sys_bus) else {
                 break;
             };
-            match self.round(&devices, load) {
+            if devices == self.last_scan {
+                break;
+            }
+            let loaded = self.round(&devices, load);
+            self.last_scan = devices;
+            match loaded {
                 0 => break,
                 n => total += n,
             }

@@ -62,10 +62,8 @@ pub fn tree(
         MODULE_LIST,
         Entry::file(list.into_bytes(), 0o644).with_mtime(epoch),
     )?;
-    let mut indexes = index
-        .subset(closure.iter().map(|m| m.name.as_str()))
-        .depmod()?;
     let carried: Vec<&str> = closure.iter().map(|m| m.name.as_str()).collect();
+    let mut indexes = index.subset(carried.iter().copied()).depmod()?;
     t.insert(
         &format!("{dir}/{STORAGE_ALIASES}"),
         Entry::file(storage_aliases(kernel, &carried)?.into_bytes(), 0o644).with_mtime(epoch),
