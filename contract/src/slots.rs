@@ -2,6 +2,7 @@
 //! and the update engine (which stages, blesses and detects rollbacks).
 
 pub mod entry;
+pub mod grub;
 pub mod table;
 
 pub use entry::{

@@ -238,9 +238,13 @@ pub struct Bootloader {
     /// Initial boot counter of a new slot's entry (`+N-0`).
     #[serde(default = "default_tries")]
     pub tries: Tries,
-    /// Menu timeout in seconds (`timeout` in loader.conf).
+    /// Menu timeout in seconds (`timeout` in loader.conf, and GRUB's).
     #[serde(default)]
     pub timeout: u32,
+    /// Package that ships GRUB for i386-pc (`grub-pc-bin`): the disk also boots on legacy BIOS,
+    /// with the same slots and boot counting. Without it the disk boots with UEFI only.
+    #[serde(default)]
+    pub bios: Option<Spanned<PackageName>>,
 }
 
 fn default_tries() -> Tries {
@@ -275,7 +279,9 @@ fn default_file_mode() -> Mode {
     Mode(0o644)
 }
 
-/// Partition sizes in MiB. BIOS-BOOT is fixed; USR-B has the size of USR-A.
+/// Partition sizes in MiB; USR-B has the size of USR-A. BIOS-BOOT (GRUB's core image, legacy
+/// BIOS) is 2 MiB unless `bios_boot_kib` says otherwise; the partition after it starts on the
+/// next MiB boundary.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Partitions {
@@ -283,6 +289,12 @@ pub struct Partitions {
     pub usr_mib: SizeMib,
     pub oem_mib: SizeMib,
     pub root_mib: SizeMib,
+    #[serde(default = "default_bios_boot")]
+    pub bios_boot_kib: SizeKib,
+}
+
+fn default_bios_boot() -> SizeKib {
+    SizeKib(2048)
 }
 
 /// Platform artifacts a build emits next to `disk.raw`, each named
@@ -503,6 +515,7 @@ impl ImageSpec {
     /// Every package the image needs, kernel and bootloader first, in spec order.
     pub fn all_packages(&self) -> Vec<&Spanned<PackageName>> {
         let mut v = vec![&self.kernel.package, &self.bootloader.package];
+        v.extend(self.bootloader.bios.iter());
         v.extend(self.packages.iter());
         v
     }
@@ -633,6 +646,12 @@ checked_newtype!(
     /// A size in MiB, at least 1 and at most 1 TiB.
     SizeMib(u64),
     |n| if (1..=1 << 20).contains(n) { Ok(()) } else { Err(format!("size {n} MiB is out of range (1..=1048576)")) }
+);
+
+checked_newtype!(
+    /// A size in KiB, at least 1 and at most 1 GiB.
+    SizeKib(u64),
+    |n| if (1..=1 << 20).contains(n) { Ok(()) } else { Err(format!("size {n} KiB is out of range (1..=1048576)")) }
 );
 
 checked_newtype!(

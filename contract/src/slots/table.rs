@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::entry::{parse_file_name, BootCounter, BootEntry, Slot, ENTRIES_DIR};
+use super::grub;
 
 /// A boot entry as found on the ESP.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +140,10 @@ impl SlotTable {
         fs::create_dir_all(&dir)?;
         write_replace(&self.esp.join(entry.kernel_path()), kernel)?;
         write_replace(&self.esp.join(entry.initrd_path()), initrd)?;
+        write_replace(
+            &self.esp.join(entry.grub_script_path()),
+            entry.grub_script().as_bytes(),
+        )?;
         sync_dir(&dir)?;
         write_replace(
             &self.entries_dir().join(entry.file_name()),
@@ -177,6 +182,59 @@ impl SlotTable {
 }
 
 impl SlotTable {
+    /// Fold the tries GRUB journaled in `grub/grubenv` (legacy BIOS boots, see [`super::grub`])
+    /// into the entry names, then empty the journal. Entry names first: a power cut in between
+    /// counts those tries twice, never loses one. Returns the tries folded per slot; nothing
+    /// to do without a grubenv (an ESP without GRUB).
+    pub fn fold_grub_journal(&mut self) -> io::Result<Vec<(Slot, u32)>> {
+        let path = self.esp.join(grub::GRUBENV);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let Some(mut vars) = grub::parse_envblk(&bytes) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} is not a GRUB environment block", path.display()),
+            ));
+        };
+        let journal = vars.clone();
+        let mut folded = Vec::new();
+        for slot in [Slot::A, Slot::B] {
+            let tries = grub::journaled_tries(&vars, slot);
+            if tries == 0 {
+                continue;
+            }
+            vars.remove(&grub::tries_var(slot));
+            let dir = self.esp.join(ENTRIES_DIR);
+            let os_id = self.os_id.clone();
+            let Some(e) = self
+                .entries
+                .iter_mut()
+                .find(|e| e.slot == slot && e.counter.is_some())
+            else {
+                continue;
+            };
+            let c = e.counter.expect("counted");
+            let left = c.left.saturating_sub(tries);
+            let done = c.done + (c.left - left);
+            let name = format!("{os_id}-{}+{left}-{done}.conf", slot.key());
+            fs::rename(dir.join(&e.file_name), dir.join(&name))?;
+            e.file_name = name;
+            e.counter = Some(BootCounter { left, done });
+            folded.push((slot, tries));
+        }
+        if vars == journal {
+            return Ok(folded);
+        }
+        sync_dir(&self.esp.join(ENTRIES_DIR))?;
+        let block = grub::render_envblk(&vars).unwrap_or_else(grub::empty_envblk);
+        write_replace(&path, &block)?;
+        sync_dir(&self.esp.join(grub::GRUB_DIR))?;
+        Ok(folded)
+    }
+
     /// Mark `slot` bad: rename its entry to `+0-N` (exhausted), so the loader prefers the other
     /// slot. Returns the new file name.
     pub fn mark_bad(&mut self, slot: Slot) -> io::Result<String> {
@@ -311,6 +369,60 @@ mod tests {
         let t = SlotTable::load(d.path(), "minimal").unwrap();
         assert_eq!(t.preferred().unwrap().slot, Slot::A);
         assert_eq!(t.rolled_back_from(Slot::A).unwrap().version, "1.0.1");
+    }
+
+    #[test]
+    fn grub_journal_folds_into_the_entry_names_once() {
+        let d = esp();
+        let mut t = SlotTable::load(d.path(), "minimal").unwrap();
+        assert_eq!(
+            t.fold_grub_journal().unwrap(),
+            [],
+            "no grubenv: nothing to do"
+        );
+        t.stage(&entry(Slot::A, "1.0.0", None), b"k", b"i").unwrap();
+        t.stage(&entry(Slot::B, "1.0.1", Some((3, 0))), b"k", b"i")
+            .unwrap();
+        assert!(
+            fs::read_to_string(d.path().join("minimal/usr-b/entry.grub"))
+                .unwrap()
+                .contains("set entry_options='console=ttyS0 usr=PARTUUID=u'")
+        );
+        fs::create_dir_all(d.path().join(grub::GRUB_DIR)).unwrap();
+        let env = d.path().join(grub::GRUBENV);
+        let journal = |vars: &[(&str, &str)]| {
+            let vars = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            fs::write(&env, grub::render_envblk(&vars).unwrap()).unwrap();
+        };
+        journal(&[
+            ("boot_tries_usr_b", "xx"),
+            ("boot_tries_usr_a", "x"),
+            ("keep", "1"),
+        ]);
+        let mut t = SlotTable::load(d.path(), "minimal").unwrap();
+        assert_eq!(t.fold_grub_journal().unwrap(), [(Slot::B, 2)]);
+        let t = SlotTable::load(d.path(), "minimal").unwrap();
+        let names: Vec<&str> = t.entries().iter().map(|e| e.file_name.as_str()).collect();
+        assert_eq!(names, ["minimal-usr-a.conf", "minimal-usr-b+1-2.conf"]);
+        let vars = grub::parse_envblk(&fs::read(&env).unwrap()).unwrap();
+        assert_eq!(vars.len(), 1, "{vars:?}");
+        assert_eq!(fs::read(&env).unwrap().len(), grub::ENVBLK_SIZE);
+        // More tries than left: exhausted, and the loader prefers the other slot.
+        journal(&[("boot_tries_usr_b", "xxxxx")]);
+        let mut t = SlotTable::load(d.path(), "minimal").unwrap();
+        assert_eq!(t.fold_grub_journal().unwrap(), [(Slot::B, 5)]);
+        assert_eq!(
+            t.entry(Slot::B).unwrap().file_name,
+            "minimal-usr-b+0-3.conf"
+        );
+        assert_eq!(t.preferred().unwrap().slot, Slot::A);
+        assert_eq!(t.rolled_back_from(Slot::A).unwrap().version, "1.0.1");
+        fs::write(&env, b"garbage").unwrap();
+        let mut t = SlotTable::load(d.path(), "minimal").unwrap();
+        assert!(t.fold_grub_journal().is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use channels::{
     manifest_path, manifest_sig_path, select_update, verify_keyset, verify_manifest, Decision,
     Manifest, PayloadRef, RefuseReason, RootKeys, SeenManifest, VerifyError, KEYS_JSON, KEYS_SIG,
 };
+use contract::slots::grub::GRUBENV;
 use contract::slots::{BootCounter, BootEntry, Slot, SlotTable, ENTRIES_DIR};
 
 use crate::config::{Config, Paths};
@@ -146,6 +147,23 @@ pub enum EngineError {
     Transition(#[from] IllegalTransition),
 }
 
+/// The slot table of `os_id` on the ESP mounted at `esp`, with the tries GRUB journaled (legacy
+/// BIOS boots) folded into the entry names first.
+pub(crate) fn load_slots(esp: &std::path::Path, os_id: &str) -> Result<SlotTable, EngineError> {
+    let mut table = SlotTable::load(esp, os_id).map_err(io_err(format!(
+        "reading boot entries in {}",
+        esp.join(ENTRIES_DIR).display()
+    )))?;
+    let folded = table.fold_grub_journal().map_err(io_err(format!(
+        "folding GRUB's boot tries ({}) into the boot entries",
+        esp.join(GRUBENV).display()
+    )))?;
+    for (slot, tries) in folded {
+        eprintln!("update-engine: GRUB booted {slot} {tries} time(s) since the last count");
+    }
+    Ok(table)
+}
+
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> EngineError {
     let what = what.into();
     move |source| EngineError::Io { what, source }
@@ -271,10 +289,7 @@ impl<H: Host> Engine<'_, H> {
         let slot = self.host.booted_slot()?;
         let os = self.host.os_release()?;
         let esp = self.host.esp()?;
-        let table = SlotTable::load(&esp, &os.id).map_err(io_err(format!(
-            "reading boot entries in {}",
-            esp.join(ENTRIES_DIR).display()
-        )))?;
+        let table = load_slots(&esp, &os.id)?;
         Ok(Booted {
             slot,
             os,

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use contract::slots::{Slot, SlotTable, ENTRIES_DIR};
+use contract::slots::{Slot, SlotTable};
 
 use crate::config::Paths;
 use crate::engine::AfterStaging;
@@ -92,13 +92,7 @@ impl<H: Host> Engine<'_, H> {
         let slot = self.host.booted_slot()?;
         let os = self.host.os_release()?;
         let esp = self.host.esp()?;
-        let table = SlotTable::load(&esp, &os.id).map_err(|source| EngineError::Io {
-            what: format!(
-                "reading boot entries in {}",
-                esp.join(ENTRIES_DIR).display()
-            ),
-            source,
-        })?;
+        let table = crate::engine::load_slots(&esp, &os.id)?;
         Ok((slot, os.id, os.version_id, table, esp))
     }
 

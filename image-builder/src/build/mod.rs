@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::artifacts;
+use crate::disk::bios;
 use crate::disk::layout::{self, DiskLayout};
 use crate::disk::write::{file_info, Content};
 use crate::fs::{esp, ext4, initramfs, usr};
@@ -71,7 +72,15 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     timer.lap("esp");
     let state = state_partitions(spec, &layout, &staging)?;
     timer.lap("ext4");
-    let disks = write_disks(&layout, &esp_img, &boot.usr, &state, &staging)?;
+    let bios = bios_boot(&layout, &os)?;
+    let disks = write_disks(
+        &layout,
+        &esp_img,
+        &boot.usr,
+        bios.as_ref(),
+        &state,
+        &staging,
+    )?;
     timer.lap("disk");
     let mut files = BTreeMap::new();
     files.insert(USR_IMG.to_string(), staging.write(USR_IMG, &boot.usr)?);
@@ -259,25 +268,44 @@ struct Disks {
     vagrant: Option<PathBuf>,
 }
 
+/// Legacy BIOS boot (`bootloader.bios`): the MBR's boot code and GRUB's core image for the
+/// BIOS-BOOT partition.
+struct BiosBoot {
+    boot_code: Vec<u8>,
+    core: Vec<u8>,
+}
+
+fn bios_boot(layout: &DiskLayout, os: &OsTree) -> Result<Option<BiosBoot>> {
+    let Some(grub) = &os.bios else {
+        return Ok(None);
+    };
+    let part = layout.part(layout::BIOS_BOOT);
+    let lba = part.offset / 512;
+    let core = bios::core_image(grub, lba, part.size).context("legacy BIOS boot")?;
+    let boot_code = bios::boot_code(grub, lba).context("legacy BIOS boot")?;
+    Ok(Some(BiosBoot { boot_code, core }))
+}
+
 fn write_disks(
     layout: &DiskLayout,
     esp_img: &[u8],
     usr_img: &[u8],
+    bios: Option<&BiosBoot>,
     state: &StatePartitions,
     staging: &Staging,
 ) -> Result<Disks> {
     let with_oem = |name: &str, oem: &Path| -> Result<PathBuf> {
         let path = staging.join(name);
-        crate::disk::write::write(
-            layout,
-            &path,
-            &[
-                (layout::ESP, Content::Bytes(esp_img)),
-                (layout::USR_A, Content::Bytes(usr_img)),
-                (layout::OEM, Content::File(oem)),
-                (layout::ROOT, Content::File(&state.root)),
-            ],
-        )?;
+        let mut parts = vec![
+            (layout::ESP, Content::Bytes(esp_img)),
+            (layout::USR_A, Content::Bytes(usr_img)),
+            (layout::OEM, Content::File(oem)),
+            (layout::ROOT, Content::File(&state.root)),
+        ];
+        if let Some(b) = bios {
+            parts.push((layout::BIOS_BOOT, Content::Bytes(&b.core)));
+        }
+        crate::disk::write::write(layout, &path, bios.map(|b| b.boot_code.as_slice()), &parts)?;
         Ok(path)
     };
     Ok(Disks {

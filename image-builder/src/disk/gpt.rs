@@ -85,6 +85,9 @@ fn header(
     h
 }
 
+/// Bytes of boot code the protective MBR has room for (before the disk signature).
+pub const MBR_BOOT_CODE: usize = 440;
+
 fn protective_mbr(layout: &DiskLayout) -> Vec<u8> {
     let mut m = vec![0u8; SECTOR as usize];
     let sectors = (layout.size / SECTOR - 1).min(u32::MAX as u64) as u32;

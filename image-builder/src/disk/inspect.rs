@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::disk::gpt::{self, ReadPartition};
 use crate::disk::layout::{self, SECTOR};
-use contract::slots::{parse_file_name, BootCounter, ENTRIES_DIR};
+use contract::slots::{grub, parse_file_name, BootCounter, Slot, ENTRIES_DIR};
 
 #[derive(Debug, Serialize)]
 pub struct Inspection {
@@ -19,6 +19,16 @@ pub struct Inspection {
     pub partitions: Vec<ReadPartition>,
     pub slots: Vec<SlotInfo>,
     pub boot_entries: Vec<EntryInfo>,
+    /// Legacy BIOS boot: whether the MBR holds GRUB's boot code, and the boot tries GRUB
+    /// journaled since the update engine last folded them into the entry names.
+    pub bios: Option<BiosInfo>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BiosInfo {
+    pub mbr_boot_code: bool,
+    /// `boot_tries_usr_a` / `boot_tries_usr_b` of `grub/grubenv` as counts.
+    pub journaled_tries: std::collections::BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,11 +95,23 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
         });
     }
 
+    let mbr_boot_code = head[..gpt::MBR_BOOT_CODE].iter().any(|&b| b != 0);
+    let mut bios = None;
     let mut boot_entries = Vec::new();
     if let Some(p) = partitions.iter().find(|p| p.label == layout::ESP) {
         let (off, len) = part_bytes(p);
         let img = read_at(&mut f, off, len as usize)?;
         let files = crate::fs::fat::read_files(&img).context("reading the EFI system partition")?;
+        if let Some(env) = files.iter().find(|f| f.path == grub::GRUBENV) {
+            let vars = grub::parse_envblk(&env.data).unwrap_or_default();
+            bios = Some(BiosInfo {
+                mbr_boot_code,
+                journaled_tries: [Slot::A, Slot::B]
+                    .into_iter()
+                    .map(|s| (s.label().to_string(), grub::journaled_tries(&vars, s)))
+                    .collect(),
+            });
+        }
         for file in files
             .iter()
             .filter(|f| f.path.starts_with(&format!("{}/", ENTRIES_DIR)))
@@ -130,6 +152,7 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
         partitions,
         slots,
         boot_entries,
+        bios,
     })
 }
 
@@ -187,6 +210,22 @@ pub fn render(i: &Inspection) -> String {
             e.version,
             e.slot.as_deref().unwrap_or("?"),
             counter
+        ));
+    }
+    if let Some(b) = &i.bios {
+        let tries: Vec<String> = b
+            .journaled_tries
+            .iter()
+            .map(|(slot, n)| format!("{slot} {n}"))
+            .collect();
+        s.push_str(&format!(
+            "\nlegacy BIOS: GRUB {}, tries journaled in grub/grubenv: {}\n",
+            if b.mbr_boot_code {
+                "in the MBR"
+            } else {
+                "missing from the MBR"
+            },
+            tries.join(", ")
         ));
     }
     s

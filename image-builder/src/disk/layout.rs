@@ -15,8 +15,6 @@ pub const SECTOR: u64 = 512;
 pub const MIB: u64 = 1024 * 1024;
 /// Room before the first partition (protective MBR, primary GPT) and after the last (backup).
 pub const GPT_RESERVED_MIB: u64 = 1;
-/// BIOS-BOOT is reserved for a later legacy loader; Container Linux made it 2 MiB.
-pub const BIOS_BOOT_MIB: u64 = 2;
 
 /// Partition names and type GUIDs: the machines find partitions by them.
 pub use contract::partitions::{types, BIOS_BOOT, ESP, OEM, ROOT, USR_A, USR_B};
@@ -70,27 +68,27 @@ impl DiskLayout {
     /// Compute the layout from the spec's sizes. Pure.
     pub fn compute(spec: &ImageSpec) -> DiskLayout {
         let p = &spec.partitions;
-        let size_mib = |label: &str| match label {
-            ESP => p.esp_mib.0,
-            BIOS_BOOT => BIOS_BOOT_MIB,
-            USR_A | USR_B => p.usr_mib.0,
-            OEM => p.oem_mib.0,
-            _ => p.root_mib.0,
+        let size = |label: &str| match label {
+            ESP => p.esp_mib.0 * MIB,
+            BIOS_BOOT => p.bios_boot_kib.0 * 1024,
+            USR_A | USR_B => p.usr_mib.0 * MIB,
+            OEM => p.oem_mib.0 * MIB,
+            _ => p.root_mib.0 * MIB,
         };
         let mut offset = GPT_RESERVED_MIB * MIB;
         let partitions = STANDARD
             .iter()
             .map(|std| {
-                let (label, mib) = (std.label, size_mib(std.label));
+                let (label, size) = (std.label, size(std.label));
                 let part = Partition {
                     number: std.number,
                     label: label.to_string(),
                     type_guid: Uuid::parse_str(std.type_guid).expect("constant GUID"),
                     guid: derive_uuid(spec, &format!("partition/{label}")),
                     offset,
-                    size: mib * MIB,
+                    size,
                 };
-                offset += mib * MIB;
+                offset = (offset + size).next_multiple_of(MIB);
                 part
             })
             .collect();
@@ -115,7 +113,7 @@ impl DiskLayout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Partitions, SizeMib};
+    use crate::spec::{Partitions, SizeKib, SizeMib};
     use proptest::prelude::*;
 
     pub(crate) fn spec_with(parts: Partitions) -> ImageSpec {
@@ -123,8 +121,8 @@ mod tests {
             "os: {{name: T, id: t, version: 1.2.3, channel: alpha}}\nsource_date_epoch: 0\n\
              kernel: {{package: linux-image-x, cmdline: '', initramfs_modules: [virtio_blk]}}\n\
              bootloader: {{package: systemd-boot-efi}}\n\
-             partitions: {{esp_mib: {}, usr_mib: {}, oem_mib: {}, root_mib: {}}}\n",
-            parts.esp_mib.0, parts.usr_mib.0, parts.oem_mib.0, parts.root_mib.0
+             partitions: {{esp_mib: {}, usr_mib: {}, oem_mib: {}, root_mib: {}, bios_boot_kib: {}}}\n",
+            parts.esp_mib.0, parts.usr_mib.0, parts.oem_mib.0, parts.root_mib.0, parts.bios_boot_kib.0
         );
         ImageSpec::parse(&text, std::path::Path::new("t.yaml")).unwrap()
     }
@@ -136,6 +134,7 @@ mod tests {
             usr_mib: SizeMib(256),
             oem_mib: SizeMib(16),
             root_mib: SizeMib(64),
+            bios_boot_kib: SizeKib(2048),
         };
         let l = DiskLayout::compute(&spec_with(parts));
         let got: Vec<(u32, &str)> = l
@@ -166,6 +165,7 @@ mod tests {
             usr_mib: SizeMib(64),
             oem_mib: SizeMib(8),
             root_mib: SizeMib(64),
+            bios_boot_kib: SizeKib(2048),
         };
         let a = DiskLayout::compute(&spec_with(parts.clone()));
         let b = DiskLayout::compute(&spec_with(parts));
@@ -180,8 +180,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn no_overlap_aligned_and_fits(esp in 1u64..2048, usr in 1u64..4096, oem in 1u64..512, root in 1u64..8192) {
-            let parts = Partitions { esp_mib: SizeMib(esp), usr_mib: SizeMib(usr), oem_mib: SizeMib(oem), root_mib: SizeMib(root) };
+        fn no_overlap_aligned_and_fits(esp in 1u64..2048, usr in 1u64..4096, oem in 1u64..512, root in 1u64..8192, bios in 1u64..4096) {
+            let parts = Partitions { esp_mib: SizeMib(esp), usr_mib: SizeMib(usr), oem_mib: SizeMib(oem), root_mib: SizeMib(root), bios_boot_kib: SizeKib(bios) };
             let l = DiskLayout::compute(&spec_with(parts));
             let mut sorted = l.partitions.clone();
             sorted.sort_by_key(|p| p.offset);
@@ -192,7 +192,11 @@ mod tests {
             }
             for p in &l.partitions {
                 prop_assert_eq!(p.offset % MIB, 0);
-                prop_assert_eq!(p.size % MIB, 0);
+                if p.label == BIOS_BOOT {
+                    prop_assert_eq!(p.size, bios * 1024);
+                } else {
+                    prop_assert_eq!(p.size % MIB, 0);
+                }
                 prop_assert!(p.size > 0);
             }
             // The backup GPT (33 sectors) fits after the last partition.

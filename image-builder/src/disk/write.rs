@@ -17,14 +17,29 @@ pub enum Content<'a> {
     File(&'a Path),
 }
 
-/// Write a sparse disk at `path`: the GPT of `layout` and each `(label, content)` at its
-/// partition's offset. Partitions not named stay empty (holes). Fails if a content is larger
-/// than its partition.
-pub fn write(layout: &DiskLayout, path: &Path, parts: &[(&str, Content)]) -> Result<()> {
+/// Write a sparse disk at `path`: the GPT of `layout`, `boot_code` (legacy BIOS) in the
+/// protective MBR, and each `(label, content)` at its partition's offset. Partitions not named
+/// stay empty (holes). Fails if a content is larger than its partition.
+pub fn write(
+    layout: &DiskLayout,
+    path: &Path,
+    boot_code: Option<&[u8]>,
+    parts: &[(&str, Content)],
+) -> Result<()> {
     let mut f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let err = || format!("writing {}", path.display());
     f.set_len(layout.size).with_context(err)?;
-    let g = gpt::render(layout);
+    let mut g = gpt::render(layout);
+    if let Some(code) = boot_code {
+        if code.len() > gpt::MBR_BOOT_CODE {
+            bail!(
+                "boot code is {} bytes, more than the MBR's {}",
+                code.len(),
+                gpt::MBR_BOOT_CODE
+            );
+        }
+        g.head[..code.len()].copy_from_slice(code);
+    }
     f.write_all(&g.head).with_context(err)?;
     f.seek(SeekFrom::Start(g.tail_offset)).with_context(err)?;
     f.write_all(&g.tail).with_context(err)?;

@@ -1,8 +1,9 @@
-//! The EFI System Partition: systemd-boot, `loader.conf`, and per slot a kernel, an initramfs
+//! The EFI System Partition: systemd-boot, `loader.conf`, GRUB's `grub.cfg` and `grubenv` (legacy
+//! BIOS), and per slot a kernel, an initramfs, GRUB's view of the entry
 //! and a Type #1 boot entry (Boot Loader Specification) with a boot counter (SPECS.md S4). The
 //! content is rendered as values here; [`super::fat`] turns them into a filesystem.
 
-use contract::slots::{BootCounter, BootEntry, Slot, ENTRIES_DIR};
+use contract::slots::{grub, BootCounter, BootEntry, Slot, ENTRIES_DIR};
 
 use super::fat::{self, FatError, FatFile, FatParams};
 use crate::disk::layout::{self, DiskLayout};
@@ -35,7 +36,8 @@ pub fn first_entry(spec: &ImageSpec, layout: &DiskLayout) -> BootEntry {
 }
 
 /// The files of the ESP: the loader, its configuration, and `entry` with its kernel and
-/// initramfs. Pure.
+/// initramfs; with legacy BIOS boot (`bootloader.bios`) GRUB's configuration and its empty
+/// boot-try journal. Pure.
 pub fn files(
     spec: &ImageSpec,
     entry: &BootEntry,
@@ -43,7 +45,7 @@ pub fn files(
     kernel: &[u8],
     initrd: &[u8],
 ) -> Vec<FatFile> {
-    vec![
+    let mut files = vec![
         FatFile::new(SDBOOT_ON_ESP, bootloader),
         FatFile::new(LOADER_CONF, loader_conf(spec.bootloader.timeout)),
         FatFile::new(
@@ -52,7 +54,16 @@ pub fn files(
         ),
         FatFile::new(entry.kernel_path(), kernel),
         FatFile::new(entry.initrd_path(), initrd),
-    ]
+        FatFile::new(entry.grub_script_path(), entry.grub_script()),
+    ];
+    if spec.bootloader.bios.is_some() {
+        files.push(FatFile::new(
+            grub::GRUB_CFG,
+            grub::grub_cfg(&entry.os_id, spec.bootloader.timeout),
+        ));
+        files.push(FatFile::new(grub::GRUBENV, grub::empty_envblk()));
+    }
+    files
 }
 
 /// The ESP's FAT32 image, sized for its partition in `layout`, volume id from its GUID.

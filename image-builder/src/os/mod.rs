@@ -14,6 +14,7 @@ use rootfs::deb::ExtractOptions;
 use rootfs::modules::ModuleIndex;
 use rootfs::tree::{Entry, Kind, Tree};
 
+use crate::disk::bios::{GrubPc, GRUB_PC_DIR};
 use crate::inputs::{InputSource, Lockfile};
 use crate::spec::ImageSpec;
 
@@ -30,6 +31,8 @@ pub struct OsTree {
     pub kernel_release: String,
     /// systemd-boot's EFI binary.
     pub bootloader: Vec<u8>,
+    /// GRUB for legacy BIOS (`bootloader.bios`), taken out of the tree.
+    pub bios: Option<GrubPc>,
     /// The modules /usr keeps (`kernel.modules`), for the initramfs.
     pub modules: ModuleIndex,
     /// Every module of the kernel package, kept or not: what `/init` can name as missing.
@@ -48,6 +51,7 @@ pub fn assemble(
     let mut tree = extract(spec, lock, source, progress)?;
     let (kernel_release, kernel) = take_kernel(&mut tree)?;
     let bootloader = bootloader(spec, &tree)?;
+    let bios = take_grub_pc(spec, &mut tree)?;
     content::add(spec, root, &mut tree)?;
     let kernel_modules = ModuleIndex::from_tree(&tree, &kernel_release).with_context(|| {
         format!(
@@ -64,6 +68,7 @@ pub fn assemble(
         kernel,
         kernel_release,
         bootloader,
+        bios,
         modules,
         kernel_modules,
     })
@@ -117,6 +122,34 @@ fn bootloader(spec: &ImageSpec, tree: &Tree) -> Result<Vec<u8>> {
             spec.bootloader.package.value
         ),
     }
+}
+
+/// GRUB's i386-pc files from the `bootloader.bios` package, removed from /usr (the disk's boot
+/// code is made from them; the running system does not need them).
+fn take_grub_pc(spec: &ImageSpec, tree: &mut Tree) -> Result<Option<GrubPc>> {
+    let Some(package) = &spec.bootloader.bios else {
+        return Ok(None);
+    };
+    let dir = tree.remove_subtree("usr/lib/grub");
+    let prefix = format!("{GRUB_PC_DIR}/");
+    let files: std::collections::BTreeMap<String, Vec<u8>> = dir
+        .iter()
+        .filter_map(|(path, e)| match &e.kind {
+            Kind::File(d) => Some((
+                path.strip_prefix(&prefix)?.to_string(),
+                d.as_slice().to_vec(),
+            )),
+            _ => None,
+        })
+        .filter(|(name, _)| !name.contains('/'))
+        .collect();
+    if !files.contains_key("kernel.img") {
+        bail!(
+            "bootloader.bios: package {} does not ship /{GRUB_PC_DIR}/kernel.img (want grub-pc-bin)",
+            package.value
+        );
+    }
+    Ok(Some(GrubPc { files }))
 }
 
 /// Drops the modules `kernel.modules` leaves out from the tree; the index of what is left.
