@@ -195,14 +195,128 @@ fn power_cut_update_to_1_0_1_and_rollback_from_broken_1_0_2() {
     );
 }
 
+/// The same update path on a legacy BIOS machine: GRUB boots the slots from the same entries,
+/// journals its tries in grubenv, and the engine folds them into the entry names, so the update
+/// to 1.0.1 and the rollback from a broken 1.0.2 happen exactly as under UEFI.
+#[test]
+fn bios_machine_updates_and_rolls_back_like_uefi() {
+    let s = Scratch::new("minimal");
+    let w = s.path();
+    s.link_target();
+    let repo = ChannelRepo::init(w);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let update = format!(
+        "update:\n  server: http://10.0.2.2:{port}/\n  reboot_strategy: reboot\n  root_keys: keys/root.json\n  engine: target/x86_64-unknown-linux-gnu/release/update-engine\n"
+    );
+    s.edit_spec(
+        "minimal",
+        "outputs: [raw]\n",
+        &format!("outputs: [raw]\n{update}"),
+    );
+    let o = s.build("minimal", "v100", &pool_dir());
+    assert!(o.status.success(), "{}", text(&o));
+    s.edit_spec("minimal", "version: 1.0.0", "version: 1.0.1");
+    let o = s.build("minimal", "v101", &pool_dir());
+    assert!(o.status.success(), "{}", text(&o));
+    repo.publish("alpha", &w.join("v101"));
+    let _server = repo.serve(&format!("127.0.0.1:{port}"));
+    let disk = w.join("disk.raw");
+    std::fs::copy(w.join("v100/disk.raw"), &disk).unwrap();
+    let inspect = || image_builder_ok(w, &["inspect", disk.to_str().unwrap()]);
+
+    let console = boot_with(
+        w,
+        &disk,
+        "bios",
+        r"update-engine: marked USR-B good \(1\.0\.1\)",
+        |_| {},
+    );
+    in_order(
+        &console,
+        &[
+            "GRUB: booting Minimal Linux 1.0.0 (USR-A)",
+            "booted slot=USR-A version=1.0.0",
+            "update-engine: GRUB booted USR-A 1 time(s) since the last count",
+            "update-engine: marked USR-A good (1.0.0)",
+            "update-engine: rebooting into 1.0.1",
+            "GRUB: booting Minimal Linux 1.0.1 (USR-B)",
+            "booted slot=USR-B version=1.0.1",
+            "update-engine: GRUB booted USR-B 1 time(s) since the last count",
+            "update-engine: marked USR-B good (1.0.1)",
+        ],
+    );
+    let insp = inspect();
+    assert!(
+        insp.contains("minimal-usr-b.conf  version 1.0.1  slot USR-B  blessed"),
+        "{insp}"
+    );
+    assert!(
+        insp.contains(
+            "legacy BIOS: GRUB in the MBR, tries journaled in grub/grubenv: USR-A 0, USR-B 0"
+        ),
+        "{insp}"
+    );
+
+    // A broken 1.0.2 (no squashfs module in its initramfs): GRUB tries it three times, then
+    // boots 1.0.1 again by itself; the engine reports the rollback.
+    s.edit_spec("minimal", "version: 1.0.1", "version: 1.0.2");
+    s.edit_spec("minimal", "crc32c_generic, squashfs, ", "crc32c_generic, ");
+    let o = s.build("minimal", "v102", &pool_dir());
+    assert!(o.status.success(), "{}", text(&o));
+    repo.publish("alpha", &w.join("v102"));
+    let console = boot_with(
+        w,
+        &disk,
+        "bios",
+        "update-engine: rolled back from 1.0.2 to 1.0.1",
+        |_| {},
+    );
+    in_order(
+        &console,
+        &[
+            "update-engine: rebooting into 1.0.2",
+            "GRUB: booting Minimal Linux 1.0.2 (USR-A)",
+            "init: FATAL",
+            "GRUB: booting Minimal Linux 1.0.2 (USR-A)",
+            "init: FATAL",
+            "GRUB: booting Minimal Linux 1.0.2 (USR-A)",
+            "init: FATAL",
+            "GRUB: booting Minimal Linux 1.0.1 (USR-B)",
+            "booted slot=USR-B version=1.0.1",
+            "update-engine: GRUB booted USR-A 3 time(s) since the last count",
+        ],
+    );
+    let insp = inspect();
+    let bad = "minimal-usr-a+0-3.conf  version 1.0.2  slot USR-A  tries left 0, done 3";
+    assert!(insp.contains(bad), "{insp}");
+    assert!(insp.contains("minimal-usr-b.conf  version 1.0.1"), "{insp}");
+}
+
 /// Boots `disk` until a console line matches `expect`, calling `on_line` with every console line
 /// as it arrives; returns the console.
-fn boot_watching(dir: &Path, disk: &Path, expect: &str, mut on_line: impl FnMut(&str)) -> String {
+fn boot_watching(dir: &Path, disk: &Path, expect: &str, on_line: impl FnMut(&str)) -> String {
+    boot_with(dir, disk, "uefi", expect, on_line)
+}
+
+/// [`boot_watching`] with `firmware` (`uefi` or `bios`).
+fn boot_with(
+    dir: &Path,
+    disk: &Path,
+    firmware: &str,
+    expect: &str,
+    mut on_line: impl FnMut(&str),
+) -> String {
     let mut child = Command::new(image_builder_bin())
         .current_dir(dir)
         .args([
             "run",
             disk.to_str().unwrap(),
+            "--firmware",
+            firmware,
             "--timeout",
             "900",
             "--expect",
