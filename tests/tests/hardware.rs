@@ -4,9 +4,10 @@
 //! by DHCP on that NIC. A machine whose disk controller has no driver in the image gets a
 //! device list naming the kernel's driver it lacked, then a clean power-off.
 //!
-//! Each cell is one boot of the shared minimal build (a snapshot). Firmware that cannot boot
-//! from a controller (OVMF has no MegaRAID, pvscsi or LSI driver) gets the kernel directly, as
-//! a BIOS with an option ROM would hand it over; the BIOS cells are the legacy-boot work.
+//! Each cell is one boot of the shared minimal build (a snapshot), with UEFI (OVMF →
+//! systemd-boot) or legacy BIOS (SeaBIOS → GRUB). Where OVMF cannot boot from a controller (it
+//! has no pvscsi or LSI driver) the kernel comes directly, as vSphere's firmware would hand it
+//! over.
 
 use std::path::Path;
 
@@ -89,6 +90,12 @@ fn cell(args: &[&str], direct: bool, disk_drivers: &[&str], nic_driver: &str, us
     );
     let usr = format!("init: usr={usr_dev} (USR-A)");
     assert!(console.contains(&usr), "{args:?}: want {usr:?}:\n{console}");
+    if args.windows(2).any(|w| w == ["--firmware", "bios"]) {
+        assert!(
+            console.contains("GRUB: booting Minimal Linux 1.0.0 (USR-A)"),
+            "{args:?}: not booted by GRUB from the disk:\n{console}"
+        );
+    }
 }
 
 /// Bare metal and VirtualBox's SATA: q35's AHCI disk, Intel 82574L NIC, UEFI.
@@ -103,11 +110,21 @@ fn ahci_disk_e1000e_nic_uefi() {
     );
 }
 
-/// VirtualBox's defaults and older hypervisors: i440fx, PIIX IDE, Intel PRO/1000, UEFI.
+/// VirtualBox's defaults and older hypervisors: i440fx, PIIX IDE, Intel PRO/1000, legacy BIOS
+/// (SeaBIOS → GRUB in the MBR and BIOS-BOOT → the same kernel and slots).
 #[test]
-fn piix_ide_disk_e1000_nic_on_i440fx() {
+fn piix_ide_disk_e1000_nic_bios() {
     cell(
-        &["--machine", "pc", "--disk-bus", "ide", "--nic", "e1000"],
+        &[
+            "--machine",
+            "pc",
+            "--disk-bus",
+            "ide",
+            "--nic",
+            "e1000",
+            "--firmware",
+            "bios",
+        ],
         false,
         &["ata_piix", "sd_mod"],
         "e1000",
@@ -127,19 +144,27 @@ fn nvme_disk_igb_nic_uefi() {
     );
 }
 
-/// A RAID server: MegaRAID SAS, Intel PRO/1000.
+/// A RAID server in legacy BIOS mode: MegaRAID SAS (SeaBIOS boots from it), Intel PRO/1000.
 #[test]
-fn megaraid_disk_e1000_nic() {
+fn megaraid_disk_e1000_nic_bios() {
     cell(
-        &["--disk-bus", "megasas", "--nic", "e1000"],
-        true,
+        &[
+            "--disk-bus",
+            "megasas",
+            "--nic",
+            "e1000",
+            "--firmware",
+            "bios",
+        ],
+        false,
         &["megaraid_sas", "sd_mod"],
         "e1000",
         "/dev/sda3",
     );
 }
 
-/// vSphere's paravirtual pair: pvscsi disk, vmxnet3 NIC.
+/// vSphere's paravirtual pair: pvscsi disk, vmxnet3 NIC; OVMF has no pvscsi driver, so the
+/// kernel comes directly (vSphere's own EFI firmware has one).
 #[test]
 fn pvscsi_disk_vmxnet3_nic() {
     cell(
@@ -157,6 +182,44 @@ fn pvscsi_disk_vmxnet3_nic() {
 fn usb_stick_rtl8139_nic_uefi() {
     cell(
         &["--disk-bus", "usb", "--nic", "rtl8139"],
+        false,
+        &["xhci_pci", "usb_storage", "sd_mod"],
+        "8139too",
+        "/dev/sda3",
+    );
+}
+
+/// The same vSphere pair on a BIOS virtual machine: SeaBIOS boots GRUB from the pvscsi disk.
+#[test]
+fn pvscsi_disk_vmxnet3_nic_bios() {
+    cell(
+        &[
+            "--disk-bus",
+            "pvscsi",
+            "--nic",
+            "vmxnet3",
+            "--firmware",
+            "bios",
+        ],
+        false,
+        &["vmw_pvscsi", "sd_mod"],
+        "vmxnet3",
+        "/dev/sda3",
+    );
+}
+
+/// The USB stick on a legacy BIOS machine: SeaBIOS boots GRUB from it over xHCI.
+#[test]
+fn usb_stick_rtl8139_nic_bios() {
+    cell(
+        &[
+            "--disk-bus",
+            "usb",
+            "--nic",
+            "rtl8139",
+            "--firmware",
+            "bios",
+        ],
         false,
         &["xhci_pci", "usb_storage", "sd_mod"],
         "8139too",
