@@ -253,3 +253,19 @@ fn kernel_package_without_modules() {
     assert_clean_failure(&o, "no module directory usr/lib/modules/9.9.9-test");
     assert_no_output(&s);
 }
+
+#[test]
+fn bios_boot_partition_too_small_for_grub() {
+    let s = Scratch::new("minimal");
+    s.edit_spec(
+        "minimal",
+        "root_mib: 128",
+        "root_mib: 128\n  bios_boot_kib: 64",
+    );
+    let o = s.build("minimal", "out", &pool_dir());
+    assert_clean_failure(
+        &o,
+        "but the BIOS-BOOT partition holds 65536 bytes: make the partition larger",
+    );
+    assert_no_output(&s);
+}
