@@ -11,6 +11,7 @@
 //!
 //! 1. **Roots** (the spec's packages, in its order) are selected first, each at its highest
 //!    version. A root must be a real package; a virtual one is an error naming its providers.
+//!    The dependencies of a root in [`Request::files_only`] are not followed.
 //! 2. With [`Request::essential`], every package whose highest version says `Essential: yes` is
 //!    selected next, in name order (what debootstrap's minbase variant starts from).
 //! 3. Then, breadth first in the order packages were selected, each `Pre-Depends` and then each
@@ -62,6 +63,9 @@ pub struct Request<'a> {
     pub prefer: &'a [String],
     /// Packages never selected: dependencies on them count as satisfied.
     pub exclude: &'a [String],
+    /// Roots taken for their files alone, their dependencies not followed (a legacy BIOS
+    /// bootloader: the image uses its boot images, never runs its tools).
+    pub files_only: &'a [String],
     /// The one architecture considered (besides `all`).
     pub arch: &'a str,
 }
@@ -558,6 +562,9 @@ impl<'u, 'a> State<'u, 'a> {
     /// Satisfy every `Pre-Depends` and `Depends` group of a selected package.
     fn expand(&mut self, pkg: usize) -> Result<(), ResolveError> {
         let p = &self.u.pkgs[pkg];
+        if self.request.files_only.iter().any(|n| n == p.name()) {
+            return Ok(());
+        }
         let relations = p
             .relations
             .as_ref()

@@ -128,12 +128,19 @@ pub fn closure(
     let names = |v: &[crate::spec::PackageName]| v.iter().map(|p| p.0.clone()).collect::<Vec<_>>();
     let roots = spec.package_names();
     let (prefer, exclude) = (names(&spec.resolve.prefer), names(&spec.resolve.exclude));
+    let files_only: Vec<String> = spec
+        .bootloader
+        .bios
+        .iter()
+        .map(|p| p.value.0.clone())
+        .collect();
     let request = Request {
         label,
         roots: &roots,
         essential: spec.resolve.essential,
         prefer: &prefer,
         exclude: &exclude,
+        files_only: &files_only,
         arch: ARCH,
     };
     let resolution = resolve::resolve(index, &request)?;

@@ -36,6 +36,7 @@ struct Req {
     essential: bool,
     prefer: Vec<String>,
     exclude: Vec<String>,
+    files_only: Vec<String>,
 }
 
 fn req(roots: &[&str]) -> Req {
@@ -44,6 +45,7 @@ fn req(roots: &[&str]) -> Req {
         essential: false,
         prefer: Vec::new(),
         exclude: Vec::new(),
+        files_only: Vec::new(),
     }
 }
 
@@ -57,6 +59,7 @@ impl Req {
                 essential: self.essential,
                 prefer: &self.prefer,
                 exclude: &self.exclude,
+                files_only: &self.files_only,
                 arch: "amd64",
             },
         )
@@ -729,4 +732,25 @@ proptest! {
         }
         prop_assert_eq!(r.run(&index), r.run(&shuffled));
     }
+}
+
+#[test]
+fn files_only_roots_bring_no_dependencies() {
+    let index = vec![
+        pkg(
+            "grub-pc-bin",
+            "2.06",
+            &[("Depends", "grub-common (= 2.06), libc6")],
+        ),
+        pkg("libc6", "2.36", &[]),
+        pkg("app", "1", &[("Depends", "libc6")]),
+    ];
+    let mut r = req(&["grub-pc-bin", "app"]);
+    r.files_only = strings(&["grub-pc-bin"]);
+    assert_eq!(
+        r.names(&index),
+        strings(&["app 1", "grub-pc-bin 2.06", "libc6 2.36"])
+    );
+    r.files_only.clear();
+    assert!(r.run(&index).is_err(), "grub-common has no candidate");
 }
