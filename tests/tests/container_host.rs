@@ -38,16 +38,23 @@ impl Vm {
     /// Boots `disk` (a snapshot) with extra QEMU arguments; `key` is the private key the
     /// config authorises for `core`.
     fn boot(disk: &Path, key: &Path, qemu_args: &[String]) -> Vm {
-        Vm::boot_with(disk, "raw", key, qemu_args)
+        Vm::boot_with(disk, "raw", key, &[], qemu_args)
     }
 
-    /// [`Vm::boot`] of a disk in `format`; a raw disk is booted as a snapshot, other formats
-    /// are taken to be throw-away overlays.
-    fn boot_with(disk: &Path, format: &str, key: &Path, qemu_args: &[String]) -> Vm {
+    /// [`Vm::boot`] of a disk in `format` with `run`'s `run_args` (firmware, hardware); a raw
+    /// disk is booted as a snapshot, other formats are taken to be throw-away overlays.
+    fn boot_with(
+        disk: &Path,
+        format: &str,
+        key: &Path,
+        run_args: &[&str],
+        qemu_args: &[String],
+    ) -> Vm {
         let ssh_port = free_port();
         let mut cmd = Command::new(image_builder_bin());
         cmd.args(["run", disk.to_str().unwrap(), "--format", format])
-            .args(["--memory", "1536"]);
+            .args(["--memory", "1536"])
+            .args(run_args);
         if format == "raw" {
             cmd.arg("--snapshot");
         }
@@ -238,6 +245,7 @@ fn check_machine(vm: &mut Vm, hostname: &str, public_key: &str) {
     assert_eq!(vm.run("systemctl is-active update-engine"), "active");
 }
 
+/// On a bare-metal-like machine: legacy BIOS (GRUB), an AHCI disk and an Intel 82574L NIC.
 #[test]
 fn fw_cfg_config_is_applied_and_etcd_runs() {
     let out = shared_build("container-host");
@@ -245,15 +253,45 @@ fn fw_cfg_config_is_applied_and_etcd_runs() {
     let (key, public) = keypair(dir.path());
     let config = dir.path().join("user-data");
     std::fs::write(&config, user_data("fwcfg-host", &public, true, true)).unwrap();
-    let mut vm = Vm::boot(
+    let mut vm = Vm::boot_with(
         &out.join("disk.raw"),
+        "raw",
         &key,
+        &[
+            "--firmware",
+            "bios",
+            "--disk-bus",
+            "ahci",
+            "--nic",
+            "e1000e",
+        ],
         &[
             "-fw_cfg".into(),
             format!("name=opt/com.coreos/config,file={}", config.display()),
         ],
     );
     check_machine(&mut vm, "fwcfg-host", &public);
+    assert!(
+        vm.console()
+            .contains("GRUB: booting Container Host 1.0.0 (USR-A)"),
+        "not booted by GRUB:\n{}",
+        vm.console()
+    );
+    // The disk's controller and the NIC, by their drivers.
+    let drivers = vm.run(
+        "for l in /sys/block/sda/device/../../../../driver /sys/class/net/*/device/driver; \
+         do basename $(readlink $l); done",
+    );
+    assert_eq!(
+        drivers.split_whitespace().collect::<Vec<_>>(),
+        ["ahci", "e1000e"],
+        "{drivers}"
+    );
+    let engine = vm.run("journalctl -q -b -u update-engine --no-pager");
+    assert!(
+        engine.contains("GRUB booted USR-A 1 time(s) since the last count"),
+        "{engine}"
+    );
     vm.wait_for("systemctl is-active etcd", "etcd", |s| s == "active");
     let members = vm.wait_for("etcdctl member list", "etcd members", |s| {
         s.contains("node-a")
@@ -319,6 +357,7 @@ fn config_drive_config_is_applied_and_etcd_stays_off() {
         &disk,
         "qcow2",
         &key,
+        &[],
         &[
             "-drive".into(),
             format!("file={},format=raw,if=virtio,readonly=on", drive.display()),
