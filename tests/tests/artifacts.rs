@@ -1,6 +1,6 @@
 //! Platform artifacts of a real build of the minimal image with every output: built twice in
-//! different directories (umask, time zone) they are byte-identical; the VMDK (on VirtualBox's
-//! VirtioSCSI controller), the VHD and the qcow2 boot in QEMU to the login prompt, the OVA's disk
+//! different directories (umask, time zone) they are byte-identical; the virtualbox box (on the
+//! hardware its box.ovf declares, BIOS and EFI), the VHD and the qcow2 boot in QEMU to the login prompt, the OVA's disk
 //! reaches /usr on VMware's paravirtual SCSI controller; the OVA and the boxes have the layout
 //! their consumers expect (member order, manifest hashes, the OVF schema, metadata fields);
 //! Debian's `vagrant` adds the boxes from a per-channel catalog; the PXE files network-boot
@@ -253,17 +253,79 @@ fn every_artifact_is_reproducible_and_listed() {
     }
 }
 
+/// The virtualbox box on the hardware its `box.ovf` declares, read from the descriptor as
+/// VirtualBox's importer would: the controller and NIC models, and the firmware (none declared:
+/// VirtualBox's default, BIOS, boots it through GRUB). Set to EFI, it boots too.
 #[test]
-fn vmdk_boots_on_virtualboxs_controller() {
+fn virtualbox_box_boots_on_the_hardware_its_ovf_declares() {
     let out = shared();
     let tmp = tempfile::tempdir().unwrap();
     let m = members(&out.join(name("vagrant-virtualbox", "box")));
+    let ovf = String::from_utf8(member(&m, "box.ovf").to_vec()).unwrap();
+    let sub_types: Vec<&str> = ovf
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("<rasd:ResourceSubType>")?
+                .strip_suffix("</rasd:ResourceSubType>")
+        })
+        .collect();
+    // VirtualBox's names: a SATA controller is "AHCI", the Intel PRO/1000 MT NIC "E1000".
+    let bus = match sub_types.first() {
+        Some(&"AHCI") => "ahci",
+        other => panic!("box.ovf's disk controller {other:?} has no QEMU model here:\n{ovf}"),
+    };
+    let nic = match sub_types.get(1) {
+        Some(&"E1000") => "e1000",
+        other => panic!("box.ovf's NIC {other:?} has no QEMU model here:\n{ovf}"),
+    };
+    assert!(
+        !ovf.contains("firmware"),
+        "box.ovf leaves the firmware to VirtualBox:\n{ovf}"
+    );
     let vmdk = tmp.path().join("box-disk001.vmdk");
     std::fs::write(&vmdk, member(&m, "box-disk001.vmdk")).unwrap();
-    // A streamOptimized VMDK is read-only for QEMU: -snapshot (run's --snapshot).
-    let console = boot(&vmdk, "vmdk", "virtio-scsi", "login:", &[]);
-    assert_login(&console);
-    assert!(console.contains("init: usr=/dev/sda3 (USR-A)"), "{console}");
+    for firmware in ["bios", "uefi"] {
+        // A streamOptimized VMDK is read-only for QEMU: -snapshot (run's --snapshot).
+        let run = image_builder(
+            &repo_root(),
+            &[
+                "run",
+                vmdk.to_str().unwrap(),
+                "--format",
+                "vmdk",
+                "--snapshot",
+                "--machine",
+                "pc",
+                "--disk-bus",
+                bus,
+                "--nic",
+                nic,
+                "--firmware",
+                firmware,
+                "--timeout",
+                "300",
+                "--expect",
+                r"udhcpc: eth0 bound 10\.0\.2\.15",
+            ],
+        );
+        let console = text(&run);
+        assert!(
+            run.status.success(),
+            "{firmware}: no DHCP lease:\n{console}"
+        );
+        assert_login(&console);
+        assert!(console.contains("init: usr=/dev/sda3 (USR-A)"), "{console}");
+        assert!(
+            console.contains("init: drivers from /usr: e1000 (pci/"),
+            "{console}"
+        );
+        assert_eq!(
+            console.contains("GRUB: booting Minimal Linux 1.0.0 (USR-A)"),
+            firmware == "bios",
+            "{firmware}:\n{console}"
+        );
+    }
 }
 
 #[test]
@@ -487,7 +549,6 @@ fn box_layouts_and_cluster_files() {
     let vagrantfile = String::from_utf8(member(&vb, "Vagrantfile").to_vec()).unwrap();
     for want in [
         "config.ssh.username = \"core\"",
-        "\"--firmware\", \"efi\"",
         "config.vm.base_mac = \"080027",
     ] {
         assert!(vagrantfile.contains(want), "{want:?}:\n{vagrantfile}");

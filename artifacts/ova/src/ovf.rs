@@ -5,9 +5,11 @@
 //! - [`Hypervisor::Vmware`] (the OVA): `vmx-13`, `otherLinux64Guest`, a paravirtual SCSI
 //!   controller, a vmxnet3 NIC, EFI firmware, and a ProductSection whose properties reach the
 //!   guest as `guestinfo.*` through `ovf:transport="com.vmware.guestInfo"`.
-//! - [`Hypervisor::VirtualBox`] (the virtualbox Vagrant box's `box.ovf`): `virtualbox-2.2`, a
-//!   VirtioSCSI controller and a virtio NIC. VirtualBox takes firmware and MAC address from the
-//!   box's Vagrantfile, so the descriptor stays within the DMTF schema (no `vbox:Machine`).
+//! - [`Hypervisor::VirtualBox`] (the virtualbox Vagrant box's `box.ovf`): `virtualbox-2.2` with
+//!   the hardware VirtualBox gives a new Linux machine: a SATA (AHCI) controller and an Intel
+//!   PRO/1000 MT NIC (`E1000`), and no firmware setting, so VirtualBox's default (BIOS) boots
+//!   it, through GRUB; set to EFI, systemd-boot boots the same slots. The descriptor stays
+//!   within the DMTF schema (no `vbox:Machine`): `VBoxManage import` of it alone boots.
 //!
 //! Both validate against the DMTF OVF 1.1 envelope schema (`xmllint --schema`, tested in
 //! `tests/ovf_schema.rs`). VMware `vmw:` extensions sit where the schema allows extensions (at
@@ -363,24 +365,26 @@ fn hardware_section(x: &mut String, d: &Descriptor) {
         ..Item::default()
     }
     .write(x);
-    // The paravirtual controllers of each hypervisor, which the images' initramfs drives:
-    // VMware's pvscsi (vmw_pvscsi), VirtualBox's VirtioSCSI (virtio_scsi).
-    let (controller, resource_type, sub_type) = if vmware {
+    // Controllers the images' initramfs drives: VMware's paravirtual SCSI (vmw_pvscsi),
+    // VirtualBox's default SATA controller (ahci).
+    let (controller, resource_type, sub_type, description) = if vmware {
         (
             "SCSI controller 0",
             resource::PARALLEL_SCSI_HBA,
             "VirtualSCSI",
+            "SCSI controller",
         )
     } else {
         (
-            "VirtioSCSI controller 0",
+            "SATA controller 0",
             resource::OTHER_STORAGE_DEVICE,
-            "VirtioSCSI",
+            "AHCI",
+            "SATA controller",
         )
     };
     Item {
         address: Some("0"),
-        description: "SCSI controller",
+        description,
         element_name: controller.to_string(),
         instance_id: 3,
         resource_sub_type: Some(sub_type),
@@ -409,7 +413,7 @@ fn hardware_section(x: &mut String, d: &Descriptor) {
     let (nic, nic_config): (&str, &[(&str, &str)]) = if vmware {
         ("VmxNet3", &[("wakeOnLanEnabled", "false")])
     } else {
-        ("virtio", &[])
+        ("E1000", &[])
     };
     let nic_description = format!("{nic} ethernet adapter on {network}");
     Item {
@@ -637,13 +641,13 @@ mod tests {
             "<OperatingSystemSection ovf:id=\"101\">",
             "    <VirtualHardwareSection>\n",
             "<vssd:VirtualSystemType>virtualbox-2.2</vssd:VirtualSystemType>",
-            "<rasd:ResourceSubType>VirtioSCSI</rasd:ResourceSubType>\n        <rasd:ResourceType>20</rasd:ResourceType>",
-            "<rasd:ResourceSubType>virtio</rasd:ResourceSubType>",
+            "<rasd:ResourceSubType>AHCI</rasd:ResourceSubType>\n        <rasd:ResourceType>20</rasd:ResourceType>",
+            "<rasd:ResourceSubType>E1000</rasd:ResourceSubType>",
             "<FullVersion>1.0.0 (alpha)</FullVersion>",
         ] {
             assert!(vb.contains(want), "{want:?} missing:\n{vb}");
         }
-        for absent in ["vmw:Config", "vmw:osType", "guestinfo", "transport"] {
+        for absent in ["vmw:Config", "vmw:osType", "guestinfo", "transport", "efi"] {
             assert!(!vb.contains(absent), "{absent:?} in:\n{vb}");
         }
     }

@@ -110,13 +110,17 @@ fn virtualbox_box() {
     let vagrantfile = String::from_utf8(m[1].1.clone()).unwrap();
     assert!(vagrantfile.contains("config.vm.base_mac = \"080027010203\""));
     assert!(vagrantfile.contains("config.ssh.username = \"core\""));
-    assert!(vagrantfile.contains("\"--firmware\", \"efi\""));
+    assert!(
+        !vagrantfile.contains("modifyvm"),
+        "VirtualBox's defaults boot it"
+    );
     let ovf = String::from_utf8(m[2].1.clone()).unwrap();
     assert!(ovf.contains(&format!(
         "<File ovf:href=\"box-disk001.vmdk\" ovf:id=\"file1\" ovf:size=\"{}\"/>",
         m[3].1.len()
     )));
-    assert!(ovf.contains("VirtioSCSI"));
+    assert!(ovf.contains("<rasd:ResourceSubType>AHCI</rasd:ResourceSubType>"));
+    assert!(ovf.contains("<rasd:ResourceSubType>E1000</rasd:ResourceSubType>"));
     let vf = dir.path().join("Vagrantfile.vb");
     std::fs::write(&vf, &vagrantfile).unwrap();
     ruby_syntax_ok(&vf);
