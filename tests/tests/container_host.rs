@@ -35,14 +35,9 @@ impl Drop for Vm {
 }
 
 impl Vm {
-    /// Boots `disk` (a snapshot) with extra QEMU arguments; `key` is the private key the
-    /// config authorises for `core`.
-    fn boot(disk: &Path, key: &Path, qemu_args: &[String]) -> Vm {
-        Vm::boot_with(disk, "raw", key, &[], qemu_args)
-    }
-
-    /// [`Vm::boot`] of a disk in `format` with `run`'s `run_args` (firmware, hardware); a raw
-    /// disk is booted as a snapshot, other formats are taken to be throw-away overlays.
+    /// Boots `disk` in `format` with `run`'s `run_args` (firmware, hardware) and extra QEMU
+    /// arguments; `key` is the private key the config authorises for `core`. A raw disk is
+    /// booted as a snapshot, other formats are taken to be throw-away overlays.
     fn boot_with(
         disk: &Path,
         format: &str,
