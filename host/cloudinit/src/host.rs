@@ -1,5 +1,5 @@
 //! The agent's side effects outside the file tree, behind one small trait: loading a module,
-//! mounting the config drive, asking VMware for guestinfo, setting the hostname, `systemctl`,
+//! mounting the config drive, asking VMware for guestinfo (its backdoor RPC, no VMware Tools), setting the hostname, `systemctl`,
 //! running the script. [`LiveHost`] does them on this machine; [`OfflineHost`] (any `--root`
 //! other than `/`) does none, so only files under the root change. Tests use recording fakes.
 
@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use machine::sys;
+use machine::{sys, vmware};
 
 use super::metadata::{pick_interface_address, InterfaceAddress};
 
@@ -98,13 +98,16 @@ impl Host for LiveHost {
     }
 
     fn guestinfo(&self, key: &str) -> Result<Option<String>, HostError> {
-        let request = format!("info-get {key}");
-        let what = format!("vmware-rpctool {request:?}");
-        let output = Command::new("vmware-rpctool")
-            .arg(&request)
-            .output()
-            .map_err(|e| HostError::new(&what, spawn_error(&e)))?;
-        Ok(rpctool_value(output.status.success(), &output.stdout))
+        let what = format!("VMware RPC \"info-get {key}\"");
+        let mut port = vmware::IoPort::open().map_err(|e| {
+            HostError::new(
+                &what,
+                format!("ioperm on the backdoor port: {}", sys::errno_text(&e)),
+            )
+        })?;
+        let reply = vmware::rpc(&mut port, format!("info-get {key}").as_bytes())
+            .map_err(|e| HostError::new(&what, e.to_string()))?;
+        Ok(vmware::info_get_value(&reply))
     }
 
     fn set_hostname(&self, name: &str) -> Result<(), HostError> {
@@ -208,27 +211,9 @@ fn spawn_error(e: &io::Error) -> String {
     }
 }
 
-/// The value `vmware-rpctool "info-get KEY"` printed: it exits non-zero ("No value found")
-/// for an unset key and ends the value with one newline.
-pub fn rpctool_value(success: bool, stdout: &[u8]) -> Option<String> {
-    if !success {
-        return None;
-    }
-    let text = String::from_utf8_lossy(stdout);
-    Some(text.strip_suffix('\n').unwrap_or(&text).to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rpctool_output() {
-        assert_eq!(rpctool_value(true, b"abc\n"), Some("abc".into()));
-        assert_eq!(rpctool_value(true, b"a\nb\n\n"), Some("a\nb\n".into()));
-        assert_eq!(rpctool_value(true, b""), Some(String::new()));
-        assert_eq!(rpctool_value(false, b"No value found\n"), None);
-    }
 
     #[test]
     fn failed_commands_say_why() {

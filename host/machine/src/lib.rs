@@ -6,8 +6,10 @@
 //! - [`blockdev`]: `/sys/class/block/*/uevent` records, probing them, and matching them against
 //!   the `usr=`/`root=` arguments of [`contract::cmdline`];
 //! - [`gpt`]: reading a disk's GPT, because the 6.1 kernel's uevent has `PARTNAME` but no
-//!   `PARTUUID`.
+//!   `PARTUUID`;
+//! - [`vmware`]: VMware's guest RPC over the backdoor port (`guestinfo.*` without VMware Tools).
 
 pub mod blockdev;
 pub mod gpt;
 pub mod sys;
+pub mod vmware;

@@ -1,7 +1,8 @@
 //! VMware guestinfo (coreos-cloudinit's `vmware` datasource, Container Linux's "VMware
 //! guestinfo" documentation; SPECS.md S15 "vmware").
 //!
-//! Variables, read with `vmware-rpctool "info-get guestinfo.KEY"`:
+//! Variables, read with the RPC `info-get guestinfo.KEY` over VMware's backdoor
+//! ([`machine::vmware`], what `vmware-rpctool` does):
 //! - `guestinfo.coreos.config.data`: the user-data, encoded as
 //!   `guestinfo.coreos.config.data.encoding` says: empty (as is), `base64`/`b64`, `gzip+base64`
 //!   & co. (coreos-cloudinit's `write_files` encodings, as upstream decoded it);
