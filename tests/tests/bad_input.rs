@@ -265,7 +265,7 @@ fn bios_boot_partition_too_small_for_grub() {
     let o = s.build("minimal", "out", &pool_dir());
     assert_clean_failure(
         &o,
-        "but the BIOS-BOOT partition holds 65536 bytes: make the partition larger",
+        "but the BIOS-BOOT partition holds 65536 bytes: raise partitions.bios_boot_kib",
     );
     assert_no_output(&s);
 }

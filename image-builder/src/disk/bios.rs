@@ -84,7 +84,7 @@ pub enum BiosError {
     UnknownModule(String),
     #[error(
         "GRUB's core image is {size} bytes ({sectors} sectors) but the BIOS-BOOT partition holds \
-         {capacity} bytes: make the partition larger"
+         {capacity} bytes: raise partitions.bios_boot_kib"
     )]
     PartitionTooSmall {
         size: usize,
