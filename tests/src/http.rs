@@ -50,7 +50,12 @@ impl StaticServer {
                     req.respond(tiny_http::Response::from_string("not found").with_status_code(404))
                 } else {
                     let file = std::fs::File::open(&path).unwrap();
-                    req.respond(tiny_http::Response::from_file(file))
+                    // With its length, never chunked (tiny_http chunks bodies over 32 KiB
+                    // for HTTP/1.1 clients): the iPXE of QEMU's e1000e ROM boots nothing it
+                    // got chunked.
+                    req.respond(
+                        tiny_http::Response::from_file(file).with_chunked_threshold(usize::MAX),
+                    )
                 };
                 let _ = resp;
             }

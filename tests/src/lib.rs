@@ -239,16 +239,32 @@ pub fn assert_clean_failure(o: &Output, want: &str) {
 }
 
 /// A workspace under `target/test-images/<variant>/src` holding a shipped spec with `from`
-/// replaced by `to` (asserted present), its lock, and `services/` linked to the repository's.
+/// replaced by `to` (asserted present), its lock, and `services/` and `target/` linked to the
+/// repository's.
 /// The spec is rewritten only when it changed, so an unchanged build is still skipped.
 /// Returns the spec's path; builds go to `target/test-images/<variant>/out`. Call it with the
 /// variant's [`BuildLock`] held: other test processes write the same files.
 pub fn variant_spec(spec: &str, variant: &str, from: &str, to: &str) -> PathBuf {
     let src = test_images().join(variant).join("src");
     std::fs::create_dir_all(src.join("images")).unwrap();
-    let services = src.join("services");
-    if !services.exists() {
-        std::os::unix::fs::symlink(repo_root().join("services"), &services).unwrap();
+    // The spec's files: services/, and the programs `make tools` built under target/.
+    for dir in ["services", "target"] {
+        let link = src.join(dir);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(repo_root().join(dir), &link).unwrap();
+        }
+    }
+    // The other files of images/ (the cluster's user-data).
+    for e in std::fs::read_dir(repo_root().join("images")).unwrap() {
+        let e = e.unwrap();
+        let link = src.join("images").join(e.file_name());
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".yaml")
+            && !name.ends_with(".lock")
+            && std::fs::symlink_metadata(&link).is_err()
+        {
+            std::os::unix::fs::symlink(e.path(), &link).unwrap();
+        }
     }
     let text = std::fs::read_to_string(repo_root().join(format!("images/{spec}.yaml"))).unwrap();
     assert!(

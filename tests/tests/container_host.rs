@@ -3,7 +3,9 @@
 //! port forwarded to the guest's 22) with the key the config authorised, and checks the
 //! hostname, the key, `systemctl is-system-running`, a read-only /usr, the banner, `docker
 //! info`, and that etcd runs when the config turns it on; on a disk larger than the image, the
-//! first boot grows ROOT to fill it and gives the disk a GUID of its own.
+//! first boot grows ROOT to fill it and gives the disk a GUID of its own. A network-booted
+//! machine (BIOS and UEFI, through the e1000e NIC's iPXE) takes its config from
+//! `cloud-config-url=`.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -12,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use tests::{etcd::free_port, image_builder_bin, shared_build, text};
+use tests::{etcd::free_port, image_builder_bin, shared_build, shared_variant_build, text};
 
 /// Time for a first boot under TCG (systemd, sshd host keys, docker) before SSH answers.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -45,14 +47,19 @@ impl Vm {
         run_args: &[&str],
         qemu_args: &[String],
     ) -> Vm {
+        let mut args = vec![disk.to_str().unwrap(), "--format", format];
+        if format == "raw" {
+            args.push("--snapshot");
+        }
+        args.extend_from_slice(run_args);
+        Vm::start(&args, "1536", key, qemu_args)
+    }
+
+    /// `image-builder run ARGS` with `memory` MiB, SSH forwarded; see [`Vm::boot_with`].
+    fn start(args: &[&str], memory: &str, key: &Path, qemu_args: &[String]) -> Vm {
         let ssh_port = free_port();
         let mut cmd = Command::new(image_builder_bin());
-        cmd.args(["run", disk.to_str().unwrap(), "--format", format])
-            .args(["--memory", "1536"])
-            .args(run_args);
-        if format == "raw" {
-            cmd.arg("--snapshot");
-        }
+        cmd.arg("run").args(args).args(["--memory", memory]);
         cmd.args([
             "--timeout",
             "1200",
@@ -398,4 +405,89 @@ fn config_drive_config_is_applied_and_etcd_stays_off() {
         |s| s.contains("updates are off: no root keys"),
     );
     assert!(!engine.contains("checking for an update"), "{engine}");
+}
+
+/// A machine booted from the network (`pxe` output): the e1000e NIC's iPXE ROM fetches the
+/// script, the kernel and the initramfs carrying /usr over HTTP, under BIOS and UEFI; the machine
+/// runs from RAM and takes its cloud-config from `cloud-config-url=` on the kernel line, as
+/// Container Linux documented for PXE.
+#[test]
+fn pxe_boot_takes_its_config_from_cloud_config_url() {
+    let out = shared_variant_build(
+        "container-host",
+        "container-host-pxe",
+        "outputs: [raw]",
+        "outputs: [pxe]",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path());
+    let www = dir.path().join("www");
+    std::fs::create_dir(&www).unwrap();
+    let base = "container-host_1.0.0_pxe";
+    for ext in ["vmlinuz", "cpio"] {
+        std::os::unix::fs::symlink(
+            out.join(format!("{base}.{ext}")),
+            www.join(format!("{base}.{ext}")),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        www.join("user-data"),
+        user_data("pxe-host", &public, false, false),
+    )
+    .unwrap();
+    let server = tests::http::StaticServer::start(&www);
+    let port = server.url.rsplit(':').next().unwrap().to_string();
+    // The build's script, with the config's URL on its kernel line (the guest reaches the
+    // host's loopback as 10.0.2.2).
+    let script = std::fs::read_to_string(out.join(format!("{base}.ipxe"))).unwrap();
+    let script: String = script
+        .lines()
+        .map(|l| {
+            if l.starts_with("kernel ") {
+                format!("{l} cloud-config-url=http://10.0.2.2:{port}/user-data\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert!(script.contains("cloud-config-url=http://"), "{script}");
+    std::fs::write(www.join("boot.ipxe"), script).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let bootfile = format!("http://10.0.2.2:{port}/boot.ipxe");
+    for firmware in ["bios", "uefi"] {
+        let before = server.requests().len();
+        let mut vm = Vm::start(
+            &[
+                "--pxe",
+                empty.path().to_str().unwrap(),
+                "--bootfile",
+                &bootfile,
+                "--firmware",
+                firmware,
+                "--nic",
+                "e1000e",
+            ],
+            "3072",
+            &key,
+            &[],
+        );
+        assert_eq!(vm.run("hostname"), "pxe-host", "{firmware}");
+        let keys = vm.run("cat ~/.ssh/authorized_keys");
+        assert!(keys.contains(&public), "{firmware}: {keys}");
+        assert_eq!(vm.run("cat /etc/motd.d/50-test"), "written by cloud-config");
+        let agent = vm.run("sudo -n journalctl -q -b --no-pager | grep 'user-data from'");
+        assert!(
+            agent.contains(&format!(
+                "user-data from kernel command line URL http://10.0.2.2:{port}/user-data"
+            )),
+            "{firmware}: {agent}"
+        );
+        let fetched = server.requests()[before..].to_vec();
+        for file in ["/boot.ipxe", "/user-data"] {
+            assert!(fetched.iter().any(|r| r == file), "{firmware}: {fetched:?}");
+        }
+        let driver = vm.run("basename $(readlink /sys/class/net/*/device/driver)");
+        assert_eq!(driver, "e1000e", "{firmware}");
+    }
 }
