@@ -496,6 +496,12 @@ fn protective_mbr_is_fixed_only_when_plain() {
     );
     let fixed = protective_mbr_fix(mbr, 1 << 40).unwrap();
     assert_eq!(le32(&fixed, 446 + 12), u32::MAX, "clamped past 2 TiB");
+    // GRUB's boot code (legacy BIOS) and the disk signature survive the fix.
+    let mut with_code = mbr.to_vec();
+    with_code[..440].fill(0xeb);
+    with_code[440..444].copy_from_slice(b"sig!");
+    let fixed = protective_mbr_fix(&with_code, 1 << 30).unwrap();
+    assert_eq!(fixed[..444], with_code[..444]);
     let mut hybrid = mbr.to_vec();
     hybrid[446 + 16 + 4] = 0x83;
     assert_eq!(protective_mbr_fix(&hybrid, 1 << 30), None);
