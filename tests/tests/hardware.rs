@@ -90,6 +90,10 @@ fn cell(args: &[&str], direct: bool, disk_drivers: &[&str], nic_driver: &str, us
     );
     let usr = format!("init: usr={usr_dev} (USR-A)");
     assert!(console.contains(&usr), "{args:?}: want {usr:?}:\n{console}");
+    assert!(
+        console.contains("Minimal Linux alpha (1.0.0)"),
+        "{args:?}: no banner:\n{console}"
+    );
     if args.windows(2).any(|w| w == ["--firmware", "bios"]) {
         assert!(
             console.contains("GRUB: booting Minimal Linux 1.0.0 (USR-A)"),
