@@ -363,9 +363,21 @@ fn config_drive_config_is_applied_and_etcd_stays_off() {
         &[
             "-drive".into(),
             format!("file={},format=raw,if=virtio,readonly=on", drive.display()),
+            // DMI says VMware: the agent speaks VMware's backdoor RPC on the real I/O port.
+            // QEMU's vmport knows no RPC channel, so VMware refuses, and the agent goes on.
+            "-smbios".into(),
+            "type=1,manufacturer=VMware, Inc.".into(),
         ],
     );
     check_machine(&mut vm, "drive-host", &public);
+    let agent = vm.run("sudo -n journalctl -q -b --no-pager | grep 'coreos-cloudinit: '");
+    assert!(
+        agent.contains(
+            "telling VMware the address 10.0.2.15: VMware RPC \"info-set guestinfo.ip 10.0.2.15\": \
+             the VMware backdoor refused opening an RPC channel"
+        ),
+        "{agent}"
+    );
     // First boot: ROOT (partition 9, 1 GiB in the image) and its ext4 grew to the end of the
     // 4 GiB disk (more than 2.5 GiB after the ESP and the two USR slots), and the
     // disk has a GUID of its own.

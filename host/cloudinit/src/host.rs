@@ -42,6 +42,8 @@ pub trait Host {
     fn unmount(&self, target: &Path) -> Result<(), HostError>;
     /// A VMware guestinfo variable (`guestinfo.hostname`); `None` when unset.
     fn guestinfo(&self, key: &str) -> Result<Option<String>, HostError>;
+    /// Set a VMware guestinfo variable (`guestinfo.ip`).
+    fn guestinfo_set(&self, key: &str, value: &str) -> Result<(), HostError>;
     /// The kernel's hostname (`sethostname(2)`).
     fn set_hostname(&self, name: &str) -> Result<(), HostError>;
     /// `systemctl ARGS...`.
@@ -110,6 +112,26 @@ impl Host for LiveHost {
         Ok(vmware::info_get_value(&reply))
     }
 
+    fn guestinfo_set(&self, key: &str, value: &str) -> Result<(), HostError> {
+        let what = format!("VMware RPC \"info-set {key} {value}\"");
+        let mut port = vmware::IoPort::open().map_err(|e| {
+            HostError::new(
+                &what,
+                format!("ioperm on the backdoor port: {}", sys::errno_text(&e)),
+            )
+        })?;
+        let reply = vmware::rpc(&mut port, format!("info-set {key} {value}").as_bytes())
+            .map_err(|e| HostError::new(&what, e.to_string()))?;
+        if reply.starts_with(b"1") {
+            Ok(())
+        } else {
+            Err(HostError::new(
+                &what,
+                String::from_utf8_lossy(&reply).into_owned(),
+            ))
+        }
+    }
+
     fn set_hostname(&self, name: &str) -> Result<(), HostError> {
         sys::sethostname(name)
             .map_err(|e| HostError::new(format!("sethostname {name}"), sys::errno_text(&e)))
@@ -162,6 +184,9 @@ impl Host for OfflineHost {
     }
     fn guestinfo(&self, _key: &str) -> Result<Option<String>, HostError> {
         Ok(None)
+    }
+    fn guestinfo_set(&self, key: &str, _value: &str) -> Result<(), HostError> {
+        Err(offline(format!("setting {key}")))
     }
     fn set_hostname(&self, name: &str) -> Result<(), HostError> {
         Err(offline(format!("sethostname {name}")))
@@ -317,6 +342,10 @@ pub mod fake {
         fn guestinfo(&self, key: &str) -> Result<Option<String>, HostError> {
             self.log(format!("guestinfo {key}"));
             Ok(self.guestinfo.get(key).cloned())
+        }
+        fn guestinfo_set(&self, key: &str, value: &str) -> Result<(), HostError> {
+            self.log(format!("guestinfo-set {key} {value}"));
+            Ok(())
         }
         fn set_hostname(&self, name: &str) -> Result<(), HostError> {
             self.log(format!("sethostname {name}"));

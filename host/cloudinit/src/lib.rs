@@ -125,8 +125,27 @@ impl Console<'_> {
 }
 
 /// One run (module docs).
+/// On VMware (DMI says so), the machine's IPv4 address as `guestinfo.ip`: the variable vSphere
+/// shows as the VM's IP address (VMware Tools' daemon sets it when the VMX asks it to
+/// broadcast the address; the image has no such daemon, so the agent sets it once a boot).
+fn report_address_to_vmware(opts: &Options, host: &dyn Host, console: &mut Console) {
+    if !host.is_live() || !sources::dmi::Dmi::read(&opts.root).is_vmware() {
+        return;
+    }
+    let Some(ip) = host.interface_ipv4() else {
+        return;
+    };
+    match host.guestinfo_set("guestinfo.ip", &ip.to_string()) {
+        Ok(()) => console.say(format!("told VMware the address {ip} (guestinfo.ip)")),
+        Err(e) => console.warn(format!("telling VMware the address {ip}: {e}")),
+    }
+}
+
 pub fn run(opts: &Options, host: &dyn Host, console: &mut Console) -> Summary {
     let mut summary = Summary::default();
+    if !opts.dry_run && !opts.validate_only {
+        report_address_to_vmware(opts, host, console);
+    }
     // `sshkey="..."` on the kernel command line (network boots) authorizes a key for core,
     // with or without user-data.
     let cmdline_keys = std::fs::read_to_string(opts.root.join("proc/cmdline"))

@@ -757,3 +757,37 @@ fn shipped_configs_are_valid_cloud_configs() {
         "Unit=user-cloudinit@var-lib-coreos\\x2dvagrant-vagrantfile\\x2duser\\x2ddata.service"
     ));
 }
+
+#[test]
+fn on_vmware_the_address_goes_to_guestinfo_ip() {
+    let tmp = minimal_root("agent-vmware-ip");
+    let host = FakeHost {
+        ipv4: Some("10.0.2.15".parse().unwrap()),
+        ..FakeHost::live()
+    };
+    let opts = file_input(&tmp, b"#cloud-config\n");
+    let (_, out, _) = run_with(&opts, &host);
+    assert!(
+        !host.calls().iter().any(|c| c.starts_with("guestinfo-set")),
+        "not VMware: {:?}",
+        host.calls()
+    );
+    assert!(!out.contains("guestinfo.ip"), "{out}");
+    fs::create_dir_all(tmp.path().join("sys/class/dmi/id")).unwrap();
+    fs::write(
+        tmp.path().join("sys/class/dmi/id/sys_vendor"),
+        "VMware, Inc.\n",
+    )
+    .unwrap();
+    let (_, out, _) = run_with(&opts, &host);
+    assert!(
+        host.calls()
+            .contains(&"guestinfo-set guestinfo.ip 10.0.2.15".to_string()),
+        "{:?}",
+        host.calls()
+    );
+    assert!(
+        out.contains("coreos-cloudinit: told VMware the address 10.0.2.15 (guestinfo.ip)"),
+        "{out}"
+    );
+}

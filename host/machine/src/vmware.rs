@@ -377,12 +377,17 @@ mod tests {
                     self.request.extend_from_slice(&r.ebx.to_le_bytes()[..take]);
                     if self.request.len() == self.request_size {
                         let text = String::from_utf8(self.request.clone()).unwrap();
-                        self.reply = match text.strip_prefix("info-get ") {
-                            Some(k) => match self.vars.get(k) {
+                        self.reply = if let Some(k) = text.strip_prefix("info-get ") {
+                            match self.vars.get(k) {
                                 Some(v) => format!("1 {v}").into_bytes(),
                                 None => b"0 No value found".to_vec(),
-                            },
-                            None => b"0 Unknown command".to_vec(),
+                            }
+                        } else if let Some(kv) = text.strip_prefix("info-set ") {
+                            let (k, v) = kv.split_once(' ').unwrap_or((kv, ""));
+                            self.vars.insert(k.to_string(), v.to_string());
+                            b"1 ".to_vec()
+                        } else {
+                            b"0 Unknown command".to_vec()
                         };
                         self.sent = 0;
                     }
@@ -432,6 +437,16 @@ mod tests {
             assert_eq!(info_get_value(&reply), Some(value.clone()), "{len}");
             assert!(!vmx.open, "channel closed");
         }
+    }
+
+    #[test]
+    fn info_set_then_get() {
+        let mut vmx = Vmx::new(&[]);
+        let reply = rpc(&mut vmx, b"info-set guestinfo.ip 10.0.2.15").unwrap();
+        assert!(reply.starts_with(b"1"));
+        assert_eq!(vmx.vars["guestinfo.ip"], "10.0.2.15");
+        let reply = rpc(&mut vmx, b"info-get guestinfo.ip").unwrap();
+        assert_eq!(info_get_value(&reply).as_deref(), Some("10.0.2.15"));
     }
 
     #[test]
