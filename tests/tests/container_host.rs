@@ -366,7 +366,7 @@ fn config_drive_config_is_applied_and_etcd_stays_off() {
             // DMI says VMware: the agent speaks VMware's backdoor RPC on the real I/O port.
             // QEMU's vmport knows no RPC channel, so VMware refuses, and the agent goes on.
             "-smbios".into(),
-            "type=1,manufacturer=VMware, Inc.".into(),
+            "type=1,manufacturer=VMware,, Inc.".into(),
         ],
     );
     check_machine(&mut vm, "drive-host", &public);

@@ -237,8 +237,9 @@ impl IoPort {
     pub fn open() -> std::io::Result<IoPort> {
         #[cfg(target_arch = "x86_64")]
         {
-            // SAFETY: ioperm(2) changes this process's I/O permission bitmap only.
-            if unsafe { libc::ioperm(libc::c_ulong::from(PORT), 1, 1) } != 0 {
+            // SAFETY: ioperm(2) changes this process's I/O permission bitmap only. A 32-bit
+            // `in` reads four ports: all four must be granted, or it faults.
+            if unsafe { libc::ioperm(libc::c_ulong::from(PORT), 4, 1) } != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(IoPort(()))
