@@ -128,6 +128,25 @@ fn publish_promote_and_serve() {
     // The root key is one level above the repository: never served.
     assert!(repo.root_key().exists());
     let escaped = http_get(&addr, "/../keys/root.key");
+    // A large file to an HTTP/1.1 client (iPXE) goes with its length, never chunked.
+    let usr = alpha2.payloads["usr.img"].path();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "GET /{usr} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut big = Vec::new();
+    conn.read_to_end(&mut big).unwrap();
+    let split = big.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let big_head = String::from_utf8_lossy(&big[..split]).to_lowercase();
+    let size = std::fs::metadata(repo.path().join(&usr)).unwrap().len();
+    assert!(
+        big_head.contains(&format!("content-length: {size}")),
+        "{big_head}"
+    );
+    assert!(!big_head.contains("chunked"), "{big_head}");
+    assert_eq!(big.len() - split - 4, size as usize);
     drop(server);
     let (head, body) = got.expect("image-builder serve answered");
     assert!(head.starts_with("HTTP/1.0 200"), "{head}");

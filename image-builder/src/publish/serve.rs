@@ -137,13 +137,16 @@ fn respond(root: &Path, req: tiny_http::Request) -> std::io::Result<()> {
     } else {
         Box::new(file.take(len))
     };
+    // The length is known: never chunked (tiny_http chunks bodies over 32 KiB to HTTP/1.1
+    // clients by default, and the iPXE of QEMU's e1000e ROM boots nothing it got chunked).
     let mut resp = Response::new(
         StatusCode(status),
         vec![ctype, ranges],
         body,
         Some(len as usize),
         None,
-    );
+    )
+    .with_chunked_threshold(usize::MAX);
     if let Some(h) = extra {
         resp.add_header(h);
     }
