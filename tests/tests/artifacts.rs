@@ -875,3 +875,51 @@ fn failed_artifact_leaves_no_build_json_and_no_partial_files() {
         assert!(!n.starts_with('.'), "{n}: temporary file left behind");
     }
 }
+
+/// What vSphere does with the OVA: the ProductSection's defaults, a cloud-config pasted as is
+/// into the user-data property, the OVF environment the guest gets, read by the config agent's
+/// own parser. The config must arrive as pasted (upstream: an empty encoding is plain text).
+#[test]
+fn ova_takes_a_cloud_config_pasted_into_vsphere_as_is() {
+    let out = shared();
+    let m = members(&out.join(name("ova", "ova")));
+    let ovf = String::from_utf8(member(&m, "minimal-1.0.0.ovf").to_vec()).unwrap();
+    let attr = |line: &str, a: &str| -> Option<String> {
+        let start = line.find(&format!("{a}=\""))? + a.len() + 2;
+        Some(line[start..start + line[start..].find('"')?].to_string())
+    };
+    let pasted = "#cloud-config\nhostname: pasted-in-vsphere\n";
+    let mut env = String::from(
+        "<Environment xmlns=\"http://schemas.dmtf.org/ovf/environment/1\" \
+         xmlns:oe=\"http://schemas.dmtf.org/ovf/environment/1\"><PropertySection>",
+    );
+    let mut keys = Vec::new();
+    for line in ovf
+        .lines()
+        .filter(|l| l.trim_start().starts_with("<Property "))
+    {
+        let key = attr(line, "ovf:key").unwrap();
+        let mut value = attr(line, "ovf:value").unwrap();
+        if key == "guestinfo.coreos.config.data" {
+            value = pasted.replace('\n', "&#10;");
+        }
+        env.push_str(&format!(
+            "<Property oe:key=\"{key}\" oe:value=\"{value}\"/>"
+        ));
+        keys.push(key);
+    }
+    env.push_str("</PropertySection></Environment>");
+    assert!(
+        keys.contains(&"guestinfo.coreos.config.data.encoding".to_string()),
+        "{keys:?}"
+    );
+    let props = cloudinit::sources::vmware::parse_ovf_env(&env);
+    let config =
+        cloudinit::sources::vmware::read_guest_config(&|k: &str| Ok(props.get(k).cloned()))
+            .unwrap();
+    assert_eq!(
+        config.user_data.as_deref(),
+        Some(pasted.as_bytes()),
+        "{env}"
+    );
+}

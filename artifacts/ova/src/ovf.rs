@@ -102,7 +102,8 @@ const GUESTINFO_PROPERTIES: &[Property] = &[
     },
     Property {
         key: "guestinfo.coreos.config.data.encoding",
-        value: "base64",
+        // Empty, as Container Linux read it: a cloud-config pasted into vSphere as is.
+        value: "",
         label: "User-data encoding",
         description: "Encoding of guestinfo.coreos.config.data: base64, gzip+base64, or empty for plain text",
     },
@@ -534,7 +535,7 @@ mod tests {
         <Label>User-data</Label>
         <Description>First-boot config (cloud-config or script), encoded as guestinfo.coreos.config.data.encoding says</Description>
       </Property>
-      <Property ovf:key="guestinfo.coreos.config.data.encoding" ovf:type="string" ovf:userConfigurable="true" ovf:value="base64">
+      <Property ovf:key="guestinfo.coreos.config.data.encoding" ovf:type="string" ovf:userConfigurable="true" ovf:value="">
         <Label>User-data encoding</Label>
         <Description>Encoding of guestinfo.coreos.config.data: base64, gzip+base64, or empty for plain text</Description>
       </Property>
