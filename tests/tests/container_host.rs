@@ -229,6 +229,17 @@ fn check_machine(vm: &mut Vm, hostname: &str, public_key: &str) {
         "Container Host alpha (1.0.0)"
     );
     assert!(vm.console().contains("Container Host alpha (1.0.0)"));
+    // The console's greeting (agetty, /etc/issue) names this OS, not Debian.
+    let issue = vm.run("cat /etc/issue");
+    assert!(!issue.contains("Debian"), "/etc/issue: {issue}");
+    let console = vm.console();
+    assert!(
+        console
+            .lines()
+            .any(|l| l.contains("Container Host 1.0.0 (alpha) ") && l.ends_with(" ttyS0")),
+        "no greeting naming the OS on the serial console:\n{console}"
+    );
+    assert!(!console.contains("Debian GNU/Linux"), "{console}");
     assert_eq!(vm.run("cat /etc/motd.d/50-test"), "written by cloud-config");
     let info = vm.wait_for(
         "docker info --format '{{.ServerVersion}} {{.Driver}}'",
