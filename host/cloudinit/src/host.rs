@@ -100,33 +100,18 @@ impl Host for LiveHost {
     }
 
     fn guestinfo(&self, key: &str) -> Result<Option<String>, HostError> {
-        let what = format!("VMware RPC \"info-get {key}\"");
-        let mut port = vmware::IoPort::open().map_err(|e| {
-            HostError::new(
-                &what,
-                format!("ioperm on the backdoor port: {}", sys::errno_text(&e)),
-            )
-        })?;
-        let reply = vmware::rpc(&mut port, format!("info-get {key}").as_bytes())
-            .map_err(|e| HostError::new(&what, e.to_string()))?;
+        let reply = vmware_rpc(&format!("info-get {key}"))?;
         Ok(vmware::info_get_value(&reply))
     }
 
     fn guestinfo_set(&self, key: &str, value: &str) -> Result<(), HostError> {
-        let what = format!("VMware RPC \"info-set {key} {value}\"");
-        let mut port = vmware::IoPort::open().map_err(|e| {
-            HostError::new(
-                &what,
-                format!("ioperm on the backdoor port: {}", sys::errno_text(&e)),
-            )
-        })?;
-        let reply = vmware::rpc(&mut port, format!("info-set {key} {value}").as_bytes())
-            .map_err(|e| HostError::new(&what, e.to_string()))?;
+        let request = format!("info-set {key} {value}");
+        let reply = vmware_rpc(&request)?;
         if reply.starts_with(b"1") {
             Ok(())
         } else {
             Err(HostError::new(
-                &what,
+                format!("VMware RPC \"{request}\""),
                 String::from_utf8_lossy(&reply).into_owned(),
             ))
         }
@@ -200,6 +185,18 @@ impl Host for OfflineHost {
     fn interface_ipv4(&self) -> Option<Ipv4Addr> {
         None
     }
+}
+
+/// One RPC to VMware over the backdoor port; the reply with its `1 `/`0 ` status.
+fn vmware_rpc(request: &str) -> Result<Vec<u8>, HostError> {
+    let what = format!("VMware RPC \"{request}\"");
+    let mut port = vmware::IoPort::open().map_err(|e| {
+        HostError::new(
+            &what,
+            format!("ioperm on the backdoor port: {}", sys::errno_text(&e)),
+        )
+    })?;
+    vmware::rpc(&mut port, request.as_bytes()).map_err(|e| HostError::new(&what, e.to_string()))
 }
 
 fn offline(what: String) -> HostError {

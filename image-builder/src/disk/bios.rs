@@ -336,19 +336,24 @@ fn flatten_kernel(elf: &[u8]) -> Result<(Vec<u8>, usize), BiosError> {
     Ok((image, size))
 }
 
-/// Raw LZMA (no header), lc=3 lp=0 pb=2, a 64 KiB dictionary: what GRUB's i386-pc decompressor
-/// decodes (it knows the sizes; the end marker liblzma adds is never read).
-fn lzma(data: &[u8]) -> Result<Vec<u8>, BiosError> {
-    use liblzma::stream::{Action, Filters, LzmaOptions, Status, Stream};
-    let err = |e: liblzma::stream::Error| BiosError::Lzma(e.to_string());
-    let mut opts = LzmaOptions::new_preset(9).map_err(err)?;
+/// The raw LZMA1 filter of GRUB's i386-pc decompressor: lc=3 lp=0 pb=2, a 64 KiB dictionary.
+fn lzma_filters() -> Result<liblzma::stream::Filters, liblzma::stream::Error> {
+    let mut opts = liblzma::stream::LzmaOptions::new_preset(9)?;
     opts.dict_size(1 << 16)
         .literal_context_bits(3)
         .literal_position_bits(0)
         .position_bits(2);
-    let mut filters = Filters::new();
+    let mut filters = liblzma::stream::Filters::new();
     filters.lzma1(&opts);
-    let mut stream = Stream::new_raw_encoder(&filters).map_err(err)?;
+    Ok(filters)
+}
+
+/// Raw LZMA (no header), [`lzma_filters`]: what GRUB's i386-pc decompressor
+/// decodes (it knows the sizes; the end marker liblzma adds is never read).
+fn lzma(data: &[u8]) -> Result<Vec<u8>, BiosError> {
+    use liblzma::stream::{Action, Status, Stream};
+    let err = |e: liblzma::stream::Error| BiosError::Lzma(e.to_string());
+    let mut stream = Stream::new_raw_encoder(&lzma_filters().map_err(err)?).map_err(err)?;
     let mut out = Vec::with_capacity(data.len() + 1024);
     let mut input = data;
     loop {
@@ -413,15 +418,8 @@ mod tests {
         let packed = lzma(&data).unwrap();
         assert!(packed.len() < data.len() / 10);
         // Decode it raw with the same properties.
-        use liblzma::stream::{Action, Filters, LzmaOptions, Stream};
-        let mut opts = LzmaOptions::new_preset(0).unwrap();
-        opts.dict_size(1 << 16)
-            .literal_context_bits(3)
-            .literal_position_bits(0)
-            .position_bits(2);
-        let mut filters = Filters::new();
-        filters.lzma1(&opts);
-        let mut dec = Stream::new_raw_decoder(&filters).unwrap();
+        use liblzma::stream::{Action, Stream};
+        let mut dec = Stream::new_raw_decoder(&lzma_filters().unwrap()).unwrap();
         let mut out = Vec::with_capacity(data.len() + 16);
         dec.process_vec(&packed, &mut out, Action::Finish).unwrap();
         assert_eq!(out, data);
