@@ -22,28 +22,14 @@ use tests::{image_builder_bin, image_builder_ok, pool_dir, text, update_engine_b
 
 #[test]
 fn power_cut_update_to_1_0_1_and_rollback_from_broken_1_0_2() {
-    let s = Scratch::new("minimal");
-    let w = s.path();
-    s.link_target();
-    let repo = ChannelRepo::init(w);
-
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let etcd = Etcd::start();
     let etcd_port = etcd.endpoint().rsplit(':').next().unwrap().to_owned();
-    let update = format!(
-        "update:\n  server: http://10.0.2.2:{port}/\n  reboot_strategy: etcd-lock\n  root_keys: keys/root.json\n  engine: target/x86_64-unknown-linux-gnu/release/update-engine\n  locksmith:\n    endpoints: [\"http://10.0.2.2:{etcd_port}\"]\n"
+    let (s, repo, port) = updating_workspace(
+        "etcd-lock",
+        &format!("  locksmith:\n    endpoints: [\"http://10.0.2.2:{etcd_port}\"]\n"),
     );
-    s.edit_spec(
-        "minimal",
-        "outputs: [raw]\n",
-        &format!("outputs: [raw]\n{update}"),
-    );
-    let o = s.build("minimal", "v100", &pool_dir());
-    assert!(o.status.success(), "{}", text(&o));
+    let w = s.path();
+    build(&s, "v100");
     // The engine answers to Container Linux's command names too.
     let o = Command::new("unsquashfs")
         .arg("-ll")
@@ -58,8 +44,7 @@ fn power_cut_update_to_1_0_1_and_rollback_from_broken_1_0_2() {
         );
     }
     s.edit_spec("minimal", "version: 1.0.0", "version: 1.0.1");
-    let o = s.build("minimal", "v101", &pool_dir());
-    assert!(o.status.success(), "{}", text(&o));
+    build(&s, "v101");
     repo.publish("alpha", &w.join("v101"));
 
     let _server = repo.serve(&format!("127.0.0.1:{port}"));
@@ -149,11 +134,7 @@ fn power_cut_update_to_1_0_1_and_rollback_from_broken_1_0_2() {
 
     // A broken 1.0.2: /init cannot mount /usr (no squashfs module), so the kernel command
     // line's panic=10 makes it reboot until the loader gives up on it.
-    s.edit_spec("minimal", "version: 1.0.1", "version: 1.0.2");
-    s.edit_spec("minimal", "crc32c_generic, squashfs, ", "crc32c_generic, ");
-    let o = s.build("minimal", "v102", &pool_dir());
-    assert!(o.status.success(), "{}", text(&o));
-    repo.publish("alpha", &w.join("v102"));
+    publish_broken_1_0_2(&s, &repo);
     let console = boot_watching(w, &disk, "update-engine: released the reboot lock", |_| {});
     in_order(
         &console,
@@ -200,28 +181,11 @@ fn power_cut_update_to_1_0_1_and_rollback_from_broken_1_0_2() {
 /// to 1.0.1 and the rollback from a broken 1.0.2 happen exactly as under UEFI.
 #[test]
 fn bios_machine_updates_and_rolls_back_like_uefi() {
-    let s = Scratch::new("minimal");
+    let (s, repo, port) = updating_workspace("reboot", "");
     let w = s.path();
-    s.link_target();
-    let repo = ChannelRepo::init(w);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let update = format!(
-        "update:\n  server: http://10.0.2.2:{port}/\n  reboot_strategy: reboot\n  root_keys: keys/root.json\n  engine: target/x86_64-unknown-linux-gnu/release/update-engine\n"
-    );
-    s.edit_spec(
-        "minimal",
-        "outputs: [raw]\n",
-        &format!("outputs: [raw]\n{update}"),
-    );
-    let o = s.build("minimal", "v100", &pool_dir());
-    assert!(o.status.success(), "{}", text(&o));
+    build(&s, "v100");
     s.edit_spec("minimal", "version: 1.0.0", "version: 1.0.1");
-    let o = s.build("minimal", "v101", &pool_dir());
-    assert!(o.status.success(), "{}", text(&o));
+    build(&s, "v101");
     repo.publish("alpha", &w.join("v101"));
     let _server = repo.serve(&format!("127.0.0.1:{port}"));
     let disk = w.join("disk.raw");
@@ -263,11 +227,7 @@ fn bios_machine_updates_and_rolls_back_like_uefi() {
 
     // A broken 1.0.2 (no squashfs module in its initramfs): GRUB tries it three times, then
     // boots 1.0.1 again by itself; the engine reports the rollback.
-    s.edit_spec("minimal", "version: 1.0.1", "version: 1.0.2");
-    s.edit_spec("minimal", "crc32c_generic, squashfs, ", "crc32c_generic, ");
-    let o = s.build("minimal", "v102", &pool_dir());
-    assert!(o.status.success(), "{}", text(&o));
-    repo.publish("alpha", &w.join("v102"));
+    publish_broken_1_0_2(&s, &repo);
     let console = boot_with(
         w,
         &disk,
@@ -294,6 +254,44 @@ fn bios_machine_updates_and_rolls_back_like_uefi() {
     let bad = "minimal-usr-a+0-3.conf  version 1.0.2  slot USR-A  tries left 0, done 3";
     assert!(insp.contains(bad), "{insp}");
     assert!(insp.contains("minimal-usr-b.conf  version 1.0.1"), "{insp}");
+}
+
+/// A workspace whose minimal spec updates itself from the repository it makes, served at a free
+/// loopback port (the guest's 10.0.2.2) with `REBOOT_STRATEGY=strategy` and `extra` lines of the
+/// `update:` section; the workspace, the repository and the port.
+fn updating_workspace(strategy: &str, extra: &str) -> (Scratch, ChannelRepo, u16) {
+    let s = Scratch::new("minimal");
+    s.link_target();
+    let repo = ChannelRepo::init(s.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let update = format!(
+        "update:\n  server: http://10.0.2.2:{port}/\n  reboot_strategy: {strategy}\n  root_keys: keys/root.json\n  engine: target/x86_64-unknown-linux-gnu/release/update-engine\n{extra}"
+    );
+    s.edit_spec(
+        "minimal",
+        "outputs: [raw]\n",
+        &format!("outputs: [raw]\n{update}"),
+    );
+    (s, repo, port)
+}
+
+/// Builds the workspace's minimal spec into `out`; the build must succeed.
+fn build(s: &Scratch, out: &str) {
+    let o = s.build("minimal", out, &pool_dir());
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+/// Builds and publishes 1.0.2 (after 1.0.1), broken: /init cannot mount /usr without the
+/// squashfs module, so the kernel command line's panic=10 reboots it until the loader gives up.
+fn publish_broken_1_0_2(s: &Scratch, repo: &ChannelRepo) {
+    s.edit_spec("minimal", "version: 1.0.1", "version: 1.0.2");
+    s.edit_spec("minimal", "crc32c_generic, squashfs, ", "crc32c_generic, ");
+    build(s, "v102");
+    repo.publish("alpha", &s.path().join("v102"));
 }
 
 /// Boots `disk` until a console line matches `expect`, calling `on_line` with every console line
