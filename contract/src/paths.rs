@@ -3,6 +3,12 @@
 
 /// The OS's identity ([`crate::os_release`]), written by the builder.
 pub const OS_RELEASE: &str = "usr/lib/os-release";
+/// Container Linux's release file (`COREOS_RELEASE_VERSION`, `COREOS_RELEASE_BOARD`), written by
+/// the builder for the scripts and tools that read it ([`crate::os_release`]).
+pub const COREOS_RELEASE: &str = "usr/share/coreos/release";
+/// Container Linux's lsb-release (`DISTRIB_*`), written by the builder; `/etc/lsb-release`
+/// links to it.
+pub const LSB_RELEASE: &str = "usr/share/coreos/lsb-release";
 /// The update engine's defaults ([`crate::update_conf`]), written by the builder.
 pub const UPDATE_CONF_DEFAULTS: &str = "usr/share/update-engine/update.conf";
 /// The machine's update settings, written by the config agent or an operator.

@@ -855,7 +855,7 @@ partitions:
         let plain = crate::os::content::os_release(&parse(GOOD).unwrap());
         assert_eq!(
             plain,
-            "NAME=\"Minimal Linux\"\nID=minimal\nVERSION=1.0.0\nVERSION_ID=1.0.0\nPRETTY_NAME=\"Minimal Linux 1.0.0 (alpha)\"\nRELEASE_CHANNEL=alpha\n"
+            "NAME=\"Minimal Linux\"\nID=minimal\nVERSION=1.0.0\nVERSION_ID=1.0.0\nBUILD_ID=2026-01-01-0000\nPRETTY_NAME=\"Minimal Linux 1.0.0 (alpha)\"\nRELEASE_CHANNEL=alpha\nCOREOS_BOARD=\"amd64-usr\"\n"
         );
         let like = GOOD.replace(
             "  channel: alpha\n",

@@ -13,10 +13,14 @@ use crate::spec::{ConfValue, ImageSpec, UpdateSpec};
 
 /// os-release, repository files, units and symlinks.
 pub fn add(spec: &ImageSpec, root: &Path, tree: &mut Tree) -> Result<()> {
-    tree.insert(
-        paths::OS_RELEASE,
-        Entry::file(os_release(spec).into_bytes(), 0o644),
-    )?;
+    let os = identity(spec);
+    for (path, text) in [
+        (paths::OS_RELEASE, os.render()),
+        (paths::COREOS_RELEASE, os.coreos_release()),
+        (paths::LSB_RELEASE, os.lsb_release()),
+    ] {
+        tree.insert(path, Entry::file(text.into_bytes(), 0o644))?;
+    }
     for f in &spec.files {
         let path = root.join(&f.src.0);
         let data = std::fs::read(&path)
@@ -116,8 +120,8 @@ pub fn update_conf(spec: &ImageSpec, u: &UpdateSpec) -> String {
     render(pairs.iter().filter_map(|(k, v)| Some((*k, v.as_deref()?))))
 }
 
-/// `/usr/lib/os-release` (os-release(5)) with the channel as `RELEASE_CHANNEL`. Pure.
-pub fn os_release(spec: &ImageSpec) -> String {
+/// What the image says about itself: the spec's `os:`, built at its `source_date_epoch`. Pure.
+fn identity(spec: &ImageSpec) -> contract::os_release::OsRelease {
     let os = &spec.os;
     contract::os_release::OsRelease {
         name: os.name.0.clone(),
@@ -125,6 +129,11 @@ pub fn os_release(spec: &ImageSpec) -> String {
         id_like: os.id_like.iter().map(|i| i.0.clone()).collect(),
         version: os.version.0.clone(),
         channel: os.channel.0.clone(),
+        build_id: contract::os_release::build_id(spec.source_date_epoch),
     }
-    .render()
+}
+
+/// `/usr/lib/os-release` (os-release(5)) with the channel as `RELEASE_CHANNEL`. Pure.
+pub fn os_release(spec: &ImageSpec) -> String {
+    identity(spec).render()
 }

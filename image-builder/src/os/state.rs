@@ -1,5 +1,5 @@
 //! The initial content of the writable partitions: ROOT (merged-/usr links, empty state
-//! directories, `/etc/os-release`) and the Vagrant boxes' OEM partition. `fs::ext4` writes
+//! directories, `/etc/os-release`, `/etc/lsb-release`) and the Vagrant boxes' OEM partition. `fs::ext4` writes
 //! them; owners and modes are the tree's, whoever builds.
 
 use anyhow::Result;
@@ -36,6 +36,10 @@ pub fn root(epoch: u64) -> Result<Tree> {
     t.insert(
         "etc/os-release",
         Entry::symlink("../usr/lib/os-release").with_mtime(epoch),
+    )?;
+    t.insert(
+        "etc/lsb-release",
+        Entry::symlink(format!("../{}", contract::paths::LSB_RELEASE)).with_mtime(epoch),
     )?;
     Ok(t)
 }
