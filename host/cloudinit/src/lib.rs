@@ -21,6 +21,11 @@
 //! [`conf`] (`KEY=VALUE` files: update.conf, `/etc/environment`). [`cli`] is the binary's
 //! command line; [`run`] the one call it makes. Syscalls and block devices are `machine`'s.
 //!
+//! Once per boot: a run over the sources keeps a record of the user-data it applied
+//! (`/run/coreos-cloudinit/applied/`, by source and content), and a later run that finds the same
+//! (a config drive udev reports after the boot's run, `coreos-cloudinit-drive@.service`) says so
+//! and leaves it alone. `--from-file` and `--from-url` always apply: someone asked for that file.
+//!
 //! The boot unit is `services/units/coreos-cloudinit.service`.
 
 pub mod accounts;
@@ -47,6 +52,8 @@ use self::sources::{Context, Found, SourceKind};
 
 /// Prefix of every line the agent prints (the journal shows it as the message start).
 pub const PROGRAM: &str = "coreos-cloudinit";
+/// The record of user-data applied from the sources this boot, under the root ([`run`]).
+pub const APPLIED_DIR: &str = "run/coreos-cloudinit/applied";
 
 /// Where the user-data comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +179,17 @@ pub fn run(opts: &Options, host: &dyn Host, console: &mut Console) -> Summary {
         found.source,
         found.user_data.len()
     ));
+    let record = (matches!(opts.input, Input::Sources { .. })
+        && !opts.dry_run
+        && !opts.validate_only)
+        .then(|| opts.root.join(APPLIED_DIR).join(applied_record(&found)));
+    if record.as_ref().is_some_and(|r| r.exists()) {
+        console.say(format!(
+            "{}: applied already this boot, nothing to do",
+            found.source
+        ));
+        return summary;
+    }
     let raw = match maybe_gunzip(&found.user_data) {
         Ok(raw) => raw,
         Err(e) => {
@@ -248,7 +266,27 @@ pub fn run(opts: &Options, host: &dyn Host, console: &mut Console) -> Summary {
             Err(e) => console.warn(format!("{action}: {e}")),
         },
     );
+    if let Some(record) = record {
+        let written = std::fs::create_dir_all(opts.root.join(APPLIED_DIR))
+            .and_then(|()| util::fs::write_atomic(&record, found.source.as_bytes()));
+        if let Err(e) = written {
+            console.warn(format!("recording {}: {e}", record.display()));
+        }
+    }
     summary
+}
+
+/// The name of the record of `found` in [`APPLIED_DIR`]: its source and its bytes, hashed.
+fn applied_record(found: &Found) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(found.source.as_bytes());
+    h.update([0]);
+    h.update(&found.user_data);
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn find_user_data(

@@ -791,3 +791,64 @@ fn on_vmware_the_address_goes_to_guestinfo_ip() {
         "{out}"
     );
 }
+
+#[test]
+fn a_source_is_applied_once_per_boot() {
+    let tmp = minimal_root("agent-once");
+    let root = tmp.path();
+    let file = root.join(sources::VAGRANT_USER_DATA);
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let config = |text: &str| {
+        format!("#cloud-config\nwrite_files:\n  - path: /etc/x\n    content: {text}\n")
+    };
+    fs::write(&file, config("one")).unwrap();
+    let host = FakeHost::default();
+    let opts = Options::new(
+        root,
+        Input::Sources {
+            only: Some(vec![SourceKind::Vagrant]),
+        },
+    );
+    let (summary, out, err) = run_with(&opts, &host);
+    assert!(summary.success() && summary.actions > 0, "{out}{err}");
+    assert_eq!(fs::read_to_string(root.join("etc/x")).unwrap(), "one");
+    // Found again (a device unit after the boot's run): left alone, and said so.
+    fs::write(root.join("etc/x"), "changed since").unwrap();
+    let (summary, out, err) = run_with(&opts, &host);
+    assert!(summary.success(), "{out}{err}");
+    assert!(
+        out.ends_with(
+            "coreos-cloudinit: Vagrant user-data /var/lib/coreos-vagrant/vagrantfile-user-data: \
+             applied already this boot, nothing to do\n"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/x")).unwrap(),
+        "changed since"
+    );
+    // Other content from the same source is new: applied.
+    fs::write(&file, config("two")).unwrap();
+    let (summary, out, err) = run_with(&opts, &host);
+    assert!(summary.success() && !out.contains("already"), "{out}{err}");
+    assert_eq!(fs::read_to_string(root.join("etc/x")).unwrap(), "two");
+    // A file named on the command line is applied whenever asked.
+    let opts = Options::new(root, Input::File(file.clone()));
+    run_with(&opts, &host);
+    let (_, out, _) = run_with(&opts, &host);
+    assert!(!out.contains("already"), "{out}");
+    // Dry runs record nothing.
+    let tmp = minimal_root("agent-once-dry");
+    let file = tmp.path().join(sources::VAGRANT_USER_DATA);
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    fs::write(&file, config("one")).unwrap();
+    let mut opts = Options::new(
+        tmp.path(),
+        Input::Sources {
+            only: Some(vec![SourceKind::Vagrant]),
+        },
+    );
+    opts.dry_run = true;
+    run_with(&opts, &host);
+    assert!(!tmp.path().join(APPLIED_DIR).exists());
+}

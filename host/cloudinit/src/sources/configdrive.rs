@@ -103,12 +103,14 @@ fn trim_label(raw: &[u8]) -> String {
     text.trim_end_matches([' ', '\0']).to_string()
 }
 
-/// The config drive's device node (a path under `root`), if any.
+/// The config drive's device node (a path under `root`), if any: udev's link resolved, so a
+/// drive has one name whichever way it was found (the agent's record of what it applied this
+/// boot goes by it).
 pub fn find_device(root: &Path) -> Option<PathBuf> {
     for label in [LABEL, "CONFIG-2"] {
         let link = root.join("dev/disk/by-label").join(label);
         if link.exists() {
-            return Some(link);
+            return Some(fs::canonicalize(&link).unwrap_or(link));
         }
     }
     let mut names: Vec<String> = fs::read_dir(root.join("sys/class/block"))
@@ -331,11 +333,12 @@ mod tests {
             fs::write(root.join("dev").join(name), head).unwrap();
         }
         assert_eq!(find_device(root), Some(root.join("dev/sr0")));
+        // udev's link: the drive by its own name, as the scan finds it.
         fs::create_dir_all(root.join("dev/disk/by-label")).unwrap();
-        fs::write(root.join("dev/disk/by-label/config-2"), b"").unwrap();
+        std::os::unix::fs::symlink("../../vdb", root.join("dev/disk/by-label/config-2")).unwrap();
         assert_eq!(
             find_device(root),
-            Some(root.join("dev/disk/by-label/config-2"))
+            Some(root.canonicalize().unwrap().join("dev/vdb"))
         );
     }
 
