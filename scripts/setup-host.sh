@@ -6,13 +6,13 @@ set -euo pipefail
 need_pkgs=(gdisk dosfstools mtools squashfs-tools e2fsprogs ovmf xz-utils zstd cpio bc ca-certificates curl time
            etcd-server etcd-client protobuf-compiler libprotobuf-dev libxml2-utils vagrant python3-venv
            ipxe-qemu openssh-client vagrant-libvirt libvirt-daemon-system libvirt-clients dnsmasq-base iptables
-           kmod)
+           kmod genisoimage)
 need_bins=(sgdisk fsck.fat mcopy mksquashfs e2fsck /usr/share/OVMF/OVMF_CODE_4M.fd xz zstd cpio bc curl /usr/bin/time
            etcd etcdctl protoc /usr/include/google/protobuf/descriptor.proto xmllint vagrant
            /usr/lib/ipxe/qemu/efi-virtio.rom ssh ssh-keygen
            libvirtd virtlogd virtlockd virsh dnsmasq iptables
            /usr/share/doc/vagrant-libvirt
-           depmod)
+           depmod genisoimage)
 # moto (the AWS emulator the AMI upload test runs against) is not packaged in Debian 12: it
 # lives in a venv of the system python3 at a fixed path, installed with pip's default
 # configuration. tests/tests/ami_upload.rs uses the same path.

@@ -12,6 +12,7 @@ pub mod http;
 pub mod libvirt;
 pub mod repo;
 pub mod shared;
+pub mod vagrant;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -125,6 +125,20 @@ impl Vm {
         (o.status.code() != Some(255)).then_some(o)
     }
 
+    /// Copies `local` to `remote` on the machine (scp as core).
+    fn copy_in(&self, local: &Path, remote: &str) {
+        let o = Command::new("scp")
+            .args(["-q", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+            .args(["-o", "UserKnownHostsFile=/dev/null", "-i"])
+            .arg(&self.key)
+            .args(["-P", &self.ssh_port.to_string()])
+            .arg(local)
+            .arg(format!("core@127.0.0.1:{remote}"))
+            .output()
+            .expect("running scp");
+        assert!(o.status.success(), "scp: {}", text(&o));
+    }
+
     /// `command`'s stdout once SSH answers; fails the test with the console tail after
     /// [`BOOT_TIMEOUT`].
     fn run(&mut self, command: &str) -> String {
@@ -173,6 +187,79 @@ fn keypair(dir: &Path) -> (PathBuf, String) {
     assert!(o.status.success(), "{}", text(&o));
     let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
     (key, public.trim().to_string())
+}
+
+/// An OpenStack config drive as an ISO 9660 image labelled config-2 (genisoimage), holding
+/// `openstack/latest/user_data`.
+fn config_drive_iso(dir: &Path, user_data: &str) -> PathBuf {
+    let tree = tempfile::tempdir_in(dir).unwrap();
+    let latest = tree.path().join("openstack/latest");
+    std::fs::create_dir_all(&latest).unwrap();
+    std::fs::write(latest.join("user_data"), user_data).unwrap();
+    let iso = tempfile::Builder::new()
+        .suffix(".iso")
+        .tempfile_in(dir)
+        .unwrap()
+        .into_temp_path()
+        .keep()
+        .unwrap();
+    let o = Command::new("genisoimage")
+        .args(["-quiet", "-V", "config-2", "-J", "-R", "-o"])
+        .arg(&iso)
+        .arg(tree.path())
+        .output()
+        .expect("genisoimage (scripts/setup-host.sh installs it)");
+    assert!(o.status.success(), "genisoimage: {}", text(&o));
+    iso
+}
+
+/// A container image's root file system as a tar (for `docker import`): busybox from the
+/// pool's `busybox-static`, with the applets the toolbox test runs.
+fn busybox_rootfs_tar(dir: &Path) -> PathBuf {
+    let deb = std::fs::read_dir(tests::pool_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("busybox-static_"))
+        .expect("busybox-static in the pool");
+    let x = tempfile::tempdir_in(dir).unwrap();
+    let o = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(x.path()).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let rootfs = x.path().join("rootfs");
+    for d in ["bin", "root", "tmp", "media"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy(x.path().join("bin/busybox"), rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "cat", "ls", "touch", "id", "head", "sleep", "true"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    let tar = dir.join("toolbox-rootfs.tar");
+    let o = Command::new("tar")
+        .args(["--owner=0", "--group=0", "-C"])
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    tar
+}
+
+/// One command to QEMU's human monitor on the unix socket `socket`; its answer.
+fn monitor(socket: &Path, command: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("QEMU monitor");
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(format!("{command}\n").as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 /// With `updates`, the machine also gets the update repository's root keys and server (the
@@ -266,6 +353,7 @@ fn fw_cfg_config_is_applied_and_etcd_runs() {
     let (key, public) = keypair(dir.path());
     let config = dir.path().join("user-data");
     std::fs::write(&config, user_data("fwcfg-host", &public, true, true)).unwrap();
+    let monitor_socket = dir.path().join("monitor.sock");
     let mut vm = Vm::boot_with(
         &out.join("disk.raw"),
         "raw",
@@ -281,6 +369,13 @@ fn fw_cfg_config_is_applied_and_etcd_runs() {
         &[
             "-fw_cfg".into(),
             format!("name=opt/com.coreos/config,file={}", config.display()),
+            // An empty CD-ROM drive on the disk's AHCI controller, for a config drive later.
+            "-drive".into(),
+            "if=none,id=cd0,media=cdrom,readonly=on".into(),
+            "-device".into(),
+            "ide-cd,bus=sata0.1,drive=cd0".into(),
+            "-monitor".into(),
+            format!("unix:{},server=on,wait=off", monitor_socket.display()),
         ],
     );
     check_machine(&mut vm, "fwcfg-host", &public);
@@ -322,6 +417,59 @@ fn fw_cfg_config_is_applied_and_etcd_runs() {
         vm.run("grep ^SERVER= /etc/update-engine/update.conf"),
         "SERVER=http://10.0.2.2:9/"
     );
+
+    // A config drive that appears long after the boot (a CD inserted into the AHCI drive):
+    // udev sees its label, and its config is applied then, once.
+    let late = config_drive_iso(
+        dir.path(),
+        "#cloud-config\nwrite_files:\n  - path: /etc/motd.d/60-late\n    content: from a late drive\n",
+    );
+    let answer = monitor(
+        &monitor_socket,
+        &format!("change cd0 {} raw", late.display()),
+    );
+    assert!(!answer.contains("rror"), "QEMU monitor: {answer}");
+    vm.wait_for("cat /etc/motd.d/60-late 2>&1", "the late config drive", |s| {
+        s == "from a late drive"
+    });
+    let agent = vm.run(
+        "sudo -n journalctl -q -b --no-pager -o cat -u coreos-cloudinit-drive@sr0 | \
+         grep coreos-cloudinit:",
+    );
+    assert!(
+        agent.contains("coreos-cloudinit: user-data from config drive /dev/sr0"),
+        "{agent}"
+    );
+    assert_eq!(agent.matches("write /etc/motd.d/60-late").count(), 1, "{agent}");
+
+    // toolbox, with an image made here (no registry) named in /etc/default/toolbox.
+    vm.copy_in(&busybox_rootfs_tar(dir.path()), "toolbox.tar");
+    vm.run("docker import toolbox.tar localhost/toolbox:test");
+    vm.run(
+        "printf 'TOOLBOX_DOCKER_IMAGE=localhost/toolbox\\nTOOLBOX_DOCKER_TAG=test\\n' | \
+         sudo tee /etc/default/toolbox",
+    );
+    let first = vm.run("toolbox cat /media/root/etc/hostname 2>&1");
+    assert_eq!(
+        first,
+        "Spawning container core-localhost_toolbox-test on localhost/toolbox:test.\nfwcfg-host"
+    );
+    // The same container next time (what was made in it stays), as root, with the host's /usr.
+    vm.run("toolbox touch /root/made-here");
+    assert_eq!(
+        vm.run("toolbox -c 'ls /root/made-here; id -u; head -n 1 /media/root/usr/lib/os-release' 2>&1"),
+        "/root/made-here\n0\nNAME=\"Container Host\""
+    );
+    // ~/.toolboxrc overrides: an image this host does not have, and no registry to pull from.
+    let o = vm
+        .ssh("echo TOOLBOX_DOCKER_TAG=absent > ~/.toolboxrc; toolbox true")
+        .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("toolbox: cannot pull localhost/toolbox:absent"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -329,32 +477,10 @@ fn config_drive_config_is_applied_and_etcd_stays_off() {
     let out = shared_build("container-host");
     let dir = tempfile::tempdir().unwrap();
     let (key, public) = keypair(dir.path());
-    // An OpenStack config drive: a FAT filesystem labelled config-2.
-    let drive = dir.path().join("config-drive.img");
-    std::fs::write(
-        dir.path().join("user_data"),
-        user_data("drive-host", &public, false, false),
-    )
-    .unwrap();
-    let f = std::fs::File::create(&drive).unwrap();
-    f.set_len(8 << 20).unwrap();
-    for cmd in [
-        vec!["mkfs.vfat", "-n", "config-2"],
-        vec!["mmd", "-i"],
-        vec!["mcopy", "-i"],
-    ] {
-        let mut c = Command::new(cmd[0]);
-        c.args(&cmd[1..]).arg(&drive).env("MTOOLS_SKIP_CHECK", "1");
-        match cmd[0] {
-            "mmd" => c.args(["::openstack", "::openstack/latest"]),
-            "mcopy" => c
-                .arg(dir.path().join("user_data"))
-                .arg("::openstack/latest/user_data"),
-            _ => &mut c,
-        };
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{cmd:?}: {}", text(&o));
-    }
+    // An OpenStack config drive as OpenStack attaches one: an ISO 9660 CD-ROM labelled
+    // config-2, here on the IDE controller of a PIIX machine (`pc`), where the CD-ROM shows up
+    // late in the boot.
+    let drive = config_drive_iso(dir.path(), &user_data("drive-host", &public, false, false));
     // A disk that grew since the image was written (as a cloud volume larger than the
     // image): a 4 GiB qcow2 overlay over disk.raw.
     let disk = dir.path().join("grown.qcow2");
@@ -370,10 +496,10 @@ fn config_drive_config_is_applied_and_etcd_stays_off() {
         &disk,
         "qcow2",
         &key,
-        &[],
+        &["--machine", "pc"],
         &[
-            "-drive".into(),
-            format!("file={},format=raw,if=virtio,readonly=on", drive.display()),
+            "-cdrom".into(),
+            drive.display().to_string(),
             // DMI says VMware: the agent speaks VMware's backdoor RPC on the real I/O port.
             // QEMU's vmport knows no RPC channel, so VMware refuses, and the agent goes on.
             "-smbios".into(),
@@ -382,6 +508,17 @@ fn config_drive_config_is_applied_and_etcd_stays_off() {
     );
     check_machine(&mut vm, "drive-host", &public);
     let agent = vm.run("sudo -n journalctl -q -b --no-pager | grep 'coreos-cloudinit: '");
+    assert!(
+        agent.contains("coreos-cloudinit: user-data from config drive /dev/sr0"),
+        "{agent}"
+    );
+    // Applied once, whichever run saw the drive first (the boot's, or udev's when the CD-ROM
+    // came after it): a second application would say so, or run its actions again.
+    assert_eq!(
+        agent.matches("write /etc/motd.d/50-test").count(),
+        1,
+        "{agent}"
+    );
     assert!(
         agent.contains(
             "telling VMware the address 10.0.2.15: VMware RPC \"info-set guestinfo.ip 10.0.2.15\": \
@@ -433,7 +570,8 @@ fn config_drive_config_is_applied_and_etcd_stays_off() {
 /// A machine booted from the network (`pxe` output): the e1000e NIC's iPXE ROM fetches the
 /// script, the kernel and the initramfs carrying /usr over HTTP, under BIOS and UEFI; the machine
 /// runs from RAM and takes its cloud-config from `cloud-config-url=` on the kernel line, as
-/// Container Linux documented for PXE.
+/// Container Linux documented for PXE. Under BIOS the kernel line has exactly Container Linux's
+/// documented arguments and nothing else.
 #[test]
 fn pxe_boot_takes_its_config_from_cloud_config_url() {
     let out = shared_variant_build(
@@ -461,24 +599,35 @@ fn pxe_boot_takes_its_config_from_cloud_config_url() {
     .unwrap();
     let server = tests::http::StaticServer::start(&www);
     let port = server.url.rsplit(':').next().unwrap().to_string();
-    // The build's script, with the config's URL on its kernel line (the guest reaches the
-    // host's loopback as 10.0.2.2).
+    let config_url = format!("http://10.0.2.2:{port}/user-data");
+    // BIOS: a script as Container Linux documented them, with nothing on the kernel line but
+    // its arguments (no console, no init=, nothing that keeps a first boot from asking
+    // questions), so only the image's own settings can make it boot.
+    let cl_args = format!("coreos.autologin cloud-config-url={config_url}");
+    let documented = format!(
+        "#!ipxe\n\nset base-url http://10.0.2.2:{port}\n\
+         kernel ${{base-url}}/{base}.vmlinuz {cl_args}\n\
+         initrd ${{base-url}}/{base}.cpio\nboot\n"
+    );
+    std::fs::write(www.join("bios.ipxe"), documented).unwrap();
+    // UEFI: the build's script, with the config's URL on its kernel line (the guest reaches
+    // the host's loopback as 10.0.2.2).
     let script = std::fs::read_to_string(out.join(format!("{base}.ipxe"))).unwrap();
     let script: String = script
         .lines()
         .map(|l| {
             if l.starts_with("kernel ") {
-                format!("{l} cloud-config-url=http://10.0.2.2:{port}/user-data\n")
+                format!("{l} cloud-config-url={config_url}\n")
             } else {
                 format!("{l}\n")
             }
         })
         .collect();
     assert!(script.contains("cloud-config-url=http://"), "{script}");
-    std::fs::write(www.join("boot.ipxe"), script).unwrap();
+    std::fs::write(www.join("uefi.ipxe"), script).unwrap();
     let empty = tempfile::tempdir().unwrap();
-    let bootfile = format!("http://10.0.2.2:{port}/boot.ipxe");
     for firmware in ["bios", "uefi"] {
+        let bootfile = format!("http://10.0.2.2:{port}/{firmware}.ipxe");
         let before = server.requests().len();
         let mut vm = Vm::start(
             &[
@@ -506,8 +655,20 @@ fn pxe_boot_takes_its_config_from_cloud_config_url() {
             )),
             "{firmware}: {agent}"
         );
+        if firmware == "bios" {
+            assert_eq!(vm.run("cat /proc/cmdline"), cl_args);
+            // The first boot asked nothing, and coreos.autologin reached the first console.
+            assert_eq!(
+                vm.run("systemctl is-active systemd-firstboot"),
+                "active",
+                "{firmware}"
+            );
+            let getty = vm.run("systemctl cat getty@tty1.service");
+            assert!(getty.contains("--autologin core"), "{getty}");
+        }
         let fetched = server.requests()[before..].to_vec();
-        for file in ["/boot.ipxe", "/user-data"] {
+        let script = format!("/{firmware}.ipxe");
+        for file in [script.as_str(), "/user-data"] {
             assert!(fetched.iter().any(|r| r == file), "{firmware}: {fetched:?}");
         }
         let driver = vm.run("basename $(readlink /sys/class/net/*/device/driver)");

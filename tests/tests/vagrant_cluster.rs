@@ -19,13 +19,12 @@
 //! Everything is destroyed afterwards, also on failure (which prints each machine's console
 //! log tail and its engine's status first). About 20 minutes on 2 cores.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use tests::libvirt::Libvirt;
 use tests::repo::ChannelRepo;
+use tests::vagrant::Project;
 use tests::{pool_dir, text, Scratch};
 
 const NODES: [&str; 3] = ["core-01", "core-02", "core-03"];
@@ -35,105 +34,6 @@ const SEMAPHORE: &str = "coreos.com/updateengine/rebootlock/semaphore";
 const UP_TIMEOUT_SECS: u64 = 1800;
 /// From publishing 1.0.1 until the three machines run it (three reboots, one at a time).
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(1800);
-
-/// The cluster folder of a build, driven with `vagrant`; destroyed when dropped (after printing
-/// what tells why, when the test failed).
-struct Cluster {
-    dir: PathBuf,
-    home: PathBuf,
-}
-
-impl Cluster {
-    /// `timeout SECS vagrant ARGS` in the cluster folder, with a private `VAGRANT_HOME`.
-    fn vagrant(&self, secs: u64, args: &[&str]) -> Output {
-        Command::new("timeout")
-            .arg(secs.to_string())
-            .arg("vagrant")
-            .args(args)
-            .current_dir(&self.dir)
-            .env("VAGRANT_HOME", &self.home)
-            .env("VAGRANT_CHECKPOINT_DISABLE", "1")
-            // As shipped: the Vagrantfile chooses the libvirt driver.
-            .env_remove("VAGRANT_LIBVIRT_DRIVER")
-            .stdin(Stdio::null())
-            .output()
-            .expect("vagrant (Debian package vagrant; scripts/setup-host.sh installs it)")
-    }
-
-    /// `vagrant ssh NODE -c CMD`: its output, or None when it failed (a machine rebooting).
-    fn ssh(&self, node: &str, cmd: &str) -> Option<String> {
-        let o = self.vagrant(180, &["ssh", node, "-c", cmd]);
-        o.status
-            .success()
-            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
-    }
-
-    /// [`Cluster::ssh`] that must succeed.
-    fn must(&self, node: &str, cmd: &str) -> String {
-        let o = self.vagrant(180, &["ssh", node, "-c", cmd]);
-        assert!(o.status.success(), "{node}: {cmd}:\n{}", text(&o));
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn console_log(&self, node: &str) -> PathBuf {
-        self.dir
-            .join(".vagrant/console")
-            .join(format!("{node}.log"))
-    }
-
-    fn diagnostics(&self) {
-        for node in NODES {
-            let log = std::fs::read(self.console_log(node)).unwrap_or_default();
-            let log = String::from_utf8_lossy(&log);
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!("==== {node}: console (last 40 lines)");
-            for line in tail.iter().rev() {
-                eprintln!("{line}");
-            }
-            eprintln!("==== {node}: update engine");
-            let o = self.vagrant(
-                90,
-                &[
-                    "ssh",
-                    node,
-                    "-c",
-                    "update_engine_client -status; sudo journalctl -b -u update-engine \
-                     -u user-cloudinit@* -n 40 --no-pager",
-                ],
-            );
-            eprintln!("{}", text(&o));
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.diagnostics();
-        }
-        let o = self.vagrant(600, &["destroy", "-f"]);
-        if !o.status.success() {
-            eprintln!("vagrant destroy -f:\n{}", text(&o));
-            for node in NODES {
-                let domain = format!("{}_{node}", dir_name(&self.dir));
-                let _ = tests::libvirt::virsh(&["destroy", &domain]);
-                let _ = tests::libvirt::virsh(&["undefine", &domain, "--nvram"]);
-                let _ = tests::libvirt::virsh(&[
-                    "vol-delete",
-                    "--pool",
-                    "default",
-                    &format!("{domain}.img"),
-                ]);
-            }
-        }
-        Libvirt::delete_volumes(&format!("{BOX}_vagrant_box_image_"));
-    }
-}
-
-/// vagrant-libvirt's domain prefix: the cluster folder's name.
-fn dir_name(dir: &Path) -> String {
-    dir.file_name().unwrap().to_string_lossy().into_owned()
-}
 
 /// One reboot of a machine, from its journal: the last entry of the boot before, the first of
 /// the boot after (seconds since the epoch).
@@ -233,21 +133,13 @@ fn vagrant_up_three_nodes_form_etcd_and_update_one_at_a_time() {
     std::fs::write(dir.join("user-data"), user_data).unwrap();
 
     let _libvirt = Libvirt::up();
-    let cluster = Cluster {
+    let cluster = Project {
         dir: dir.clone(),
         home: w.join("vagrant.d"),
+        nodes: NODES.iter().map(|n| n.to_string()).collect(),
+        box_name: BOX.into(),
     };
-    let o = cluster.vagrant(
-        300,
-        &[
-            "box",
-            "add",
-            "--name",
-            BOX,
-            "container-host_1.0.0_vagrant-libvirt.box",
-        ],
-    );
-    assert!(o.status.success(), "vagrant box add:\n{}", text(&o));
+    cluster.add_box(&dir.join("container-host_1.0.0_vagrant-libvirt.box"));
     let start = Instant::now();
     let o = cluster.vagrant(UP_TIMEOUT_SECS, &["up", "--provider=libvirt"]);
     assert!(o.status.success(), "vagrant up:\n{}", text(&o));
