@@ -22,11 +22,12 @@ use cloudconfig::User;
 use super::accounts::{Accounts, AccountsError};
 use super::conf::{merge, ConfError};
 use super::host::{Host, HostError};
+use super::metadata::NetworkFile;
 use super::plan::{Action, ENVIRONMENT_FILE, HOSTNAME_FILE, HOSTS_FILE, SCRIPTS_DIR, UPDATE_CONF};
 use super::ssh::{self, key_file, render_authorized_keys};
 use super::units::{
-    self, check_drop_in_name, check_unit_name, drop_in_path, enable_links, parse_install,
-    template_of, unit_path, BadUnitName, UNIT_SEARCH_PATH,
+    self, check_drop_in_name, check_unit_name, drop_in_path, enable_links, is_network_unit,
+    parse_install, template_of, unit_path, BadUnitName, UNIT_SEARCH_PATH,
 };
 
 /// Largest hostname the kernel takes (`HOST_NAME_MAX`).
@@ -98,6 +99,7 @@ pub fn apply(
 /// One action.
 pub fn apply_action(action: &Action, root: &Path, host: &dyn Host) -> Result<Outcome, ApplyError> {
     match action {
+        Action::WriteNetwork { files, .. } => write_network(root, files),
         Action::SetHostname { hostname } => set_hostname(root, host, hostname),
         Action::EnsureUser(user) => ensure_user(root, user),
         Action::AuthorizeKeys { user, name, keys } => authorize_keys(root, user, name, keys),
@@ -259,6 +261,22 @@ fn read_optional(path: &Path) -> Result<Option<String>, ApplyError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_err(path)(e)),
     }
+}
+
+/// The source's networkd files, as runtime units (`/run/systemd/network`); the names are
+/// checked first, so that a bad one writes nothing.
+fn write_network(root: &Path, files: &[NetworkFile]) -> Result<Outcome, ApplyError> {
+    for file in files {
+        check_unit_name(&file.name)?;
+        if !is_network_unit(&file.name) {
+            return Err(BadUnitName(file.name.clone()).into());
+        }
+    }
+    for file in files {
+        let path = under(root, &unit_path(&file.name, true))?;
+        write_atomic(&path, file.content.as_bytes(), 0o644, (None, None))?;
+    }
+    Ok(Outcome::Done)
 }
 
 fn set_hostname(root: &Path, host: &dyn Host, hostname: &str) -> Result<Outcome, ApplyError> {

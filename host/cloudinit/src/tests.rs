@@ -284,6 +284,7 @@ fn plan_merges_metadata() {
             public_ipv4: Some("1.2.3.4".into()),
             ..Addresses::default()
         },
+        ..Metadata::default()
     };
     let c = config("#cloud-config\nssh_authorized_keys: [ssh-rsa CONF]\ncoreos:\n  oem:\n    id: qemu\n    name: QEMU \"x\"\n");
     assert_eq!(

@@ -131,6 +131,7 @@ fn expected_metadata() -> Metadata {
             public_ipv4: Some("54.1.2.3".into()),
             ..Addresses::default()
         },
+        ..Metadata::default()
     }
 }
 
