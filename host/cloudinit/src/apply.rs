@@ -575,6 +575,28 @@ mod tests {
     }
 
     #[test]
+    fn network_files_go_to_run_and_a_bad_name_writes_none() {
+        let tmp = tempfile::TempDir::with_prefix("apply-network").unwrap();
+        let file = |name: &str| NetworkFile {
+            name: name.into(),
+            content: "[Match]\nName=ens192\n".into(),
+        };
+        for bad in ["../x.network", "x.service"] {
+            let e = write_network(tmp.path(), &[file("00-a.network"), file(bad)]).unwrap_err();
+            assert_eq!(e.to_string(), format!("invalid unit name {bad:?}"));
+            assert!(!tmp.path().join("run").exists(), "{bad}");
+        }
+        write_network(tmp.path(), &[file("00-a.network"), file("01-b.network")]).unwrap();
+        let dir = tmp.path().join("run/systemd/network");
+        assert_eq!(
+            fs::read_to_string(dir.join("01-b.network")).unwrap(),
+            "[Match]\nName=ens192\n"
+        );
+        let mode = fs::metadata(dir.join("00-a.network")).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o644);
+    }
+
+    #[test]
     fn owners() {
         let a = Accounts::parse(
             "root:x:0:0::/root:/bin/sh\ncore:x:500:501::/home/core:/bin/sh\na.b:x:7:7::/:/bin/sh\n",

@@ -7,7 +7,7 @@ use std::path::Path;
 use cloudconfig::{FileMode, UnitCommand, User};
 use tempfile::TempDir;
 
-use super::metadata::Metadata;
+use super::metadata::{Metadata, NetworkConfig, NetworkFile};
 use super::plan::{plan, plan_user_data, script_name, Action};
 use super::*;
 use crate::host::fake::FakeHost;
@@ -791,4 +791,46 @@ fn on_vmware_the_address_goes_to_guestinfo_ip() {
         out.contains("coreos-cloudinit: told VMware the address 10.0.2.15 (guestinfo.ip)"),
         "{out}"
     );
+}
+
+/// The source's network files come first and networkd restarts for them, also with no units
+/// in the config; an Ignition config gets neither (upstream exited before applying anything).
+#[test]
+fn plan_with_source_network_files() {
+    let files = vec![NetworkFile {
+        name: "00-vmware-00.network".into(),
+        content: "[Match]\nName=ens192\n\n[Network]\nDHCP=yes\n".into(),
+    }];
+    let meta = Metadata {
+        hostname: Some("vm1".into()),
+        network: Some(NetworkConfig {
+            files: files.clone(),
+            summary: "interface 0 (ens192): DHCP".into(),
+        }),
+        ..Metadata::default()
+    };
+    let actions = plan_user_data(&UserData::Empty, &meta);
+    assert_eq!(
+        actions,
+        [
+            Action::WriteNetwork {
+                files,
+                summary: "interface 0 (ens192): DHCP".into(),
+            },
+            Action::SetHostname {
+                hostname: "vm1".into(),
+            },
+            Action::UnitCommand {
+                unit: "systemd-networkd.service".into(),
+                command: UnitCommand::Restart,
+            },
+        ]
+    );
+    assert_eq!(
+        actions[0].to_string(),
+        "configure network (interface 0 (ens192): DHCP): /run/systemd/network/00-vmware-00.network"
+    );
+    let ignition = parse("{\"ignition\": {\"version\": \"3.0.0\"}}");
+    assert!(matches!(ignition, UserData::Ignition(_)));
+    assert_eq!(plan_user_data(&ignition, &meta), []);
 }
