@@ -19,9 +19,10 @@
 //! 5. `coreos.etcd2`: the drop-in `/run/systemd/system/etcd.service.d/20-cloudinit.conf`, and
 //!    etcd enabled (runtime) and started — upstream only wrote the drop-in ([`super::units`]);
 //! 6. `coreos.units[]` in order: drop-ins, the unit file, enable (not for network files), mask;
-//! 7. `systemctl daemon-reload` when any unit file changed; `systemd-networkd` restarted when a
-//!    network file was written (the source's or the config's: once); then the units' commands (etcd's start first); last
-//!    `try-restart update-engine.service` when its `update.conf` changed;
+//! 7. `systemctl daemon-reload` when any unit file changed; `systemd-networkd` restarted (once)
+//!    when a network file was written, the source's or the config's; then the units' commands
+//!    (etcd's start first); last `try-restart update-engine.service` when its `update.conf`
+//!    changed;
 //! 8. a `#!` script user-data: written to `/var/lib/coreos-cloudinit/scripts/` and run as a
 //!    transient unit.
 
