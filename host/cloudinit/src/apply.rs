@@ -22,11 +22,12 @@ use cloudconfig::User;
 use super::accounts::{Accounts, AccountsError};
 use super::conf::{merge, ConfError};
 use super::host::{Host, HostError};
+use super::metadata::NetworkFile;
 use super::plan::{Action, ENVIRONMENT_FILE, HOSTNAME_FILE, HOSTS_FILE, SCRIPTS_DIR, UPDATE_CONF};
 use super::ssh::{self, key_file, render_authorized_keys};
 use super::units::{
-    self, check_drop_in_name, check_unit_name, drop_in_path, enable_links, parse_install,
-    template_of, unit_path, BadUnitName, UNIT_SEARCH_PATH,
+    self, check_drop_in_name, check_unit_name, drop_in_path, enable_links, is_network_unit,
+    parse_install, template_of, unit_path, BadUnitName, UNIT_SEARCH_PATH,
 };
 
 /// Largest hostname the kernel takes (`HOST_NAME_MAX`).
@@ -98,6 +99,7 @@ pub fn apply(
 /// One action.
 pub fn apply_action(action: &Action, root: &Path, host: &dyn Host) -> Result<Outcome, ApplyError> {
     match action {
+        Action::WriteNetwork { files, .. } => write_network(root, files),
         Action::SetHostname { hostname } => set_hostname(root, host, hostname),
         Action::EnsureUser(user) => ensure_user(root, user),
         Action::AuthorizeKeys { user, name, keys } => authorize_keys(root, user, name, keys),
@@ -259,6 +261,22 @@ fn read_optional(path: &Path) -> Result<Option<String>, ApplyError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_err(path)(e)),
     }
+}
+
+/// The source's networkd files, as runtime units (`/run/systemd/network`); the names are
+/// checked first, so that a bad one writes nothing.
+fn write_network(root: &Path, files: &[NetworkFile]) -> Result<Outcome, ApplyError> {
+    for file in files {
+        check_unit_name(&file.name)?;
+        if !is_network_unit(&file.name) {
+            return Err(BadUnitName(file.name.clone()).into());
+        }
+    }
+    for file in files {
+        let path = under(root, &unit_path(&file.name, true))?;
+        write_atomic(&path, file.content.as_bytes(), 0o644, (None, None))?;
+    }
+    Ok(Outcome::Done)
 }
 
 fn set_hostname(root: &Path, host: &dyn Host, hostname: &str) -> Result<Outcome, ApplyError> {
@@ -554,6 +572,28 @@ mod tests {
         for bad in ["", "/", "/etc/../../x", "a\0b", "."] {
             assert!(under(root, bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn network_files_go_to_run_and_a_bad_name_writes_none() {
+        let tmp = tempfile::TempDir::with_prefix("apply-network").unwrap();
+        let file = |name: &str| NetworkFile {
+            name: name.into(),
+            content: "[Match]\nName=ens192\n".into(),
+        };
+        for bad in ["../x.network", "x.service"] {
+            let e = write_network(tmp.path(), &[file("00-a.network"), file(bad)]).unwrap_err();
+            assert_eq!(e.to_string(), format!("invalid unit name {bad:?}"));
+            assert!(!tmp.path().join("run").exists(), "{bad}");
+        }
+        write_network(tmp.path(), &[file("00-a.network"), file("01-b.network")]).unwrap();
+        let dir = tmp.path().join("run/systemd/network");
+        assert_eq!(
+            fs::read_to_string(dir.join("01-b.network")).unwrap(),
+            "[Match]\nName=ens192\n"
+        );
+        let mode = fs::metadata(dir.join("00-a.network")).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o644);
     }
 
     #[test]

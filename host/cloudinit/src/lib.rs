@@ -5,7 +5,8 @@
 //!
 //! Pipeline, IO only at the ends:
 //! 1. [`sources`]: the first source that has user-data (or `--from-file`/`--from-url`), with its
-//!    metadata (hostname, SSH keys, addresses). Gzip-compressed user-data is decompressed.
+//!    metadata (hostname, SSH keys, addresses, network files; what it skipped of them is
+//!    printed and counts as a failure). Gzip-compressed user-data is decompressed.
 //! 2. [`metadata`]: `$private_ipv4` & co. filled from the metadata, `/etc/environment` or the
 //!    first interface, and substituted ([`cloudconfig::substitute`]). Only the four
 //!    address variables exist, as upstream: `$hostname` is left alone (shell scripts use it).
@@ -189,6 +190,11 @@ pub fn run(opts: &Options, host: &dyn Host, console: &mut Console) -> Summary {
             found.source
         ));
         return summary;
+    }
+    // Parts of the metadata the source skipped (a bad network key): the rest applies.
+    for w in &found.metadata.warnings {
+        console.warn(format!("{}: {w}", found.source));
+        summary.failures += 1;
     }
     let raw = match maybe_gunzip(&found.user_data) {
         Ok(raw) => raw,

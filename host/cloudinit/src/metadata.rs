@@ -18,6 +18,27 @@ pub struct Metadata {
     /// SSH public keys for the `core` user.
     pub ssh_public_keys: Vec<String>,
     pub addresses: Addresses,
+    /// systemd-networkd files the source configures (VMware guestinfo's `interface.<n>.*`),
+    /// written before the rest of the config.
+    pub network: Option<NetworkConfig>,
+    /// What the source skipped of its metadata, one line each (a bad key, and why).
+    pub warnings: Vec<String>,
+}
+
+/// Network configuration from a source: runtime networkd files (`/run/systemd/network`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// In the order written.
+    pub files: Vec<NetworkFile>,
+    /// One line for the journal: what the files configure.
+    pub summary: String,
+}
+
+/// One `.network` (`.netdev`, `.link`) file: its name in the networkd directory, and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkFile {
+    pub name: String,
+    pub content: String,
 }
 
 /// `KEY=VALUE` lines of an environment file (`/etc/environment`): comments and lines without

@@ -2,6 +2,8 @@
 //! looking at the machine (pure). [`super::apply`] carries it out; `--dry-run` prints it.
 //!
 //! Order, as upstream's `initialize.Apply` and `main`:
+//! 0. the source's network files (VMware guestinfo's `interface.<n>.*`), so that they are in
+//!    place before anything else (upstream wrote them with the units, after everything else);
 //! 1. hostname (the config's, else the source's metadata's);
 //! 2. `users[]` (create or update), then SSH keys per user (`core` gets its `users[]` keys, the
 //!    top-level `ssh_authorized_keys` and the metadata's keys in one file: upstream wrote them one
@@ -17,9 +19,10 @@
 //! 5. `coreos.etcd2`: the drop-in `/run/systemd/system/etcd.service.d/20-cloudinit.conf`, and
 //!    etcd enabled (runtime) and started — upstream only wrote the drop-in ([`super::units`]);
 //! 6. `coreos.units[]` in order: drop-ins, the unit file, enable (not for network files), mask;
-//! 7. `systemctl daemon-reload` when any unit file changed; `systemd-networkd` restarted when a
-//!    network file was written; then the units' commands (etcd's start first); last
-//!    `try-restart update-engine.service` when its `update.conf` changed;
+//! 7. `systemctl daemon-reload` when any unit file changed; `systemd-networkd` restarted (once)
+//!    when a network file was written, the source's or the config's; then the units' commands
+//!    (etcd's start first); last `try-restart update-engine.service` when its `update.conf`
+//!    changed;
 //! 8. a `#!` script user-data: written to `/var/lib/coreos-cloudinit/scripts/` and run as a
 //!    transient unit.
 
@@ -29,7 +32,7 @@ use cloudconfig::{CloudConfig, FileMode, Oem, UnitCommand, User, UserData};
 use contract::update_conf::keys;
 use sha2::{Digest, Sha256};
 
-use super::metadata::Metadata;
+use super::metadata::{Metadata, NetworkFile};
 use super::ssh::KEY_NAME;
 use super::units::{
     drop_in_path, etcd_drop_in, is_network_unit, unit_path, CLOUDINIT_DROP_IN, ETCD_UNIT,
@@ -50,6 +53,12 @@ pub const DEFAULT_USER: &str = "core";
 /// One step of the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    /// The source's networkd files, written to `/run/systemd/network`; `summary` says what
+    /// they configure.
+    WriteNetwork {
+        files: Vec<NetworkFile>,
+        summary: String,
+    },
     /// `/etc/hostname`, and the kernel's hostname on a live system.
     SetHostname {
         hostname: String,
@@ -136,6 +145,13 @@ pub fn plan_user_data(user_data: &UserData, meta: &Metadata) -> Vec<Action> {
 /// The actions for a cloud-config and the source's metadata (module docs give the order).
 pub fn plan(config: &CloudConfig, meta: &Metadata) -> Vec<Action> {
     let mut actions = Vec::new();
+    let network = meta.network.as_ref().filter(|n| !n.files.is_empty());
+    if let Some(n) = network {
+        actions.push(Action::WriteNetwork {
+            files: n.files.clone(),
+            summary: n.summary.clone(),
+        });
+    }
     let hostname = config.hostname.clone().or_else(|| meta.hostname.clone());
     if let Some(hostname) = &hostname {
         actions.push(Action::SetHostname {
@@ -161,7 +177,7 @@ pub fn plan(config: &CloudConfig, meta: &Metadata) -> Vec<Action> {
     let engine_config_changed =
         update.is_some() || config.write_files.iter().any(|f| f.path == UPDATE_CONF);
     actions.extend(update);
-    actions.extend(units(config));
+    actions.extend(units(config, network.is_some()));
     if engine_config_changed {
         // The daemon reads its configuration when it starts (upstream restarted it too): a
         // running one (user-data that arrives after boot, as Vagrant's) starts over with it.
@@ -279,7 +295,8 @@ fn update_conf(config: &CloudConfig) -> Option<Action> {
     (!set.is_empty()).then_some(Action::WriteUpdateConf { set, unset })
 }
 
-fn units(config: &CloudConfig) -> Vec<Action> {
+/// `source_network`: the source wrote network files (networkd is restarted for them too).
+fn units(config: &CloudConfig, source_network: bool) -> Vec<Action> {
     let mut actions = Vec::new();
     let mut commands = Vec::new();
     let etcd = &config.coreos.etcd2;
@@ -299,7 +316,7 @@ fn units(config: &CloudConfig) -> Vec<Action> {
             command: UnitCommand::Start,
         });
     }
-    let mut network = false;
+    let mut network = source_network;
     for u in config.coreos.units.iter().filter(|u| !u.name.is_empty()) {
         let (unit, runtime) = (u.name.clone(), u.runtime);
         for d in &u.drop_ins {
@@ -377,6 +394,10 @@ impl fmt::Display for Action {
     /// One line for `--dry-run` and for messages (no passwords or file contents).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Action::WriteNetwork { files, summary } => {
+                let paths: Vec<String> = files.iter().map(|n| unit_path(&n.name, true)).collect();
+                write!(f, "configure network ({summary}): {}", paths.join(", "))
+            }
             Action::SetHostname { hostname } => write!(f, "set hostname {hostname}"),
             Action::EnsureUser(u) => {
                 write!(f, "create or update user {}", u.name)?;

@@ -7,7 +7,7 @@ use std::path::Path;
 use cloudconfig::{FileMode, UnitCommand, User};
 use tempfile::TempDir;
 
-use super::metadata::Metadata;
+use super::metadata::{Metadata, NetworkConfig, NetworkFile};
 use super::plan::{plan, plan_user_data, script_name, Action};
 use super::*;
 use crate::host::fake::FakeHost;
@@ -284,6 +284,7 @@ fn plan_merges_metadata() {
             public_ipv4: Some("1.2.3.4".into()),
             ..Addresses::default()
         },
+        ..Metadata::default()
     };
     let c = config("#cloud-config\nssh_authorized_keys: [ssh-rsa CONF]\ncoreos:\n  oem:\n    id: qemu\n    name: QEMU \"x\"\n");
     assert_eq!(
@@ -851,4 +852,46 @@ fn a_source_is_applied_once_per_boot() {
     opts.dry_run = true;
     run_with(&opts, &host);
     assert!(!tmp.path().join(APPLIED_DIR).exists());
+}
+
+/// The source's network files come first and networkd restarts for them, also with no units
+/// in the config; an Ignition config gets neither (upstream exited before applying anything).
+#[test]
+fn plan_with_source_network_files() {
+    let files = vec![NetworkFile {
+        name: "00-vmware-00.network".into(),
+        content: "[Match]\nName=ens192\n\n[Network]\nDHCP=yes\n".into(),
+    }];
+    let meta = Metadata {
+        hostname: Some("vm1".into()),
+        network: Some(NetworkConfig {
+            files: files.clone(),
+            summary: "interface 0 (ens192): DHCP".into(),
+        }),
+        ..Metadata::default()
+    };
+    let actions = plan_user_data(&UserData::Empty, &meta);
+    assert_eq!(
+        actions,
+        [
+            Action::WriteNetwork {
+                files,
+                summary: "interface 0 (ens192): DHCP".into(),
+            },
+            Action::SetHostname {
+                hostname: "vm1".into(),
+            },
+            Action::UnitCommand {
+                unit: "systemd-networkd.service".into(),
+                command: UnitCommand::Restart,
+            },
+        ]
+    );
+    assert_eq!(
+        actions[0].to_string(),
+        "configure network (interface 0 (ens192): DHCP): /run/systemd/network/00-vmware-00.network"
+    );
+    let ignition = parse("{\"ignition\": {\"version\": \"3.0.0\"}}");
+    assert!(matches!(ignition, UserData::Ignition(_)));
+    assert_eq!(plan_user_data(&ignition, &meta), []);
 }

@@ -296,6 +296,7 @@ fn metadata() -> impl Strategy<Value = Metadata> {
                 public_ipv4: ip,
                 ..Addresses::default()
             },
+            ..Metadata::default()
         })
 }
 

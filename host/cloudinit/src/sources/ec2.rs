@@ -68,6 +68,7 @@ pub fn fetch(http: &Http, base_url: &str) -> Result<Found, SourceError> {
                 public_ipv4: meta("public-ipv4")?,
                 ..Addresses::default()
             },
+            ..Metadata::default()
         },
     })
 }

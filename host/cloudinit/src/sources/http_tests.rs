@@ -131,6 +131,7 @@ fn expected_metadata() -> Metadata {
             public_ipv4: Some("54.1.2.3".into()),
             ..Addresses::default()
         },
+        ..Metadata::default()
     }
 }
 
@@ -360,4 +361,52 @@ fn a_transient_500_is_retried_away() {
         status: 503,
     };
     assert_eq!(e.status(), Some(503));
+}
+
+/// `guestinfo.coreos.config.url` out of reach: with network variables the source is still
+/// found (the network may be what the URL needs), its metadata carrying the failure; without
+/// them the source fails.
+#[test]
+fn vmware_url_failure_keeps_the_network() {
+    let server = Server::start(|req: &Seen| match req.url.as_str() {
+        "/cc.yaml" => (200, "#cloud-config\nhostname: from-url\n".into()),
+        _ => (404, String::new()),
+    });
+    let tmp = TempDir::with_prefix("http-vmware").unwrap();
+    let vars = |url: &str, network: bool| {
+        let mut g = vec![(vmware::URL_KEY.to_string(), url.to_string())];
+        if network {
+            g.push(("guestinfo.interface.0.name".into(), "ens192".into()));
+            g.push(("guestinfo.interface.0.dhcp".into(), "yes".into()));
+        }
+        FakeHost {
+            guestinfo: g.into_iter().collect(),
+            ..FakeHost::default()
+        }
+    };
+    let run = |host: &FakeHost| {
+        let ctx = Context {
+            url_policy: FAST,
+            ..Context::new(tmp.path(), host)
+        };
+        probe(SourceKind::Vmware, &ctx)
+    };
+    let good = format!("{}/cc.yaml", server.base);
+    let found = run(&vars(&good, true)).unwrap().unwrap();
+    assert_eq!(found.user_data, b"#cloud-config\nhostname: from-url\n");
+    assert_eq!(found.source, format!("VMware guestinfo ({good})"));
+    assert!(found.metadata.warnings.is_empty());
+    let bad = format!("{}/missing", server.base);
+    let found = run(&vars(&bad, true)).unwrap().unwrap();
+    assert!(found.user_data.is_empty());
+    assert_eq!(found.metadata.network.unwrap().files.len(), 1);
+    assert_eq!(
+        found.metadata.warnings,
+        [format!(
+            "guestinfo.coreos.config.url {bad}: GET {bad}: HTTP 404: no user-data; the network \
+             configuration still applies"
+        )]
+    );
+    let e = run(&vars(&bad, false)).unwrap_err();
+    assert_eq!(e.to_string(), format!("GET {bad}: HTTP 404"));
 }

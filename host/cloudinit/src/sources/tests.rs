@@ -302,3 +302,120 @@ fn from_file_reads_the_path_as_given() {
         "{e}"
     );
 }
+
+fn guestinfo(pairs: &[(&str, &str)]) -> FakeHost {
+    FakeHost {
+        guestinfo: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..FakeHost::default()
+    }
+}
+
+/// Network variables alone make the source found: their files, the roles' addresses, and a
+/// warning for the interface with a bad key.
+#[test]
+fn vmware_network_variables_over_the_backdoor() {
+    let tmp = TempDir::with_prefix("sources-vmware-net").unwrap();
+    let host = guestinfo(&[
+        ("guestinfo.dns.server.0", "10.0.0.53"),
+        ("guestinfo.dns.domain.0", "example.com"),
+        ("guestinfo.interface.0.name", "ens192"),
+        ("guestinfo.interface.0.role", "public"),
+        ("guestinfo.interface.0.ip.0.address", "10.0.0.2/24"),
+        ("guestinfo.interface.0.route.0.gateway", "10.0.0.1"),
+        ("guestinfo.interface.0.route.0.destination", "0.0.0.0/0"),
+        ("guestinfo.interface.1.mac", "00:50:56:aa:bb:cc"),
+        ("guestinfo.interface.1.role", "private"),
+        ("guestinfo.interface.1.ip.0.address", "192.168.0.2"),
+        ("guestinfo.interface.2.name", "ens256"),
+        ("guestinfo.interface.2.dhcp", "yes"),
+    ]);
+    let ctx = Context::new(tmp.path(), &host);
+    let found = probe(SourceKind::Vmware, &ctx).unwrap().unwrap();
+    assert_eq!(found.source, "VMware guestinfo");
+    assert!(found.user_data.is_empty());
+    let meta = found.metadata;
+    assert_eq!(
+        meta.warnings,
+        [
+            "guestinfo.interface.1.ip.0.address: \"192.168.0.2\" is not an address with a prefix \
+          length (CIDR, like 10.0.0.2/24): interface 1 skipped"
+        ]
+    );
+    assert_eq!(meta.addresses.public_ipv4.as_deref(), Some("10.0.0.2"));
+    assert_eq!(meta.addresses.private_ipv4, None);
+    let net = meta.network.unwrap();
+    let names: Vec<&str> = net.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["00-vmware-00.network", "00-vmware-02.network"]);
+    assert_eq!(
+        net.files[0].content,
+        "# coreos-cloudinit: guestinfo.interface.0.* of VMware guestinfo\n\
+         [Match]\nName=ens192\n\n\
+         [Network]\nDomains=example.com\nDNS=10.0.0.53\n\n\
+         [Address]\nAddress=10.0.0.2/24\n\n\
+         [Route]\nDestination=0.0.0.0/0\nGateway=10.0.0.1\n"
+    );
+    assert_eq!(
+        net.summary,
+        "interface 0 (ens192): 10.0.0.2/24, route 0.0.0.0/0 via 10.0.0.1, role public; \
+         interface 2 (ens256): DHCP; DNS 10.0.0.53; search example.com"
+    );
+}
+
+/// Upstream's `TestOvfTransport` document (its placeholders made real, its routes CIDR), plus
+/// what only an OVF environment can carry: a gap in the indexes and a key with a bad index.
+#[test]
+fn vmware_network_in_the_ovf_environment() {
+    let tmp = TempDir::with_prefix("sources-vmware-ovf-net").unwrap();
+    let ovf = r#"<?xml version="1.0" encoding="UTF-8"?>
+<Environment xmlns="http://schemas.dmtf.org/ovf/environment/1"
+     xmlns:oe="http://schemas.dmtf.org/ovf/environment/1" oe:id="CoreOS-vmw">
+   <PropertySection>
+      <Property oe:key="foo" oe:value="42"/>
+      <Property oe:key="guestinfo.hostname" oe:value="test-host"/>
+      <Property oe:key="guestinfo.interface.0.name" oe:value="ens192"/>
+      <Property oe:key="guestinfo.interface.0.role" oe:value="public"/>
+      <Property oe:key="guestinfo.interface.0.ip.0.address" oe:value="10.0.0.100/24"/>
+      <Property oe:key="guestinfo.interface.0.ip.1.address" oe:value="10.0.0.101/24"/>
+      <Property oe:key="guestinfo.interface.0.route.0.gateway" oe:value="10.0.0.1"/>
+      <Property oe:key="guestinfo.interface.0.route.0.destination" oe:value="0.0.0.0/0"/>
+      <Property oe:key="guestinfo.interface.1.mac" oe:value="00:50:56:aa:bb:cc"/>
+      <Property oe:key="guestinfo.interface.1.role" oe:value="private"/>
+      <Property oe:key="guestinfo.interface.1.route.0.gateway" oe:value="10.0.0.2"/>
+      <Property oe:key="guestinfo.interface.1.route.0.destination" oe:value="0.0.0.0/0"/>
+      <Property oe:key="guestinfo.interface.1.ip.0.address" oe:value="10.0.0.102/24"/>
+      <Property oe:key="guestinfo.interface.3.dhcp" oe:value="yes"/>
+      <Property oe:key="guestinfo.interface.eth9.dhcp" oe:value="yes"/>
+      <Property oe:key="guestinfo.interface.4.ip.0.address" oe:value=""/>
+   </PropertySection>
+</Environment>"#;
+    let host = guestinfo(&[(vmware::OVF_ENV_KEY, ovf)]);
+    let ctx = Context::new(tmp.path(), &host);
+    let found = probe(SourceKind::Vmware, &ctx).unwrap().unwrap();
+    assert_eq!(found.source, "VMware OVF environment");
+    let meta = found.metadata;
+    assert_eq!(meta.hostname.as_deref(), Some("test-host"));
+    assert_eq!(meta.addresses.public_ipv4.as_deref(), Some("10.0.0.101"));
+    assert_eq!(meta.addresses.private_ipv4.as_deref(), Some("10.0.0.102"));
+    assert_eq!(
+        meta.warnings,
+        ["guestinfo.interface.eth9.dhcp: \"eth9\" is not an index (0 to 99): interface eth9 skipped"]
+    );
+    let names: Vec<String> = meta
+        .network
+        .unwrap()
+        .files
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "00-vmware-00.network",
+            "00-vmware-01.network",
+            "01-vmware-03.network"
+        ]
+    );
+}

@@ -7,7 +7,9 @@
 //!   `guestinfo.coreos.config.data.encoding` says: empty (as is), `base64`/`b64`, `gzip+base64`
 //!   & co. (coreos-cloudinit's `write_files` encodings, as upstream decoded it);
 //! - `guestinfo.coreos.config.url`: where to fetch the user-data when there is no data;
-//! - `guestinfo.hostname`: the hostname (metadata).
+//! - `guestinfo.hostname`: the hostname (metadata);
+//! - `guestinfo.interface.<n>.*` and `guestinfo.dns.*`: static or DHCP networking, written as
+//!   networkd files, and the addresses of `$public_ipv4` & co. ([`network`]).
 //!
 //! The OVF environment: when vSphere deploys our OVA, the ProductSection properties (declared by
 //! `ova/src/ovf.rs` with exactly those `guestinfo.*` keys) arrive as the XML document in
@@ -17,7 +19,9 @@
 //! generic keys of other appliances' OVF environments, `user-data` (always base64, cloud-init's
 //! OVF convention) and `hostname`, are read as well. Empty values count as unset.
 //!
-//! Upstream's `interface.N.*` and `dns.server.N` network variables are not supported.
+//! The source counts as found when any of these is set, the network variables alone included.
+
+pub mod network;
 
 use std::collections::BTreeMap;
 
@@ -231,9 +235,18 @@ pub fn probe(
         }
     };
     let config = read_guest_config(&get)?;
-    if config.is_empty() {
+    let mut net_keys = network::probe_keys(&get)?;
+    // The backdoor is asked index by index; an OVF environment lists all of its keys (a gap
+    // or a bad index among them then gets its warning).
+    for (k, v) in &props {
+        if network::is_network_key(k) && !v.trim().is_empty() {
+            net_keys.insert(k.clone(), v.clone());
+        }
+    }
+    if config.is_empty() && net_keys.is_empty() {
         return Ok(None);
     }
+    let (net, mut warnings) = network::parse(&net_keys);
     let transport = if ovf_env.is_some() {
         "VMware OVF environment"
     } else {
@@ -241,7 +254,18 @@ pub fn probe(
     };
     let (user_data, source) = match (config.user_data, &config.url) {
         (Some(data), _) => (data, transport.to_string()),
-        (None, Some(url)) => (http()?.get(url, &[])?, format!("{transport} ({url})")),
+        (None, Some(url)) => match http().and_then(|h| Ok(h.get(url, &[])?)) {
+            Ok(data) => (data, format!("{transport} ({url})")),
+            // The URL may be out of reach precisely because the network is not configured
+            // yet: the network still applies (upstream went on with the metadata too).
+            Err(e) if !net.is_empty() => {
+                warnings.push(format!(
+                    "{URL_KEY} {url}: {e}: no user-data; the network configuration still applies"
+                ));
+                (Vec::new(), format!("{transport} ({url})"))
+            }
+            Err(e) => return Err(e),
+        },
         (None, None) => (Vec::new(), transport.to_string()),
     };
     Ok(Some(Found {
@@ -249,7 +273,10 @@ pub fn probe(
         user_data,
         metadata: Metadata {
             hostname: config.hostname,
-            ..Metadata::default()
+            ssh_public_keys: Vec::new(),
+            addresses: net.addresses(),
+            network: net.config(),
+            warnings,
         },
     }))
 }
