@@ -7,12 +7,15 @@
 //! - [`validate()`]: the `coreos-cloudinit --validate` report, `(line, kind, message)` entries;
 //! - [`parse`]: user-data → [`UserData`]; a cloud-config must validate without errors (warnings
 //!   are allowed: unknown keys and values of the wrong type are then ignored, as upstream did);
-//! - [`substitute()`]: `$public_ipv4` & co., applied to the raw bytes before parsing.
+//! - [`substitute()`]: `$public_ipv4` & co., applied to the raw bytes before parsing;
+//! - [`CONTAINER_LINUX_UNITS`]: the Container Linux units this OS does not ship (with the reason,
+//!   written once for the validator and the agent) or ships under another name.
 //!
 //! Modules (private; their items are re-exported here): `yaml` builds the node tree with lines,
 //! as go-yaml v1 saw it, and `resolve` types its plain scalars; `schema` is the key schema;
 //! `validate` runs the rules over the tree; `model` is the typed config [`parse`] fills;
-//! `decode` decodes `write_files` contents; `substitute` replaces the address variables.
+//! `decode` decodes `write_files` contents; `substitute` replaces the address variables;
+//! `shipped` is the table of Container Linux units.
 //!
 //! User-data is one of: empty; a script (first line starts with `#!`); an Ignition config (JSON
 //! with `ignitionVersion` or `ignition.version`, left to an Ignition implementation); a
@@ -23,6 +26,7 @@ mod decode;
 mod model;
 mod resolve;
 mod schema;
+mod shipped;
 mod substitute;
 mod validate;
 mod yaml;
@@ -31,8 +35,12 @@ use std::fmt;
 
 pub use decode::{decode_content, go_base64, DecodeError, MAX_CONTENT_BYTES};
 pub use model::{
-    CloudConfig, CoreOs, DropIn, Etcd2, FileMode, Locksmith, Oem, RebootStrategy, Unit,
-    UnitCommand, Update, User, WriteFile,
+    CloudConfig, CoreOs, DropIn, Etcd2, FileMode, Flannel, Fleet, Locksmith, Oem, RebootStrategy,
+    Unit, UnitCommand, Update, User, WriteFile,
+};
+pub use shipped::{
+    container_linux_unit, not_shipped, template_of, ContainerLinuxUnit, Fate,
+    CONTAINER_LINUX_UNITS, ETCD_UNIT,
 };
 pub use substitute::{substitute, Addresses};
 pub use validate::{Entry, Kind, Report, Rule};

@@ -5,9 +5,10 @@
 //! Values follow go-yaml v1's typed decoding: a string key takes the literal text of any scalar
 //! (`reboot-strategy: off` is `"off"`, `permissions: 0744` is `"0744"`), a boolean key takes only a
 //! YAML 1.1 boolean (`yes`, `on`, `True`...), and a value of the wrong type is ignored (the field
-//! keeps its default, the validator warns). Empty strings count as absent. Deprecated keys
-//! (`coreos.etcd`, `coreos.fleet`, `users[].coreos_ssh_import_*`) and `coreos.flannel` are not
-//! modelled.
+//! keeps its default, the validator warns). Empty strings count as absent. The deprecated keys
+//! `coreos.etcd` (etcd 0.4) and `users[].coreos_ssh_import_*` are not modelled; `coreos.flannel`
+//! and the deprecated `coreos.fleet` are, as the environment upstream wrote for them (this OS
+//! ships neither daemon; [`crate::CONTAINER_LINUX_UNITS`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,7 +17,7 @@ use contract::update_conf::keys;
 
 use super::decode::decode_content;
 use super::schema::{self, Ty};
-use super::yaml::{Node, ScalarKind, Value};
+use super::yaml::{Node, Scalar, ScalarKind, Value};
 
 /// A parsed `#cloud-config`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,6 +39,8 @@ pub struct CoreOs {
     pub update: Update,
     pub locksmith: Locksmith,
     pub etcd2: Etcd2,
+    pub flannel: Flannel,
+    pub fleet: Fleet,
     pub oem: Oem,
 }
 
@@ -256,6 +259,72 @@ impl Etcd2 {
     }
 }
 
+/// `coreos.flannel`: flanneld's options, which upstream wrote to `/run/flannel/options.env`
+/// (config/flannel.go, system/flannel.go).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flannel {
+    pub etcd_endpoints: Option<String>,
+    pub etcd_cafile: Option<String>,
+    pub etcd_certfile: Option<String>,
+    pub etcd_keyfile: Option<String>,
+    pub etcd_prefix: Option<String>,
+    pub etcd_username: Option<String>,
+    pub etcd_password: Option<String>,
+    pub ip_masq: Option<String>,
+    pub subnet_file: Option<String>,
+    pub interface: Option<String>,
+    pub public_ip: Option<String>,
+}
+
+impl Flannel {
+    /// `FLANNELD_*` variables in upstream's field order (`interface` is `FLANNELD_IFACE`).
+    pub fn environment(&self) -> Vec<(&'static str, String)> {
+        env_pairs([
+            ("FLANNELD_ETCD_ENDPOINTS", &self.etcd_endpoints),
+            ("FLANNELD_ETCD_CAFILE", &self.etcd_cafile),
+            ("FLANNELD_ETCD_CERTFILE", &self.etcd_certfile),
+            ("FLANNELD_ETCD_KEYFILE", &self.etcd_keyfile),
+            ("FLANNELD_ETCD_PREFIX", &self.etcd_prefix),
+            ("FLANNELD_ETCD_USERNAME", &self.etcd_username),
+            ("FLANNELD_ETCD_PASSWORD", &self.etcd_password),
+            ("FLANNELD_IP_MASQ", &self.ip_masq),
+            ("FLANNELD_SUBNET_FILE", &self.subnet_file),
+            ("FLANNELD_IFACE", &self.interface),
+            ("FLANNELD_PUBLIC_IP", &self.public_ip),
+        ])
+    }
+
+    /// `/run/flannel/options.env` as upstream wrote it: `KEY=value` lines as given (no quoting),
+    /// without a final newline; `None` when no option is set (upstream wrote no file).
+    pub fn options_env(&self) -> Option<String> {
+        let lines: Vec<String> = self
+            .environment()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        (!lines.is_empty()).then(|| lines.join("\n"))
+    }
+}
+
+/// `coreos.fleet` (deprecated upstream): `FLEET_<KEY>` variables in upstream's field order
+/// (config/fleet.go). Booleans count only when true and numbers only when non-zero, as upstream
+/// left out zero values; floats are printed as Go's `%v` printed them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fleet {
+    environment: Vec<(String, String)>,
+}
+
+impl Fleet {
+    /// `FLEET_AGENT_TTL=...`-style variables.
+    pub fn environment(&self) -> &[(String, String)] {
+        &self.environment
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.environment.is_empty()
+    }
+}
+
 /// `coreos.oem`: written to `/etc/oem-release`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Oem {
@@ -297,6 +366,8 @@ pub(crate) fn build(root: Option<&Node>) -> Result<CloudConfig, BuildError> {
                 .map(locksmith)
                 .unwrap_or_default(),
             etcd2: coreos_section("etcd2").map(etcd2).unwrap_or_default(),
+            flannel: coreos_section("flannel").map(flannel).unwrap_or_default(),
+            fleet: coreos_section("fleet").map(fleet).unwrap_or_default(),
             oem: coreos_section("oem").map(oem).unwrap_or_default(),
         },
     })
@@ -401,23 +472,72 @@ fn etcd2(m: &Node) -> Etcd2 {
     for e in m.entries() {
         let Some(s) = e.value.scalar() else { continue };
         let known = schema::field(schema::ETCD2, &e.key).map(|f| f.ty);
-        let value = match (known, s.kind) {
-            (Some(Ty::Bool), ScalarKind::Bool(b)) => b.then(|| "true".to_string()),
-            (Some(Ty::Bool), _) => None,
-            (Some(Ty::Int), ScalarKind::Int(i)) => (i != 0).then(|| i.to_string()),
-            // go-yaml truncated floats given for integer fields.
-            (Some(Ty::Int), ScalarKind::Float(f)) => {
-                let i = f.trunc() as i64;
-                (i != 0).then(|| i.to_string())
-            }
-            (Some(Ty::Int), _) => None,
-            _ => Some(s.text().into_owned()).filter(|t| !t.is_empty()),
-        };
-        if let Some(v) = value {
+        if let Some(v) = typed_text(known, s) {
             options.insert(e.key.clone(), v);
         }
     }
     Etcd2 { options }
+}
+
+/// A scalar as upstream's typed field held it and `%v` printed it; `None` for a zero value or
+/// a value of the wrong type. Unknown keys (`None`) keep their text.
+fn typed_text(ty: Option<Ty>, s: &Scalar) -> Option<String> {
+    match (ty, s.kind) {
+        (Some(Ty::Bool), ScalarKind::Bool(b)) => b.then(|| "true".to_string()),
+        (Some(Ty::Bool), _) => None,
+        (Some(Ty::Int), ScalarKind::Int(i)) => (i != 0).then(|| i.to_string()),
+        // go-yaml truncated floats given for integer fields.
+        (Some(Ty::Int), ScalarKind::Float(f)) => {
+            let i = f.trunc() as i64;
+            (i != 0).then(|| i.to_string())
+        }
+        (Some(Ty::Int), _) => None,
+        (Some(Ty::Float), ScalarKind::Int(i)) => (i != 0).then(|| go_float(i as f64)),
+        (Some(Ty::Float), ScalarKind::Float(f)) => (f != 0.0).then(|| go_float(f)),
+        (Some(Ty::Float), _) => None,
+        _ => Some(s.text().into_owned()).filter(|t| !t.is_empty()),
+    }
+}
+
+/// Go's `%v` of a float64 (`strconv`'s shortest `'g'`): the shortest digits, in exponent form
+/// (`1e+06`, `1.5e-05`) when the decimal exponent is below -4 or at least 6.
+pub(crate) fn go_float(f: f64) -> String {
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..6).contains(&exp) {
+        return format!("{f}");
+    }
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exp.abs())
+}
+
+fn flannel(m: &Node) -> Flannel {
+    Flannel {
+        etcd_endpoints: string(m, "etcd_endpoints"),
+        etcd_cafile: string(m, "etcd_cafile"),
+        etcd_certfile: string(m, "etcd_certfile"),
+        etcd_keyfile: string(m, "etcd_keyfile"),
+        etcd_prefix: string(m, "etcd_prefix"),
+        etcd_username: string(m, "etcd_username"),
+        etcd_password: string(m, "etcd_password"),
+        ip_masq: string(m, "ip_masq"),
+        subnet_file: string(m, "subnet_file"),
+        interface: string(m, "interface"),
+        public_ip: string(m, "public_ip"),
+    }
+}
+
+fn fleet(m: &Node) -> Fleet {
+    let environment = schema::FLEET
+        .iter()
+        .filter_map(|f| {
+            let s = m.get(f.name)?.scalar()?;
+            let v = typed_text(Some(f.ty), s)?;
+            Some((format!("FLEET_{}", f.name.to_ascii_uppercase()), v))
+        })
+        .collect();
+    Fleet { environment }
 }
 
 fn oem(m: &Node) -> Oem {

@@ -280,7 +280,8 @@ const FLANNEL: &[Field] = &[
     f("public_ip", Str),
 ];
 
-const FLEET: &[Field] = &[
+/// fleet (config/fleet.go); each key becomes `FLEET_<KEY IN UPPER CASE>`.
+pub const FLEET: &[Field] = &[
     f("agent_ttl", Str),
     f("authorized_keys_file", Str),
     f("disable_engine", Bool),

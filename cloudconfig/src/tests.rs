@@ -323,3 +323,162 @@ fn substitution_then_parse() {
     let urls = c.coreos.etcd2.options().get("listen_client_urls").cloned();
     assert_eq!(urls.as_deref(), Some("http://10.0.0.2:2379"));
 }
+
+/// coreos-vagrant's `user-data.sample`, which users ship unchanged.
+const VAGRANT_SAMPLE: &str = include_str!("../../tests/data/coreos-vagrant/user-data.sample");
+
+#[test]
+fn the_vagrant_sample_is_warned_about_what_this_os_lacks() {
+    let report = validate(VAGRANT_SAMPLE.as_bytes());
+    let got: Vec<String> = report.entries().iter().map(Entry::to_string).collect();
+    let fleet = "fleet was retired in 2018; schedule containers with Kubernetes, or run each \
+                 container as a systemd unit with docker";
+    let flannel = "flanneld is not shipped; run flannel as a container (a Kubernetes DaemonSet) \
+                   or use docker's own networks";
+    assert_eq!(
+        got,
+        [
+            "line 4: warning: deprecated key \"etcd2\" (etcd2 is no longer shipped in Container Linux)".to_string(),
+            "line 14: warning: deprecated key \"fleet\" (fleet is no longer shipped in Container Linux)".to_string(),
+            format!("line 16: warning: coreos.flannel: flanneld.service: not part of this OS ({flannel}); /run/flannel/options.env is still written"),
+            "line 19: info: etcd2.service is etcd.service on this OS: its command, enable and drop-ins apply to etcd.service".to_string(),
+            format!("line 21: warning: fleet.service: not part of this OS ({fleet})"),
+            format!("line 23: warning: flanneld.service: not part of this OS ({flannel})"),
+        ]
+    );
+    assert!(!report.has_errors(), "warnings only: the config applies");
+}
+
+#[test]
+fn absent_units_are_warned_about_only_when_used_without_content() {
+    let check = |units: &str| {
+        let text = format!("#cloud-config\ncoreos:\n  units:\n{units}");
+        lines(&validate(text.as_bytes()))
+    };
+    // Started, enabled, or given drop-ins (which then do nothing): warned about, on the name.
+    for acts in [
+        "      command: stop\n",
+        "      enable: true\n",
+        "      drop-ins:\n        - name: 10-window.conf\n          content: x\n",
+    ] {
+        let units = format!("    - name: locksmithd.service\n{acts}");
+        assert_eq!(check(&units), [(4, Kind::Warning)], "{acts}");
+    }
+    // Instances are looked up as their template.
+    assert_eq!(
+        check("    - name: coreos-metadata-sshkeys@core.service\n      command: start\n"),
+        [(4, Kind::Warning)]
+    );
+    // Masked only, given its content, disabled, or a unit this OS has: nothing to say.
+    for quiet in [
+        "    - name: locksmithd.service\n      mask: true\n",
+        "    - name: fleet.service\n      command: start\n      content: \"[Service]\\nExecStart=/opt/bin/fleetd\\n\"\n",
+        "    - name: rkt-gc.timer\n      enable: false\n",
+        "    - name: etcd.service\n      command: start\n",
+        "    - name: docker.service\n      command: restart\n",
+    ] {
+        assert_eq!(check(quiet), [], "{quiet}");
+    }
+    // flanneld given by the config: coreos.flannel configures it, no warning for the section.
+    let own_flannel = "#cloud-config\ncoreos:\n  flannel:\n    interface: eth1\n  units:\n    - name: flanneld.service\n      content: \"[Service]\\nExecStart=/opt/bin/flanneld\\n\"\n";
+    assert_eq!(lines(&validate(own_flannel.as_bytes())), []);
+    // An empty section is not worth a word.
+    assert_eq!(
+        lines(&validate(b"#cloud-config\ncoreos:\n  flannel: {}\n")),
+        []
+    );
+}
+
+#[test]
+fn flannel_options_as_upstream_wrote_them() {
+    let c = config(
+        "#cloud-config\ncoreos:\n  flannel:\n    interface: 172.17.8.101\n    etcd-endpoints: http://10.0.0.1:2379,http://10.0.0.2:2379\n    etcd_prefix: /coreos.com/network/tenant1\n    ip_masq: true\n    public_ip: ''\n    bogus: x\n",
+    );
+    assert_eq!(
+        c.coreos.flannel.options_env().as_deref(),
+        Some(
+            "FLANNELD_ETCD_ENDPOINTS=http://10.0.0.1:2379,http://10.0.0.2:2379\n\
+             FLANNELD_ETCD_PREFIX=/coreos.com/network/tenant1\n\
+             FLANNELD_IP_MASQ=true\n\
+             FLANNELD_IFACE=172.17.8.101"
+        ),
+        "field order, no quoting, no final newline, empty values left out"
+    );
+    let every = "#cloud-config\ncoreos:\n  flannel:\n    etcd_endpoints: e\n    etcd_cafile: ca\n    etcd_certfile: cert\n    etcd_keyfile: key\n    etcd_prefix: p\n    etcd_username: u\n    etcd_password: pw\n    ip_masq: 'true'\n    subnet_file: /run/f.env\n    interface: eth1\n    public_ip: 1.2.3.4\n";
+    let names: Vec<&str> = config(every)
+        .coreos
+        .flannel
+        .environment()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "FLANNELD_ETCD_ENDPOINTS",
+            "FLANNELD_ETCD_CAFILE",
+            "FLANNELD_ETCD_CERTFILE",
+            "FLANNELD_ETCD_KEYFILE",
+            "FLANNELD_ETCD_PREFIX",
+            "FLANNELD_ETCD_USERNAME",
+            "FLANNELD_ETCD_PASSWORD",
+            "FLANNELD_IP_MASQ",
+            "FLANNELD_SUBNET_FILE",
+            "FLANNELD_IFACE",
+            "FLANNELD_PUBLIC_IP",
+        ]
+    );
+    assert_eq!(
+        config("#cloud-config\ncoreos:\n  flannel: {}\n")
+            .coreos
+            .flannel
+            .options_env(),
+        None
+    );
+}
+
+#[test]
+fn fleet_environment_is_typed_as_upstream() {
+    let c = config(
+        "#cloud-config\ncoreos:\n  fleet:\n    verbosity: 2\n    public-ip: 10.0.0.1\n    metadata: region=us-west\n    disable_engine: true\n    verify_units: false\n    token_limit: 0\n    engine_reconcile_interval: 2\n    etcd_request_timeout: 1.5\n    agent_ttl: 30s\n",
+    );
+    let env: Vec<(&str, &str)> = c
+        .coreos
+        .fleet
+        .environment()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            ("FLEET_AGENT_TTL", "30s"),
+            ("FLEET_DISABLE_ENGINE", "true"),
+            ("FLEET_ENGINE_RECONCILE_INTERVAL", "2"),
+            ("FLEET_ETCD_REQUEST_TIMEOUT", "1.5"),
+            ("FLEET_METADATA", "region=us-west"),
+            ("FLEET_PUBLIC_IP", "10.0.0.1"),
+            ("FLEET_VERBOSITY", "2"),
+        ],
+        "upstream's field order; false and 0 left out"
+    );
+    // A value of the wrong type is ignored (the validator warns).
+    let c = config("#cloud-config\ncoreos:\n  fleet:\n    verbosity: lots\n");
+    assert!(c.coreos.fleet.is_empty());
+}
+
+#[test]
+fn floats_print_as_go_printed_them() {
+    for (f, want) in [
+        (2.0, "2"),
+        (1.5, "1.5"),
+        (0.0001, "0.0001"),
+        (0.00001, "1e-05"),
+        (123456.0, "123456"),
+        (1234567.0, "1.234567e+06"),
+        (1e21, "1e+21"),
+        (-2.5e-7, "-2.5e-07"),
+    ] {
+        assert_eq!(model::go_float(f), want, "{f}");
+    }
+}

@@ -19,6 +19,11 @@
 //! - **`/usr` prefix**: `file cannot be written to a read-only filesystem` is reported for a
 //!   parent directory equal to `/usr` or under `/usr/`; upstream's plain string prefix also hit
 //!   `/usrlocal/x`.
+//! - **[`Rule::NotShipped`] is ours**: Container Linux units this OS does not ship (fleet,
+//!   flanneld, rkt, locksmithd...) that a config starts, enables or gives drop-ins without their
+//!   content are warned about on the unit's `name` line, Container Linux's etcd2 unit names get
+//!   an info saying they are `etcd.service` here, and `coreos.flannel` gets a warning (flanneld
+//!   is not shipped). Upstream's suite shows it only on the two `coreos.flannel` cases.
 //! - **Values upstream crashed on** (`permissions: [1]`, a mapping as `command`, a null
 //!   `reboot_strategy`...) only get the type warning; upstream's validator panicked and
 //!   coreos-cloudinit printed "Failed while validating user_data".
@@ -111,7 +116,8 @@ impl Report {
     }
 }
 
-/// The checks, in the order upstream runs them (`config/validate/rules.go`, `Rules`).
+/// The checks, in the order upstream runs them (`config/validate/rules.go`, `Rules`), then this
+/// OS's own ([`Rule::NotShipped`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
     /// `coreos.etcd.discovery` must be a request URI (warning).
@@ -126,16 +132,22 @@ pub enum Rule {
     WriteFiles,
     /// `coreos.write_files` is misplaced (info).
     WriteFilesUnderCoreos,
+    /// Not upstream's: `coreos.units[]` that start, enable or configure a Container Linux unit
+    /// this OS does not ship, without giving its content (warning), or one it ships under
+    /// another name (info); `coreos.flannel`, whose daemon it does not ship (warning). The
+    /// table is [`crate::CONTAINER_LINUX_UNITS`].
+    NotShipped,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 6] = [
+    pub const ALL: [Rule; 7] = [
         Rule::DiscoveryUrl,
         Rule::Encoding,
         Rule::Structure,
         Rule::Validity,
         Rule::WriteFiles,
         Rule::WriteFilesUnderCoreos,
+        Rule::NotShipped,
     ];
 
     fn check(self, root: &Node, report: &mut Report) {
@@ -146,6 +158,7 @@ impl Rule {
             Rule::Validity => validity_fields(root, schema::CLOUD_CONFIG, report),
             Rule::WriteFiles => check_write_files(root, report),
             Rule::WriteFilesUnderCoreos => check_write_files_under_coreos(root, report),
+            Rule::NotShipped => check_not_shipped(root, report),
         }
     }
 }
@@ -289,6 +302,68 @@ fn check_write_files_under_coreos(root: &Node, report: &mut Report) {
     if let Some(e) = misplaced.filter(|e| !e.value.is_null()) {
         let msg = "write_files doesn't belong under coreos";
         report.push(e.line, Kind::Info, msg);
+    }
+}
+
+/// `coreos.flannel` configures a daemon this OS does not ship: its unit, and what the agent
+/// still writes. (`coreos.fleet` has upstream's deprecation warning, which says as much.)
+const FLANNEL_SECTION: (&str, &str) = (
+    "flanneld.service",
+    "/run/flannel/options.env is still written",
+);
+
+fn check_not_shipped(root: &Node, report: &mut Report) {
+    let Some(coreos) = root.get("coreos") else {
+        return;
+    };
+    let units: Vec<&Node> = coreos
+        .get("units")
+        .map(|u| u.children().collect())
+        .unwrap_or_default();
+    let text = |n: &Node, key: &str| {
+        n.get(key)
+            .and_then(Node::scalar)
+            .map(|s| s.text().into_owned())
+            .filter(|t| !t.is_empty())
+    };
+    let provided: Vec<String> = units
+        .iter()
+        .filter(|u| text(u, "content").is_some())
+        .filter_map(|u| text(u, "name"))
+        .collect();
+    let (unit, still) = FLANNEL_SECTION;
+    let flannel = coreos
+        .entry("flannel")
+        .filter(|e| !e.value.entries().is_empty());
+    if let (Some(e), Some(absent)) = (flannel, crate::not_shipped(unit)) {
+        if !provided.iter().any(|p| p == unit) {
+            let msg = format!("coreos.flannel: {absent}; {still}");
+            report.push(e.line, Kind::Warning, msg);
+        }
+    }
+    for u in units {
+        let (Some(name), Some(line)) = (text(u, "name"), u.entry("name").map(|e| e.line)) else {
+            continue;
+        };
+        let enables = matches!(
+            u.get("enable").and_then(Node::scalar).map(|s| s.kind),
+            Some(ScalarKind::Bool(true))
+        );
+        let drop_ins = u
+            .get("drop_ins")
+            .is_some_and(|d| d.children().next().is_some());
+        let acts = text(u, "command").is_some() || enables || drop_ins;
+        if provided.contains(&name) || !acts {
+            continue;
+        }
+        if let Some(absent) = crate::not_shipped(&name) {
+            report.push(line, Kind::Warning, absent);
+        } else if let Some(crate::Fate::Renamed(ours)) = crate::container_linux_unit(&name) {
+            let msg = format!(
+                "{name} is {ours} on this OS: its command, enable and drop-ins apply to {ours}"
+            );
+            report.push(line, Kind::Info, msg);
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use cloudinit::metadata::Metadata;
 use cloudinit::plan::{self, Action};
+use cloudinit::units::UnitFiles;
 use contract::cmdline::{self, BootConfig, DeviceSpec, UsrSpec};
 use contract::slots::{parse_entry, Slot};
 use contract::update_conf::RebootStrategy;
@@ -135,7 +136,7 @@ fn agent_update_conf_read_by_the_engine() {
         Ok(cloudconfig::UserData::CloudConfig(c)) => c,
         other => panic!("not a cloud-config: {other:?}"),
     };
-    let actions = plan::plan(&config, &Metadata::default());
+    let actions = plan::plan(&config, &Metadata::default(), &UnitFiles::Unknown);
     let (set, unset) = actions
         .iter()
         .find_map(|a| match a {

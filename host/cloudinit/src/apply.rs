@@ -78,6 +78,8 @@ pub enum Outcome {
     Note(String),
     /// Not done: it only makes sense on the running system.
     Skipped(String),
+    /// Not done, and the operator should hear why (printed as a warning; not a failure).
+    Warning(String),
 }
 
 /// Applies every action in order; `report` hears each result. Returns the number that failed.
@@ -158,6 +160,7 @@ pub fn apply_action(action: &Action, root: &Path, host: &dyn Host) -> Result<Out
             systemctl(host, &["--no-block", command.as_str(), unit])
         }
         Action::RunScript { name, content } => run_script(root, host, name, content),
+        Action::SkipUnit { .. } => Ok(Outcome::Warning(action.to_string())),
     }
 }
 

@@ -13,9 +13,12 @@
 //! 3. [`cloudconfig::validate`]: findings are printed with line numbers. A config with
 //!    errors is not applied (only the metadata is, as upstream did: "Continuing..."), and the
 //!    exit status is 1. An Ignition config is left alone (exit 0).
-//! 4. [`plan`]: the actions (pure); `--dry-run` prints them.
+//! 4. [`plan`]: the actions (pure, given the unit files found under the root: a command for a
+//!    unit the machine lacks is skipped with a warning); `--dry-run` prints them.
 //! 5. [`apply`]: carried out under `--root` through [`host::Host`]; each failure is printed as
 //!    `coreos-cloudinit: <action>: <error>` and the rest continues; exit status 1 if any failed.
+//!    Warnings (a unit the machine does not have) print as `coreos-cloudinit: warning: ...`
+//!    and are not failures.
 //!
 //! What the plan and its application lean on: [`accounts`] (passwd, shadow and group as
 //! tables), [`ssh`] (`authorized_keys.d`), [`units`] (unit files, drop-ins, enablement links),
@@ -244,7 +247,13 @@ pub fn run(opts: &Options, host: &dyn Host, console: &mut Console) -> Summary {
         console.say("the user-data is an Ignition config: left to Ignition, nothing applied");
         return summary;
     }
-    let mut actions = plan::plan_user_data(&parsed, &found.metadata);
+    let unit_files = units::UnitFiles::read(&opts.root).unwrap_or_else(|e| {
+        console.warn(format!(
+            "warning: listing unit files: {e}; every unit is taken to exist"
+        ));
+        units::UnitFiles::Unknown
+    });
+    let mut actions = plan::plan_user_data(&parsed, &found.metadata, &unit_files);
     for a in &mut actions {
         if let plan::Action::AuthorizeKeys { name, .. } = a {
             name.clone_from(&opts.ssh_key_name);
@@ -269,6 +278,7 @@ pub fn run(opts: &Options, host: &dyn Host, console: &mut Console) -> Summary {
             Ok(Outcome::Done) => console.say(action),
             Ok(Outcome::Note(note)) => console.say(format!("{action}: {note}")),
             Ok(Outcome::Skipped(why)) => console.say(format!("{action}: skipped ({why})")),
+            Ok(Outcome::Warning(warning)) => console.warn(format!("warning: {warning}")),
             Err(e) => console.warn(format!("{action}: {e}")),
         },
     );

@@ -11,14 +11,23 @@
 //!    `users[]` entry, the plan ensures `core` exists (with defaults; nothing changes where the
 //!    image has it, as Container Linux's did);
 //! 3. `write_files[]`, `/etc/hosts` (`manage_etc_hosts: localhost`), `/etc/oem-release`
-//!    (`coreos.oem` with an `id`), `/etc/environment` (`COREOS_*_IPV4/6` of the metadata);
+//!    (`coreos.oem` with an `id`), `/run/flannel/options.env` (`coreos.flannel`, as upstream
+//!    wrote it, although this OS does not ship flanneld), `/etc/environment` (`COREOS_*_IPV4/6`
+//!    of the metadata);
 //! 4. `/etc/update-engine/update.conf`: `coreos.update` (`GROUP`, `SERVER`, `REBOOT_STRATEGY`)
 //!    and `coreos.locksmith` (`LOCKSMITHD_*`; the window as `LOCKSMITHD_REBOOT_WINDOW_START` and
 //!    `_LENGTH`, which update-engine reads before the short `REBOOT_WINDOW_*` names, which are
 //!    removed). Upstream wrote `/etc/coreos/update.conf` and a locksmithd drop-in;
 //! 5. `coreos.etcd2`: the drop-in `/run/systemd/system/etcd.service.d/20-cloudinit.conf`, and
 //!    etcd enabled (runtime) and started — upstream only wrote the drop-in ([`super::units`]);
-//! 6. `coreos.units[]` in order: drop-ins, the unit file, enable (not for network files), mask;
+//!    `coreos.fleet`: upstream's drop-in `/run/systemd/system/fleet.service.d/20-cloudinit.conf`
+//!    (harmless: this OS does not ship fleet, and the validator says so);
+//! 6. `coreos.units[]` in order: drop-ins, the unit file, enable (not for network files), mask.
+//!    A unit the machine does not have ([`UnitFiles`]) and whose content the config does not
+//!    give is not enabled and gets no command: [`Action::SkipUnit`] says why instead (the
+//!    reason from [`cloudconfig::CONTAINER_LINUX_UNITS`] when Container Linux had it); its
+//!    drop-ins are still written. Container Linux's `etcd2.service` and `etcd-member.service`
+//!    are `etcd.service` here: their commands, enable and drop-ins go to it ([`presence`]);
 //! 7. `systemctl daemon-reload` when any unit file changed; `systemd-networkd` restarted (once)
 //!    when a network file was written, the source's or the config's; then the units' commands
 //!    (etcd's start first); last `try-restart update-engine.service` when its `update.conf`
@@ -26,21 +35,25 @@
 //! 8. a `#!` script user-data: written to `/var/lib/coreos-cloudinit/scripts/` and run as a
 //!    transient unit.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
-use cloudconfig::{CloudConfig, FileMode, Oem, UnitCommand, User, UserData};
+use cloudconfig::{CloudConfig, Fate, FileMode, Oem, UnitCommand, User, UserData};
 use contract::update_conf::keys;
 use sha2::{Digest, Sha256};
 
 use super::metadata::{Metadata, NetworkFile};
 use super::ssh::KEY_NAME;
 use super::units::{
-    drop_in_path, etcd_drop_in, is_network_unit, unit_path, CLOUDINIT_DROP_IN, ETCD_UNIT,
+    drop_in_path, etcd_drop_in, fleet_drop_in, is_network_unit, template_of, unit_path, UnitFiles,
+    CLOUDINIT_DROP_IN, ETCD_UNIT, FLEET_UNIT, UNIT_SEARCH_PATH,
 };
 
 pub const HOSTNAME_FILE: &str = "/etc/hostname";
 pub const HOSTS_FILE: &str = "/etc/hosts";
 pub const OEM_RELEASE: &str = "/etc/oem-release";
+/// flanneld's options (`coreos.flannel`), where Container Linux's flanneld unit read them.
+pub const FLANNEL_OPTIONS: &str = "/run/flannel/options.env";
 pub const ENVIRONMENT_FILE: &str = "/etc/environment";
 pub const UPDATE_CONF: &str = "/etc/update-engine/update.conf";
 pub const SCRIPTS_DIR: &str = "/var/lib/coreos-cloudinit/scripts";
@@ -123,27 +136,93 @@ pub enum Action {
         name: String,
         content: Vec<u8>,
     },
+    /// Not done, with a warning: `verb` (`enable`, `start`, ...) for a unit the machine does
+    /// not have; `why` names the unit and says why it is absent.
+    SkipUnit {
+        unit: String,
+        verb: &'static str,
+        why: String,
+    },
 }
 
-/// The actions for user-data of any kind (an Ignition config gives none: it is not ours).
-pub fn plan_user_data(user_data: &UserData, meta: &Metadata) -> Vec<Action> {
+/// Whether the machine will have a unit the config names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    /// The machine has its file (or its template's), or the config gives it.
+    Present,
+    /// Container Linux's name for a unit this OS has under the name given.
+    Renamed(&'static str),
+    /// Neither: the message names the unit and says why.
+    Absent(String),
+}
+
+/// Where `unit` stands: `provided` are the units the config itself writes (see
+/// [`provided_units`]), `files` what the machine has. Pure.
+pub fn presence(unit: &str, provided: &BTreeSet<String>, files: &UnitFiles) -> Presence {
+    let known = |u: &str| {
+        files.has(u)
+            || provided.contains(u)
+            || template_of(u).is_some_and(|t| provided.contains(&t))
+    };
+    if known(unit) || is_network_unit(unit) {
+        return Presence::Present;
+    }
+    match cloudconfig::container_linux_unit(unit) {
+        Some(Fate::Renamed(ours)) if known(ours) => Presence::Renamed(ours),
+        _ => Presence::Absent(cloudconfig::not_shipped(unit).unwrap_or_else(|| {
+            format!(
+                "{unit}: no unit file in {}, and the config gives none",
+                UNIT_SEARCH_PATH.join(", ")
+            )
+        })),
+    }
+}
+
+/// The units the config writes itself: `coreos.units[]` with content, and `write_files[]`
+/// into a unit directory.
+pub fn provided_units(config: &CloudConfig) -> BTreeSet<String> {
+    let from_units = config
+        .coreos
+        .units
+        .iter()
+        .filter(|u| u.content.is_some() && !u.name.is_empty())
+        .map(|u| u.name.clone());
+    let from_files = config.write_files.iter().filter_map(|f| {
+        let (dir, name) = f.path.rsplit_once('/')?;
+        let dir = dir.trim_end_matches('/');
+        UNIT_SEARCH_PATH
+            .contains(&dir)
+            .then(|| name.to_string())
+            .filter(|n| !n.is_empty())
+    });
+    from_units.chain(from_files).collect()
+}
+
+/// The actions for user-data of any kind (an Ignition config gives none: it is not ours), on a
+/// machine that has `unit_files`.
+pub fn plan_user_data(
+    user_data: &UserData,
+    meta: &Metadata,
+    unit_files: &UnitFiles,
+) -> Vec<Action> {
     match user_data {
-        UserData::CloudConfig(config) => plan(config, meta),
+        UserData::CloudConfig(config) => plan(config, meta, unit_files),
         UserData::Script(script) => {
-            let mut actions = plan(&CloudConfig::default(), meta);
+            let mut actions = plan(&CloudConfig::default(), meta, unit_files);
             actions.push(Action::RunScript {
                 name: script_name(script),
                 content: script.clone(),
             });
             actions
         }
-        UserData::Empty => plan(&CloudConfig::default(), meta),
+        UserData::Empty => plan(&CloudConfig::default(), meta, unit_files),
         UserData::Ignition(_) => Vec::new(),
     }
 }
 
-/// The actions for a cloud-config and the source's metadata (module docs give the order).
-pub fn plan(config: &CloudConfig, meta: &Metadata) -> Vec<Action> {
+/// The actions for a cloud-config and the source's metadata on a machine that has `unit_files`
+/// (module docs give the order).
+pub fn plan(config: &CloudConfig, meta: &Metadata, unit_files: &UnitFiles) -> Vec<Action> {
     let mut actions = Vec::new();
     let network = meta.network.as_ref().filter(|n| !n.files.is_empty());
     if let Some(n) = network {
@@ -177,7 +256,7 @@ pub fn plan(config: &CloudConfig, meta: &Metadata) -> Vec<Action> {
     let engine_config_changed =
         update.is_some() || config.write_files.iter().any(|f| f.path == UPDATE_CONF);
     actions.extend(update);
-    actions.extend(units(config, network.is_some()));
+    actions.extend(units(config, unit_files, network.is_some()));
     if engine_config_changed {
         // The daemon reads its configuration when it starts (upstream restarted it too): a
         // running one (user-data that arrives after boot, as Vagrant's) starts over with it.
@@ -233,6 +312,14 @@ fn files(config: &CloudConfig, hostname: &Option<String>, meta: &Metadata) -> Ve
         });
     }
     actions.extend(oem_release(&config.coreos.oem));
+    if let Some(options) = config.coreos.flannel.options_env() {
+        actions.push(Action::WriteFile {
+            path: FLANNEL_OPTIONS.to_string(),
+            content: options.into_bytes(),
+            mode: FileMode::DEFAULT,
+            owner: None,
+        });
+    }
     let env: Vec<(String, String)> = meta
         .addresses
         .environment_file_vars()
@@ -296,7 +383,8 @@ fn update_conf(config: &CloudConfig) -> Option<Action> {
 }
 
 /// `source_network`: the source wrote network files (networkd is restarted for them too).
-fn units(config: &CloudConfig, source_network: bool) -> Vec<Action> {
+fn units(config: &CloudConfig, files: &UnitFiles, source_network: bool) -> Vec<Action> {
+    let provided = provided_units(config);
     let mut actions = Vec::new();
     let mut commands = Vec::new();
     let etcd = &config.coreos.etcd2;
@@ -307,22 +395,30 @@ fn units(config: &CloudConfig, source_network: bool) -> Vec<Action> {
             name: CLOUDINIT_DROP_IN.to_string(),
             content: etcd_drop_in(etcd),
         });
-        actions.push(Action::EnableUnit {
-            unit: ETCD_UNIT.to_string(),
+        let present = presence(ETCD_UNIT, &provided, files);
+        actions.push(enable_or_skip(ETCD_UNIT, &present, true));
+        commands.push(command_or_skip(ETCD_UNIT, &present, UnitCommand::Start));
+    }
+    if !config.coreos.fleet.is_empty() {
+        actions.push(Action::WriteDropIn {
+            unit: FLEET_UNIT.to_string(),
             runtime: true,
-        });
-        commands.push(Action::UnitCommand {
-            unit: ETCD_UNIT.to_string(),
-            command: UnitCommand::Start,
+            name: CLOUDINIT_DROP_IN.to_string(),
+            content: fleet_drop_in(&config.coreos.fleet),
         });
     }
     let mut network = source_network;
     for u in config.coreos.units.iter().filter(|u| !u.name.is_empty()) {
-        let (unit, runtime) = (u.name.clone(), u.runtime);
+        let runtime = u.runtime;
+        let present = presence(&u.name, &provided, files);
+        let target = match present {
+            Presence::Renamed(ours) => ours.to_string(),
+            _ => u.name.clone(),
+        };
         for d in &u.drop_ins {
             if !d.name.is_empty() && !d.content.is_empty() {
                 actions.push(Action::WriteDropIn {
-                    unit: unit.clone(),
+                    unit: target.clone(),
                     runtime,
                     name: d.name.clone(),
                     content: d.content.clone(),
@@ -330,30 +426,34 @@ fn units(config: &CloudConfig, source_network: bool) -> Vec<Action> {
             }
         }
         if let Some(content) = &u.content {
-            network |= is_network_unit(&unit);
+            network |= is_network_unit(&u.name);
             actions.push(Action::WriteUnit {
-                unit: unit.clone(),
+                unit: u.name.clone(),
                 runtime,
                 content: content.clone(),
             });
         }
-        if u.enable && !is_network_unit(&unit) {
-            actions.push(Action::EnableUnit {
-                unit: unit.clone(),
-                runtime,
-            });
+        if u.enable && !is_network_unit(&u.name) {
+            actions.push(enable_or_skip(&u.name, &present, runtime));
         }
         if u.mask {
             actions.push(Action::MaskUnit {
-                unit: unit.clone(),
+                unit: u.name.clone(),
                 runtime,
             });
         }
         if let Some(command) = u.command {
-            commands.push(Action::UnitCommand { unit, command });
+            let action = command_or_skip(&u.name, &present, command);
+            // etcd2.service and the etcd2 section both start etcd.service: once is enough.
+            if !commands.contains(&action) {
+                commands.push(action);
+            }
         }
     }
-    if !actions.is_empty() {
+    if actions
+        .iter()
+        .any(|a| !matches!(a, Action::SkipUnit { .. }))
+    {
         actions.push(Action::DaemonReload);
     }
     if network {
@@ -364,6 +464,44 @@ fn units(config: &CloudConfig, source_network: bool) -> Vec<Action> {
     }
     actions.extend(commands);
     actions
+}
+
+/// `enable UNIT`, on the name the machine has it under, or the warning that it has none.
+fn enable_or_skip(unit: &str, present: &Presence, runtime: bool) -> Action {
+    match present {
+        Presence::Present => Action::EnableUnit {
+            unit: unit.to_string(),
+            runtime,
+        },
+        Presence::Renamed(ours) => Action::EnableUnit {
+            unit: ours.to_string(),
+            runtime,
+        },
+        Presence::Absent(why) => Action::SkipUnit {
+            unit: unit.to_string(),
+            verb: "enable",
+            why: why.clone(),
+        },
+    }
+}
+
+/// `systemctl COMMAND UNIT`, likewise.
+fn command_or_skip(unit: &str, present: &Presence, command: UnitCommand) -> Action {
+    match present {
+        Presence::Present => Action::UnitCommand {
+            unit: unit.to_string(),
+            command,
+        },
+        Presence::Renamed(ours) => Action::UnitCommand {
+            unit: ours.to_string(),
+            command,
+        },
+        Presence::Absent(why) => Action::SkipUnit {
+            unit: unit.to_string(),
+            verb: command.as_str(),
+            why: why.clone(),
+        },
+    }
 }
 
 /// The script's name: its hash, so that the same script gets the same name (no clock).
@@ -466,6 +604,7 @@ impl fmt::Display for Action {
                 "run script {SCRIPTS_DIR}/{name} ({} bytes) as {name}.service",
                 content.len()
             ),
+            Action::SkipUnit { verb, why, .. } => write!(f, "{why}; {verb} skipped"),
         }
     }
 }

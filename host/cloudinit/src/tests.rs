@@ -11,6 +11,7 @@ use super::metadata::{Metadata, NetworkConfig, NetworkFile};
 use super::plan::{plan, plan_user_data, script_name, Action};
 use super::*;
 use crate::host::fake::FakeHost;
+use crate::units::UnitFiles;
 
 fn parse(text: &str) -> UserData {
     cloudconfig::parse(text.as_bytes()).unwrap()
@@ -186,15 +187,19 @@ fn plan_of_a_cluster_node() {
             command: UnitCommand::TryRestart,
         },
     ];
-    assert_eq!(plan(&c, &meta), want);
+    assert_eq!(plan(&c, &meta, &UnitFiles::Unknown), want);
 }
 
 #[test]
 fn dry_run_lines() {
-    let lines: Vec<String> = plan(&config(CLUSTER_NODE), &Metadata::default())
-        .iter()
-        .map(Action::to_string)
-        .collect();
+    let lines: Vec<String> = plan(
+        &config(CLUSTER_NODE),
+        &Metadata::default(),
+        &UnitFiles::Unknown,
+    )
+    .iter()
+    .map(Action::to_string)
+    .collect();
     assert_eq!(
         lines,
         [
@@ -230,7 +235,7 @@ fn dry_run_lines() {
 #[test]
 fn engine_restarts_only_when_its_config_changes() {
     let restarts = |text: &str| {
-        plan(&config(text), &Metadata::default())
+        plan(&config(text), &Metadata::default(), &UnitFiles::Unknown)
             .iter()
             .filter(|a| {
                 matches!(a, Action::UnitCommand { unit, command: UnitCommand::TryRestart }
@@ -288,7 +293,7 @@ fn plan_merges_metadata() {
     };
     let c = config("#cloud-config\nssh_authorized_keys: [ssh-rsa CONF]\ncoreos:\n  oem:\n    id: qemu\n    name: QEMU \"x\"\n");
     assert_eq!(
-        plan(&c, &meta),
+        plan(&c, &meta, &UnitFiles::Unknown),
         vec![
             Action::SetHostname {
                 hostname: "from-metadata".into()
@@ -320,7 +325,7 @@ fn plan_merges_metadata() {
     // The config's hostname wins over the metadata's.
     let c = config("#cloud-config\nhostname: mine\n");
     assert_eq!(
-        plan(&c, &meta)[0],
+        plan(&c, &meta, &UnitFiles::Unknown)[0],
         Action::SetHostname {
             hostname: "mine".into()
         }
@@ -344,7 +349,11 @@ fn plan_of_scripts_empty_and_ignition() {
         ..User::default()
     });
     assert_eq!(
-        plan_user_data(&UserData::Script(script.clone()), &meta),
+        plan_user_data(
+            &UserData::Script(script.clone()),
+            &meta,
+            &UnitFiles::Unknown
+        ),
         vec![
             core.clone(),
             keys.clone(),
@@ -357,9 +366,22 @@ fn plan_of_scripts_empty_and_ignition() {
     assert_eq!(script_name(&script), script_name(b"#!/bin/sh\necho hi\n"));
     assert!(script_name(&script).starts_with("coreos-cloudinit-"));
     assert_eq!(script_name(&script).len(), "coreos-cloudinit-".len() + 12);
-    assert_eq!(plan_user_data(&UserData::Empty, &meta), vec![core, keys]);
-    assert!(plan_user_data(&UserData::Ignition(b"{}".to_vec()), &meta).is_empty());
-    assert!(plan(&config("#cloud-config\n"), &Metadata::default()).is_empty());
+    assert_eq!(
+        plan_user_data(&UserData::Empty, &meta, &UnitFiles::Unknown),
+        vec![core, keys]
+    );
+    assert!(plan_user_data(
+        &UserData::Ignition(b"{}".to_vec()),
+        &meta,
+        &UnitFiles::Unknown
+    )
+    .is_empty());
+    assert!(plan(
+        &config("#cloud-config\n"),
+        &Metadata::default(),
+        &UnitFiles::Unknown
+    )
+    .is_empty());
 }
 
 /// A root with the minimal image's account files.
@@ -404,6 +426,7 @@ fn a_live_run_calls_systemctl_in_plan_order() {
         "[Service]\nExecStart=/usr/bin/etcd\n[Install]\nWantedBy=multi-user.target\n",
     )
     .unwrap();
+    fs::write(root.join("usr/lib/systemd/system/docker.service"), "").unwrap();
     let host = FakeHost {
         ipv4: Some("10.0.2.15".parse().unwrap()),
         ..FakeHost::live()
@@ -461,6 +484,11 @@ fn a_live_run_calls_systemctl_in_plan_order() {
 #[test]
 fn failures_are_reported_and_the_rest_continues() {
     let tmp = minimal_root("agent-failures");
+    let units = tmp.path().join("usr/lib/systemd/system");
+    fs::create_dir_all(&units).unwrap();
+    for unit in ["nosuch.service", "ok.service"] {
+        fs::write(units.join(unit), "").unwrap();
+    }
     let host = FakeHost {
         fail_systemctl: Some("nosuch.service".into()),
         ..FakeHost::live()
@@ -870,7 +898,7 @@ fn plan_with_source_network_files() {
         }),
         ..Metadata::default()
     };
-    let actions = plan_user_data(&UserData::Empty, &meta);
+    let actions = plan_user_data(&UserData::Empty, &meta, &UnitFiles::Unknown);
     assert_eq!(
         actions,
         [
@@ -893,5 +921,260 @@ fn plan_with_source_network_files() {
     );
     let ignition = parse("{\"ignition\": {\"version\": \"3.0.0\"}}");
     assert!(matches!(ignition, UserData::Ignition(_)));
-    assert_eq!(plan_user_data(&ignition, &meta), []);
+    assert_eq!(plan_user_data(&ignition, &meta, &UnitFiles::Unknown), []);
+}
+
+/// coreos-vagrant's `user-data.sample`, as users ship it.
+const VAGRANT_SAMPLE: &str =
+    include_str!("../../../tests/data/coreos-vagrant/user-data.sample");
+
+/// The container host's units that the sample touches: Debian's etcd (with its alias) and docker.
+fn container_host_units() -> UnitFiles {
+    UnitFiles::from_names([
+        "etcd.service",
+        "docker.service",
+        "docker.socket",
+        "getty@.service",
+    ])
+}
+
+const FLEET_WHY: &str = "fleet.service: not part of this OS (fleet was retired in 2018; schedule \
+                         containers with Kubernetes, or run each container as a systemd unit \
+                         with docker)";
+const FLANNEL_WHY: &str = "flanneld.service: not part of this OS (flanneld is not shipped; run \
+                           flannel as a container (a Kubernetes DaemonSet) or use docker's own \
+                           networks)";
+
+#[test]
+fn plan_of_the_vagrant_sample_skips_what_the_machine_lacks() {
+    let addresses = cloudconfig::Addresses {
+        public_ipv4: Some("172.17.8.101".into()),
+        private_ipv4: Some("172.17.8.101".into()),
+        ..cloudconfig::Addresses::default()
+    };
+    let text = cloudconfig::substitute(VAGRANT_SAMPLE.as_bytes(), &addresses);
+    let c = config(std::str::from_utf8(&text).unwrap());
+    let actions = plan(&c, &Metadata::default(), &container_host_units());
+    let lines: Vec<String> = actions.iter().map(Action::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "write /run/flannel/options.env (0644, 27 bytes)".to_string(),
+            "write drop-in /run/systemd/system/etcd.service.d/20-cloudinit.conf".into(),
+            "enable etcd.service (runtime)".into(),
+            "write drop-in /run/systemd/system/fleet.service.d/20-cloudinit.conf".into(),
+            "write drop-in /etc/systemd/system/flanneld.service.d/50-network-config.conf".into(),
+            "write unit /etc/systemd/system/docker-tcp.socket".into(),
+            "enable docker-tcp.socket".into(),
+            "systemctl daemon-reload".into(),
+            // etcd2.service is etcd.service here, started once.
+            "systemctl --no-block start etcd.service".into(),
+            format!("{FLEET_WHY}; start skipped"),
+            format!("{FLANNEL_WHY}; start skipped"),
+            "systemctl --no-block start docker-tcp.socket".into(),
+        ]
+    );
+    let skipped: Vec<(&str, &str)> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SkipUnit { unit, verb, .. } => Some((unit.as_str(), *verb)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        [("fleet.service", "start"), ("flanneld.service", "start")]
+    );
+    assert_eq!(
+        c.coreos.flannel.options_env().as_deref(),
+        Some("FLANNELD_IFACE=172.17.8.101")
+    );
+    assert_eq!(
+        units::fleet_drop_in(&c.coreos.fleet),
+        "[Service]\nEnvironment=\"FLEET_PUBLIC_IP=172.17.8.101\"\n"
+    );
+}
+
+#[test]
+fn presence_of_units() {
+    use super::plan::{presence, Presence};
+    let files = UnitFiles::from_names(["etcd.service", "getty@.service", "a.service"]);
+    let provided: std::collections::BTreeSet<String> =
+        ["mine.service".to_string(), "tpl@.service".to_string()].into();
+    let p = |unit: &str| presence(unit, &provided, &files);
+    assert_eq!(p("a.service"), Presence::Present);
+    assert_eq!(p("getty@ttyS0.service"), Presence::Present, "its template");
+    assert_eq!(p("mine.service"), Presence::Present, "the config writes it");
+    assert_eq!(
+        p("tpl@x.service"),
+        Presence::Present,
+        "the config writes its template"
+    );
+    assert_eq!(p("dev-sda.device"), Presence::Present, "systemd makes it");
+    assert_eq!(p("10-eth.network"), Presence::Present, "not a systemd unit");
+    assert_eq!(p("etcd2.service"), Presence::Renamed("etcd.service"));
+    assert_eq!(p("etcd-member.service"), Presence::Renamed("etcd.service"));
+    assert_eq!(p("fleet.service"), Presence::Absent(FLEET_WHY.into()));
+    let Presence::Absent(why) = p("locksmithd.service") else {
+        panic!("locksmithd is absent")
+    };
+    assert!(why.contains("coreos.update.reboot-strategy"), "{why}");
+    assert_eq!(
+        p("nosuch.service"),
+        Presence::Absent(
+            "nosuch.service: no unit file in /etc/systemd/system, /run/systemd/system, \
+             /usr/local/lib/systemd/system, /usr/lib/systemd/system, /lib/systemd/system, \
+             and the config gives none"
+                .into()
+        )
+    );
+    // Without etcd on the machine, etcd2.service has nowhere to go.
+    let bare = UnitFiles::from_names(["a.service"]);
+    assert!(matches!(
+        presence("etcd2.service", &provided, &bare),
+        Presence::Absent(_)
+    ));
+    // A machine nobody looked at has everything.
+    assert_eq!(
+        presence("fleet.service", &provided, &UnitFiles::Unknown),
+        Presence::Present
+    );
+}
+
+#[test]
+fn units_written_by_the_config_count_as_present() {
+    let c = config(
+        "#cloud-config\nwrite_files:\n  - path: /etc/systemd/system/fleet.service\n    content: \"[Service]\\nExecStart=/opt/bin/fleetd\\n\"\n  - path: /etc/systemd/system.conf\n    content: x\ncoreos:\n  units:\n    - name: flanneld.service\n      content: \"[Service]\\n\"\n    - name: fleet.service\n      command: start\n    - name: flanneld.service\n      command: start\n",
+    );
+    assert_eq!(
+        super::plan::provided_units(&c),
+        ["fleet.service".to_string(), "flanneld.service".to_string()].into()
+    );
+    let actions = plan(
+        &c,
+        &Metadata::default(),
+        &UnitFiles::from_names(["x.service"]),
+    );
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::SkipUnit { .. })),
+        "{actions:#?}"
+    );
+}
+
+#[test]
+fn etcd_section_on_a_machine_without_etcd() {
+    let c = config("#cloud-config\ncoreos:\n  etcd2:\n    name: n1\n");
+    let actions = plan(
+        &c,
+        &Metadata::default(),
+        &UnitFiles::from_names(["x.service"]),
+    );
+    let why = "etcd.service: no unit file in /etc/systemd/system, /run/systemd/system, \
+               /usr/local/lib/systemd/system, /usr/lib/systemd/system, /lib/systemd/system, \
+               and the config gives none";
+    assert_eq!(
+        actions[1..],
+        [
+            Action::SkipUnit {
+                unit: "etcd.service".into(),
+                verb: "enable",
+                why: why.into(),
+            },
+            Action::DaemonReload,
+            Action::SkipUnit {
+                unit: "etcd.service".into(),
+                verb: "start",
+                why: why.into(),
+            },
+        ]
+    );
+    assert!(
+        matches!(&actions[0], Action::WriteDropIn { unit, .. } if unit == "etcd.service"),
+        "the drop-in is still written"
+    );
+}
+
+#[test]
+fn a_live_run_of_the_vagrant_sample_warns_and_applies_the_rest() {
+    let tmp = minimal_root("agent-vagrant-sample");
+    let root = tmp.path();
+    let lib = root.join("lib/systemd/system");
+    fs::create_dir_all(&lib).unwrap();
+    fs::write(
+        lib.join("etcd.service"),
+        "[Service]\nExecStart=/usr/bin/etcd $DAEMON_ARGS\n[Install]\nWantedBy=multi-user.target\nAlias=etcd2.service\n",
+    )
+    .unwrap();
+    fs::write(
+        lib.join("docker.service"),
+        "[Service]\nExecStart=/usr/bin/dockerd\n",
+    )
+    .unwrap();
+    let host = FakeHost {
+        ipv4: Some("172.17.8.101".parse().unwrap()),
+        ..FakeHost::live()
+    };
+    let opts = file_input(&tmp, VAGRANT_SAMPLE.as_bytes());
+    let (summary, out, err) = run_with(&opts, &host);
+    assert!(
+        summary.success(),
+        "warnings are not failures: {summary:?}\n{err}"
+    );
+    let source = format!("file {}", root.join("user-data").display());
+    let err: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        err,
+        [
+            format!("coreos-cloudinit: {source}: line 4: warning: deprecated key \"etcd2\" (etcd2 is no longer shipped in Container Linux)"),
+            format!("coreos-cloudinit: {source}: line 14: warning: deprecated key \"fleet\" (fleet is no longer shipped in Container Linux)"),
+            format!("coreos-cloudinit: {source}: line 16: warning: coreos.flannel: {FLANNEL_WHY}; /run/flannel/options.env is still written"),
+            format!("coreos-cloudinit: {source}: line 19: info: etcd2.service is etcd.service on this OS: its command, enable and drop-ins apply to etcd.service"),
+            format!("coreos-cloudinit: {source}: line 21: warning: {FLEET_WHY}"),
+            format!("coreos-cloudinit: {source}: line 23: warning: {FLANNEL_WHY}"),
+            format!("coreos-cloudinit: warning: {FLEET_WHY}; start skipped"),
+            format!("coreos-cloudinit: warning: {FLANNEL_WHY}; start skipped"),
+        ]
+    );
+    assert_eq!(
+        host.calls(),
+        [
+            "systemctl daemon-reload",
+            "systemctl --no-block start etcd.service",
+            "systemctl --no-block start docker-tcp.socket",
+        ],
+        "no systemctl call for fleet or flanneld"
+    );
+    let read = |rel: &str| fs::read_to_string(root.join(rel)).unwrap();
+    assert_eq!(
+        read("run/systemd/system/etcd.service.d/20-cloudinit.conf"),
+        "[Service]\n\
+         Environment=\"ETCD_ADVERTISE_CLIENT_URLS=http://172.17.8.101:2379\"\n\
+         Environment=\"ETCD_INITIAL_ADVERTISE_PEER_URLS=http://172.17.8.101:2380\"\n\
+         Environment=\"ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:2379,http://0.0.0.0:4001\"\n\
+         Environment=\"ETCD_LISTEN_PEER_URLS=http://172.17.8.101:2380,http://172.17.8.101:7001\"\n"
+    );
+    assert_eq!(
+        fs::read_link(root.join("run/systemd/system/etcd2.service")).unwrap(),
+        Path::new("/lib/systemd/system/etcd.service"),
+        "enabling etcd makes its etcd2 alias"
+    );
+    assert_eq!(
+        read("run/flannel/options.env"),
+        "FLANNELD_IFACE=172.17.8.101"
+    );
+    assert_eq!(
+        read("run/systemd/system/fleet.service.d/20-cloudinit.conf"),
+        "[Service]\nEnvironment=\"FLEET_PUBLIC_IP=172.17.8.101\"\n"
+    );
+    assert!(
+        read("etc/systemd/system/flanneld.service.d/50-network-config.conf")
+            .starts_with("[Service]\nExecStartPre=/usr/bin/etcdctl set /coreos.com/network/config")
+    );
+    assert!(read("etc/systemd/system/docker-tcp.socket").contains("ListenStream=2375\n"));
+    assert_eq!(
+        fs::read_link(root.join("etc/systemd/system/sockets.target.wants/docker-tcp.socket"))
+            .unwrap(),
+        Path::new("/etc/systemd/system/docker-tcp.socket")
+    );
+    assert!(out.contains("coreos-cloudinit: write unit /etc/systemd/system/docker-tcp.socket\n"));
 }

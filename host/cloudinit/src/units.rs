@@ -10,17 +10,27 @@
 //! `/run/systemd/system` with `runtime: true` (`systemctl enable --runtime`). `Also=` is not
 //! followed. An instance (`foo@bar.service`) is enabled from its template's file.
 //!
+//! Which units a machine has ([`UnitFiles`]): the file names in systemd's unit directories under
+//! the root, read once; whether a given unit is there is then a pure question.
+//!
 //! etcd: Container Linux's etcd2 unit was `etcd2.service`, and coreos-cloudinit wrote
 //! `/run/systemd/system/etcd2.service.d/20-cloudinit.conf`. Debian's `etcd-server` package, which
 //! our images use, names it `etcd.service`, so the drop-in goes to `etcd.service.d`. Debian's unit
 //! also reads `EnvironmentFile=-/etc/default/etcd`, whose variables win over `Environment=`.
 
+use std::collections::BTreeSet;
 use std::fmt;
+use std::io;
+use std::path::Path;
 
-use cloudconfig::Etcd2;
+use cloudconfig::{Etcd2, Fleet};
 
+/// The template of an instance name: `foo@bar.service` → `foo@.service`.
+pub use cloudconfig::template_of;
 /// The etcd server unit of Debian's `etcd-server` package.
-pub const ETCD_UNIT: &str = "etcd.service";
+pub use cloudconfig::ETCD_UNIT;
+/// fleet's unit, which gets the `coreos.fleet` drop-in (this OS does not ship fleet).
+pub const FLEET_UNIT: &str = "fleet.service";
 /// The drop-in the `coreos.etcd2` options go to (upstream's name).
 pub const CLOUDINIT_DROP_IN: &str = "20-cloudinit.conf";
 /// Where systemd looks for unit files, in its order (the subset a unit file can be in here).
@@ -31,7 +41,18 @@ pub const UNIT_SEARCH_PATH: [&str; 5] = [
     "/usr/lib/systemd/system",
     "/lib/systemd/system",
 ];
+/// Where else systemd finds units when the agent runs: the generators' output (fstab mounts,
+/// SysV scripts...) and transient units.
+pub const GENERATED_UNIT_DIRS: [&str; 4] = [
+    "/run/systemd/generator.early",
+    "/run/systemd/generator",
+    "/run/systemd/generator.late",
+    "/run/systemd/transient",
+];
 const NETWORK_SUFFIXES: [&str; 3] = [".network", ".netdev", ".link"];
+/// Units systemd makes without a file.
+const FILELESS_SUFFIXES: [&str; 2] = [".device", ".scope"];
+const FILELESS_UNITS: [&str; 2] = ["-.slice", "-.mount"];
 
 /// A unit name that cannot be used as a file name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,11 +107,55 @@ pub fn drop_in_path(unit: &str, name: &str, runtime: bool) -> String {
     format!("{}/{unit}.d/{name}", unit_dir(unit, runtime))
 }
 
-/// The template of an instance name: `foo@bar.service` → `foo@.service`.
-pub fn template_of(unit: &str) -> Option<String> {
-    let (prefix, rest) = unit.split_once('@')?;
-    let dot = rest.rfind('.')?;
-    (dot > 0).then(|| format!("{prefix}@{}", &rest[dot..]))
+/// The unit files a machine has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitFiles {
+    /// Not looked at: every unit counts as present (nothing is skipped).
+    Unknown,
+    /// The file names (units, templates, aliases, masks) found in the unit directories.
+    Listed(BTreeSet<String>),
+}
+
+impl UnitFiles {
+    pub fn from_names<S: Into<String>>(names: impl IntoIterator<Item = S>) -> UnitFiles {
+        UnitFiles::Listed(names.into_iter().map(Into::into).collect())
+    }
+
+    /// The names in [`UNIT_SEARCH_PATH`] and [`GENERATED_UNIT_DIRS`] under `root` (a missing
+    /// directory holds none).
+    pub fn read(root: &Path) -> io::Result<UnitFiles> {
+        let mut names = BTreeSet::new();
+        for dir in UNIT_SEARCH_PATH.iter().chain(&GENERATED_UNIT_DIRS) {
+            let path = root.join(dir.trim_start_matches('/'));
+            let entries = match std::fs::read_dir(&path) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+            };
+            for entry in entries {
+                let name = entry?.file_name().to_string_lossy().into_owned();
+                let is_dir_of_unit = [".d", ".wants", ".requires", ".upholds"]
+                    .iter()
+                    .any(|s| name.ends_with(s));
+                if check_unit_name(&name).is_ok() && !is_dir_of_unit {
+                    names.insert(name);
+                }
+            }
+        }
+        Ok(UnitFiles::Listed(names))
+    }
+
+    /// Whether the machine has `unit`: its file, or its template's for an instance. Units
+    /// systemd makes without a file (`.device`, `.scope`, `-.slice`) always count.
+    pub fn has(&self, unit: &str) -> bool {
+        let UnitFiles::Listed(names) = self else {
+            return true;
+        };
+        names.contains(unit)
+            || template_of(unit).is_some_and(|t| names.contains(&t))
+            || FILELESS_UNITS.contains(&unit)
+            || FILELESS_SUFFIXES.iter().any(|s| unit.ends_with(s))
+    }
 }
 
 /// The `[Install]` section of a unit file.
@@ -224,8 +289,17 @@ pub fn enable_links(unit: &str, unit_file: &str, install: &Install, runtime: boo
 
 /// The drop-in for `coreos.etcd2`: one `Environment="ETCD_KEY=value"` line per option.
 pub fn etcd_drop_in(etcd: &Etcd2) -> String {
+    environment_drop_in(etcd.environment())
+}
+
+/// The drop-in for `coreos.fleet`: one `Environment="FLEET_KEY=value"` line per option.
+pub fn fleet_drop_in(fleet: &Fleet) -> String {
+    environment_drop_in(fleet.environment().iter().cloned())
+}
+
+fn environment_drop_in(vars: impl IntoIterator<Item = (String, String)>) -> String {
     let mut out = String::from("[Service]\n");
-    for (k, v) in etcd.environment() {
+    for (k, v) in vars {
         out.push_str(&format!(
             "Environment={}\n",
             systemd_quote(&format!("{k}={v}"))
@@ -367,6 +441,57 @@ mod tests {
         assert_eq!(
             enable_links("t@.service", "/x", &with_default, false)[1].path,
             "/etc/systemd/system/multi-user.target.wants/t@d.service"
+        );
+    }
+
+    #[test]
+    fn unit_files_under_a_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = tmp.path();
+        let touch = |rel: &str| {
+            let p = r.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "").unwrap();
+        };
+        touch("usr/lib/systemd/system/etcd.service");
+        touch("lib/systemd/system/getty@.service");
+        touch("etc/systemd/system/mine.service");
+        touch("etc/systemd/system/docker.service.d/10-x.conf");
+        touch("etc/systemd/system/multi-user.target.wants/ignored.service");
+        touch("run/systemd/generator/home.mount");
+        touch("usr/lib/systemd/system/README");
+        std::os::unix::fs::symlink("/dev/null", r.join("etc/systemd/system/masked.service"))
+            .unwrap();
+        let files = UnitFiles::read(r).unwrap();
+        assert_eq!(
+            files,
+            UnitFiles::from_names([
+                "etcd.service",
+                "getty@.service",
+                "home.mount",
+                "masked.service",
+                "mine.service",
+            ]),
+            "unit files, templates and masks; not drop-in or .wants directories, nor README"
+        );
+        for (unit, has) in [
+            ("etcd.service", true),
+            ("getty@tty1.service", true),
+            ("home.mount", true),
+            ("dev-vda.device", true),
+            ("-.slice", true),
+            ("fleet.service", false),
+            ("docker.service", false),
+            ("ignored.service", false),
+        ] {
+            assert_eq!(files.has(unit), has, "{unit}");
+        }
+        assert!(UnitFiles::Unknown.has("fleet.service"));
+        // An empty root has no units (the minimal image has no systemd).
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(
+            UnitFiles::read(empty.path()).unwrap(),
+            UnitFiles::from_names(Vec::<String>::new())
         );
     }
 

@@ -11,6 +11,8 @@ use cloudinit::apply::{apply, Outcome};
 use cloudinit::host::OfflineHost;
 use cloudinit::metadata::Metadata;
 use cloudinit::plan::plan_user_data;
+use cloudinit::units::UnitFiles;
+use cloudinit::{Console, Input, Options};
 use util::base64::encode as base64;
 
 /// A root with the minimal image's account files.
@@ -47,16 +49,19 @@ fn link(root: &Path, rel: &str) -> String {
         .into_owned()
 }
 
-/// Parses, plans and applies; returns the failure count and one line per action.
+/// Parses, plans (for the unit files under `root`, as the agent does) and applies; returns the
+/// failure count and one line per action.
 fn apply_text(root: &Path, user_data: &str, meta: &Metadata) -> (usize, Vec<String>) {
     let parsed = cloudconfig::parse(user_data.as_bytes()).expect("valid user-data");
-    let actions = plan_user_data(&parsed, meta);
+    let unit_files = UnitFiles::read(root).expect("listing the unit files");
+    let actions = plan_user_data(&parsed, meta, &unit_files);
     let mut lines = Vec::new();
     let failures = apply(&actions, root, &OfflineHost, &mut |action, result| {
         lines.push(match result {
             Ok(Outcome::Done) => format!("{action}"),
             Ok(Outcome::Note(n)) => format!("{action}: {n}"),
             Ok(Outcome::Skipped(w)) => format!("{action}: skipped ({w})"),
+            Ok(Outcome::Warning(w)) => format!("WARNING {w}"),
             Err(e) => format!("{action}: ERROR {e}"),
         })
     });
@@ -295,6 +300,11 @@ fn units_drop_ins_enable_mask_runtime_and_etcd() {
         "etc/systemd/system/rpcbind.service",
         "[Service]\nExecStart=/bin/false\n",
     );
+    put(
+        r,
+        "lib/systemd/system/docker.service",
+        "[Service]\nExecStart=/usr/bin/dockerd\n",
+    );
     let config = r#"#cloud-config
 coreos:
   etcd2:
@@ -357,14 +367,14 @@ coreos:
             "write unit /etc/systemd/network/10-eth.network",
             "write unit /etc/systemd/system/plain.service",
             "enable plain.service: /etc/systemd/system/plain.service has no [Install] WantedBy=, RequiredBy= or Alias=: nothing to enable",
-            "enable missing.service: ERROR no unit file missing.service in /etc/systemd/system, /run/systemd/system, /usr/local/lib/systemd/system, /usr/lib/systemd/system, /lib/systemd/system",
+            "WARNING missing.service: no unit file in /etc/systemd/system, /run/systemd/system, /usr/local/lib/systemd/system, /usr/lib/systemd/system, /lib/systemd/system, and the config gives none; enable skipped",
             "systemctl daemon-reload: skipped (offline)",
             "systemctl --no-block restart systemd-networkd.service: skipped (offline)",
             "systemctl --no-block start etcd.service: skipped (offline)",
             "systemctl --no-block restart docker.service: skipped (offline)",
         ]
     );
-    assert_eq!(failures, 1);
+    assert_eq!(failures, 0, "a unit the machine lacks is a warning");
     assert_eq!(
         read(r, "run/systemd/system/etcd.service.d/20-cloudinit.conf"),
         "[Service]\n\
@@ -583,4 +593,105 @@ fn symlinks_in_a_home_are_not_followed() {
         "root only\n",
         "the link was replaced, not followed"
     );
+}
+
+/// coreos-vagrant's `user-data.sample` through the whole agent (`cloudinit::run`, offline) on a
+/// container-host-like root: warnings for fleet and flanneld, which the image lacks, and the
+/// rest applied.
+#[test]
+fn the_vagrant_sample_applies_with_warnings_for_what_the_image_lacks() {
+    let tmp = root();
+    let r = tmp.path();
+    put(
+        r,
+        "lib/systemd/system/etcd.service",
+        "[Service]\nExecStart=/usr/bin/etcd $DAEMON_ARGS\n[Install]\nWantedBy=multi-user.target\nAlias=etcd2.service\n",
+    );
+    put(r, "lib/systemd/system/docker.service", "[Service]\n");
+    put(
+        r,
+        "etc/environment",
+        "COREOS_PUBLIC_IPV4=192.168.121.5\nCOREOS_PRIVATE_IPV4=172.17.8.101\n",
+    );
+    let sample = include_str!("../../../tests/data/coreos-vagrant/user-data.sample");
+    put(r, "user-data", sample);
+    let opts = Options::new(r, Input::File(r.join("user-data")));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let summary = cloudinit::run(
+        &opts,
+        &OfflineHost,
+        &mut Console {
+            out: &mut out,
+            err: &mut err,
+        },
+    );
+    let (out, err) = (
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    );
+    assert!(summary.success(), "{summary:?}\n{err}");
+    let agent_warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("coreos-cloudinit: warning: "))
+        .collect();
+    assert_eq!(
+        agent_warnings,
+        [
+            "coreos-cloudinit: warning: fleet.service: not part of this OS (fleet was retired in \
+             2018; schedule containers with Kubernetes, or run each container as a systemd unit \
+             with docker); start skipped",
+            "coreos-cloudinit: warning: flanneld.service: not part of this OS (flanneld is not \
+             shipped; run flannel as a container (a Kubernetes DaemonSet) or use docker's own \
+             networks); start skipped",
+        ]
+    );
+    assert_eq!(
+        err.lines().count(),
+        8,
+        "six validator findings, two skipped units:\n{err}"
+    );
+    assert_eq!(
+        read(r, "run/systemd/system/etcd.service.d/20-cloudinit.conf"),
+        "[Service]\n\
+         Environment=\"ETCD_ADVERTISE_CLIENT_URLS=http://192.168.121.5:2379\"\n\
+         Environment=\"ETCD_INITIAL_ADVERTISE_PEER_URLS=http://172.17.8.101:2380\"\n\
+         Environment=\"ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:2379,http://0.0.0.0:4001\"\n\
+         Environment=\"ETCD_LISTEN_PEER_URLS=http://172.17.8.101:2380,http://172.17.8.101:7001\"\n"
+    );
+    assert_eq!(
+        link(r, "run/systemd/system/multi-user.target.wants/etcd.service"),
+        "/lib/systemd/system/etcd.service"
+    );
+    assert_eq!(
+        read(r, "etc/systemd/system/docker-tcp.socket"),
+        "[Unit]\nDescription=Docker Socket for the API\n\n[Socket]\nListenStream=2375\n\
+         Service=docker.service\nBindIPv6Only=both\n\n[Install]\nWantedBy=sockets.target\n"
+    );
+    assert_eq!(
+        link(
+            r,
+            "etc/systemd/system/sockets.target.wants/docker-tcp.socket"
+        ),
+        "/etc/systemd/system/docker-tcp.socket"
+    );
+    assert_eq!(
+        read(r, "run/flannel/options.env"),
+        "FLANNELD_IFACE=192.168.121.5"
+    );
+    assert_eq!(mode(r, "run/flannel/options.env").0, 0o644);
+    assert_eq!(
+        read(r, "run/systemd/system/fleet.service.d/20-cloudinit.conf"),
+        "[Service]\nEnvironment=\"FLEET_PUBLIC_IP=192.168.121.5\"\n"
+    );
+    assert_eq!(
+        read(r, "etc/systemd/system/flanneld.service.d/50-network-config.conf"),
+        "[Service]\nExecStartPre=/usr/bin/etcdctl set /coreos.com/network/config '{ \"Network\": \"10.1.0.0/16\" }'\n"
+    );
+    assert!(
+        out.contains(
+            "coreos-cloudinit: systemctl --no-block start etcd.service: skipped (offline)\n"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("fleet.service: skipped"), "{out}");
 }

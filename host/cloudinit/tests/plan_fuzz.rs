@@ -7,6 +7,7 @@ use cloudinit::apply::apply;
 use cloudinit::host::OfflineHost;
 use cloudinit::metadata::Metadata;
 use cloudinit::plan::{plan_user_data, Action};
+use cloudinit::units::UnitFiles;
 use proptest::prelude::*;
 
 /// Pieces of the keys the plan reads, with values of many shapes.
@@ -110,6 +111,9 @@ const SCALARS: &[&str] = &[
     "10-x.conf",
     "x@.service",
     "x@y.service",
+    "fleet.service",
+    "etcd2.service",
+    "absent.service",
     "/etc/x",
     "/usr/x",
     "relative",
@@ -183,6 +187,13 @@ const ETCD_KEYS: &[&str] = &[
     "proxy",
 ];
 const OEM_KEYS: &[&str] = &["id", "name", "version_id", "home_url", "bug_report_url"];
+const FLANNEL_KEYS: &[&str] = &["interface", "etcd_endpoints", "etcd_password", "ip_masq"];
+const FLEET_KEYS: &[&str] = &[
+    "public_ip",
+    "verbosity",
+    "engine_reconcile_interval",
+    "disable_engine",
+];
 
 fn scalar() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -250,10 +261,20 @@ fn structured() -> impl Strategy<Value = String> {
             fields(LOCKSMITH_KEYS, 4),
             fields(ETCD_KEYS, 4),
             fields(OEM_KEYS, 4),
+            fields(FLANNEL_KEYS, 4),
+            fields(FLEET_KEYS, 4),
         ),
     )
         .prop_map(
-            |(hostname, hosts, keys, users, files, units, (update, locksmith, etcd, oem))| {
+            |(
+                hostname,
+                hosts,
+                keys,
+                users,
+                files,
+                units,
+                (update, locksmith, etcd, oem, flannel, fleet),
+            )| {
                 let mut doc = String::from("#cloud-config\n");
                 if let Some(h) = hostname {
                     doc.push_str(&format!("hostname: {h}\n"));
@@ -274,6 +295,8 @@ fn structured() -> impl Strategy<Value = String> {
                     ("locksmith", locksmith),
                     ("etcd2", etcd),
                     ("oem", oem),
+                    ("flannel", flannel),
+                    ("fleet", fleet),
                 ] {
                     doc.push_str(&format!("  {section}:\n{body}"));
                 }
@@ -300,15 +323,20 @@ fn metadata() -> impl Strategy<Value = Metadata> {
         })
 }
 
+/// The machine the plans are for: some units, not others (so that commands get skipped).
+fn unit_files() -> UnitFiles {
+    UnitFiles::from_names(["x.service", "x@.service", "etcd.service"])
+}
+
 fn exercise(doc: &str, meta: &Metadata) -> Option<Vec<Action>> {
     let data = cloudconfig::substitute(doc.as_bytes(), &meta.addresses);
     let parsed = cloudconfig::parse(&data).ok()?;
-    let actions = plan_user_data(&parsed, meta);
+    let actions = plan_user_data(&parsed, meta, &unit_files());
     for a in &actions {
         assert!(!a.to_string().is_empty());
     }
     // The plan is a function of its inputs.
-    assert_eq!(plan_user_data(&parsed, meta), actions);
+    assert_eq!(plan_user_data(&parsed, meta, &unit_files()), actions);
     if let UserData::CloudConfig(_) = parsed {
         Some(actions)
     } else {
@@ -335,7 +363,7 @@ proptest! {
         with_header.extend_from_slice(&data);
         for d in [&data, &with_header] {
             if let Ok(parsed) = cloudconfig::parse(d) {
-                let _ = plan_user_data(&parsed, &Metadata::default());
+                let _ = plan_user_data(&parsed, &Metadata::default(), &unit_files());
             }
         }
     }
@@ -371,7 +399,8 @@ fn structured_documents_reach_the_planner() {
     let mut runner = TestRunner::deterministic();
     let (strategy, meta) = (structured(), Metadata::default());
     let mut kinds = std::collections::BTreeSet::new();
-    for _ in 0..3000 {
+    // Valid documents with every kind of unit entry are rare: 5000 reach them all.
+    for _ in 0..5000 {
         let doc = strategy.new_tree(&mut runner).expect("value").current();
         for a in exercise(&doc, &meta).unwrap_or_default() {
             // The variant's name.
@@ -380,6 +409,6 @@ fn structured_documents_reach_the_planner() {
             kinds.insert(debug[..end].to_string());
         }
     }
-    // 14 kinds of action; a script and /etc/environment cannot come from a cloud-config.
-    assert_eq!(kinds.len(), 12, "reached: {kinds:?}");
+    // 15 kinds of action; a script and /etc/environment cannot come from a cloud-config.
+    assert_eq!(kinds.len(), 13, "reached: {kinds:?}");
 }
