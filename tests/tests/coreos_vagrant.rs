@@ -70,6 +70,20 @@ fn coreos_vagrant_vagrantfile_and_user_data_sample_work_unchanged() {
         agent.contains("/var/lib/coreos-vagrant/vagrantfile-user-data"),
         "{agent}"
     );
+    // fleet and flanneld: named, with why they are absent; their starts skipped, the rest
+    // applied. flannel's options are written as coreos-cloudinit wrote them ($public_ipv4 is
+    // what Vagrant's CoreOS plugin put in /etc/environment: no public network, 127.0.0.1).
+    for unit in ["fleet.service", "flanneld.service"] {
+        assert!(
+            agent.contains(&format!("warning: {unit}: not part of this OS (")),
+            "{unit}: {agent}"
+        );
+    }
+    assert_eq!(agent.matches("; start skipped").count(), 2, "{agent}");
+    assert_eq!(
+        project.must(NODE, "cat /run/flannel/options.env"),
+        "FLANNELD_IFACE=127.0.0.1"
+    );
 
     // The book: the banner at login, etcd, the reboot lock.
     let login = project.vagrant(180, &["ssh", NODE]);
