@@ -19,7 +19,8 @@
 //! 6. `coreos.units[]` in order: drop-ins, the unit file, enable (not for network files), mask;
 //! 7. `systemctl daemon-reload` when any unit file changed; `systemd-networkd` restarted when a
 //!    network file was written; then the units' commands (etcd's start first); last
-//!    `try-restart update-engine.service` when its `update.conf` changed;
+//!    `try-restart update-engine.service` when one of its `update.conf`s changed (the agent's,
+//!    or Container Linux's `/etc/coreos/update.conf` through `write_files`);
 //! 8. a `#!` script user-data: written to `/var/lib/coreos-cloudinit/scripts/` and run as a
 //!    transient unit.
 
@@ -40,6 +41,8 @@ pub const HOSTS_FILE: &str = "/etc/hosts";
 pub const OEM_RELEASE: &str = "/etc/oem-release";
 pub const ENVIRONMENT_FILE: &str = "/etc/environment";
 pub const UPDATE_CONF: &str = "/etc/update-engine/update.conf";
+/// Container Linux's `update.conf`, which update-engine reads too (under [`UPDATE_CONF`]).
+pub const COREOS_UPDATE_CONF: &str = "/etc/coreos/update.conf";
 pub const SCRIPTS_DIR: &str = "/var/lib/coreos-cloudinit/scripts";
 pub const NETWORKD_UNIT: &str = "systemd-networkd.service";
 /// The update engine's daemon, restarted (when running) after its configuration changed.
@@ -158,8 +161,11 @@ pub fn plan(config: &CloudConfig, meta: &Metadata) -> Vec<Action> {
     actions.extend(keys);
     actions.extend(files(config, &hostname, meta));
     let update = update_conf(config);
-    let engine_config_changed =
-        update.is_some() || config.write_files.iter().any(|f| f.path == UPDATE_CONF);
+    let engine_config_changed = update.is_some()
+        || config
+            .write_files
+            .iter()
+            .any(|f| f.path == UPDATE_CONF || f.path == COREOS_UPDATE_CONF);
     actions.extend(update);
     actions.extend(units(config));
     if engine_config_changed {
