@@ -90,6 +90,19 @@ impl Paths {
     pub fn status(&self) -> PathBuf {
         self.at("run/update-engine/status.json")
     }
+    /// `/run/update-engine/daemon.pid`: the running daemon ([`crate::request`]).
+    pub fn daemon_pid(&self) -> PathBuf {
+        self.at("run/update-engine/daemon.pid")
+    }
+    /// `/run/update-engine/check-now`: asks the daemon to check now ([`crate::request`]).
+    pub fn check_request(&self) -> PathBuf {
+        self.at("run/update-engine/check-now")
+    }
+    /// `/run/update-engine/reboot-needed`: tells the daemon a reboot is needed
+    /// ([`crate::request`]).
+    pub fn reboot_request(&self) -> PathBuf {
+        self.at("run/update-engine/reboot-needed")
+    }
     /// `/run/boot-slot`, written by the initramfs `/init`.
     pub fn boot_slot(&self) -> PathBuf {
         self.at(paths::BOOT_SLOT)
