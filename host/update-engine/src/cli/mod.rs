@@ -200,8 +200,13 @@ pub fn run(cli: Cli) -> Result<i32> {
         },
         Command::Daemon => {
             let machine_id = std::fs::read(paths.machine_id()).unwrap_or_default();
-            request::write_pid(&paths, std::process::id())
-                .with_context(|| format!("writing {}", paths.daemon_pid().display()))?;
+            // Without it the clients cannot ask, but the updates go on.
+            if let Err(e) = request::write_pid(&paths, std::process::id()) {
+                eprintln!(
+                    "update-engine: writing {}: {e}; update_engine_client cannot reach this daemon",
+                    paths.daemon_pid().display()
+                );
+            }
             request::requeue(&paths);
             let mut wait = |d| request::wait(&paths, d, request::POLL);
             let Some(why) = no_keys else {
