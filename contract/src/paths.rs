@@ -11,7 +11,11 @@ pub const COREOS_RELEASE: &str = "usr/share/coreos/release";
 pub const LSB_RELEASE: &str = "usr/share/coreos/lsb-release";
 /// The update engine's defaults ([`crate::update_conf`]), written by the builder.
 pub const UPDATE_CONF_DEFAULTS: &str = "usr/share/update-engine/update.conf";
-/// The machine's update settings, written by the config agent or an operator.
+/// Container Linux's place for a machine's update settings, written by its operator or a
+/// cloud-config's `write_files`: read over [`UPDATE_CONF_DEFAULTS`] and under [`UPDATE_CONF`].
+pub const COREOS_UPDATE_CONF: &str = "etc/coreos/update.conf";
+/// The machine's update settings, written by the config agent (cloud-config `coreos.update`,
+/// `coreos.locksmith`) or an operator; its keys win over [`COREOS_UPDATE_CONF`]'s.
 pub const UPDATE_CONF: &str = "etc/update-engine/update.conf";
 /// The channel's root keys baked into the image by the builder (`update.root_keys`).
 pub const ROOT_KEYS: &str = "usr/share/update-engine/root.json";

@@ -1,8 +1,11 @@
 //! `update.conf`, Container Linux's update configuration: `KEY=VALUE` lines, `#` comments,
 //! optional quotes. The image carries defaults in `/usr/share/update-engine/update.conf` (the
-//! builder renders them from the spec's `update:`), the config agent writes a machine's
-//! overrides to `/etc/update-engine/update.conf` (from cloud-config `coreos.update` and
-//! `coreos.locksmith`), and the update engine reads both, key by key. The keys, their syntax
+//! builder renders them from the spec's `update:`), Container Linux users and their
+//! cloud-configs' `write_files` put a machine's settings in `/etc/coreos/update.conf`, the
+//! config agent writes its overrides to `/etc/update-engine/update.conf` (from cloud-config
+//! `coreos.update` and `coreos.locksmith`), and the update engine reads the three in that
+//! order, key by key, a later file's key winning (as Container Linux merged `coreos.update`
+//! over the file). The keys, their syntax
 //! and the reboot strategies are defined here once; what each value means is the engine's
 //! business (`update_engine::config`).
 

@@ -4,6 +4,8 @@
 //! - etcd is killed in the middle of such a run and restarted: nobody gets the lock while it is
 //!   down, and everybody finishes once it is back;
 //! - the `update-engine lock` / `locksmithctl` command line and its locksmithctl output;
+//! - `locksmithctl reboot`: the lock first (refused when full), the reboot, the release after
+//!   the next boot (through the library on a host whose reboots are counted, never done);
 //! - the values in etcd, read with the real `etcdctl`, are locksmith's bytes;
 //! - a holder with a lease is removed once the lease runs out.
 //!
@@ -521,6 +523,100 @@ fn update_engine_lock_cli_and_locksmithctl() {
         &run(&link, &[&endpoint_flag, "frobnicate"], &[]),
         "frobnicate",
     );
+
+    // locksmithctl's -version, help, -debug; send-need-reboot without a daemon.
+    let version = stdout_of(&run(&link, &["-version"], &[]));
+    assert!(version.starts_with("locksmithctl version "), "{version}");
+    assert_eq!(stdout_of(&run(&link, &["version"], &[])), version);
+    for args in [&[][..], &["help"], &["-help"]] {
+        let help = stdout_of(&run(&link, args, &[]));
+        for sub in [
+            "status",
+            "lock",
+            "unlock",
+            "set-max",
+            "reboot",
+            "send-need-reboot",
+        ] {
+            assert!(help.contains(sub), "{args:?}: no {sub} in\n{help}");
+        }
+    }
+    let o = run(&link, &[&endpoint_flag, "-debug", "status"], &[]);
+    assert!(
+        text(&o).contains(&format!("etcd endpoints {ep}")),
+        "{}",
+        text(&o)
+    );
+    let root_flag = format!("--root={root_arg}");
+    assert_clean_failure(
+        &run(&bin, &[&root_flag, "lock", "send-need-reboot"], &[]),
+        "the update-engine daemon is not running",
+    );
+}
+
+#[test]
+fn locksmithctl_reboot_takes_the_lock_then_reboots() {
+    use std::sync::atomic::AtomicU32;
+    use update_engine::cli::locksmithctl::reboot;
+    use update_engine::host::{FileHost, SlotDevice};
+    use update_engine::lock::reboot_lock::{LockKind, LockRecord};
+    use update_engine::{Config, Engine, Paths};
+
+    let etcd = Etcd::start();
+    let c = config(&etcd);
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("etc")).unwrap();
+    std::fs::write(root.path().join("etc/machine-id"), "0123abcd\n").unwrap();
+    let paths = Paths::new(root.path());
+    let device = |n: &str| SlotDevice {
+        path: root.path().join(n),
+        partuuid: n.into(),
+    };
+    // Reboots are counted, never done.
+    let host = FileHost {
+        paths: paths.clone(),
+        devices: [device("a"), device("b")],
+        esp: root.path().join("esp"),
+        processes: vec![],
+        reboots: AtomicU32::new(0),
+    };
+    // update.conf's etcd, which the daemon releases the lock through after the boot.
+    let mut conf = Config::default();
+    conf.reboot_lock.etcd.endpoints = vec![etcd.endpoint()];
+    let keys = channels::RootKeys { keys: vec![] };
+    let engine = Engine {
+        paths: &paths,
+        config: &conf,
+        root_keys: &keys,
+        host: &host,
+        policy: update_engine::http::Policy::CHANNEL,
+    };
+    let lock = connect(&c);
+    lock.init().unwrap();
+    assert_eq!(lock.lock("other").unwrap(), Locked::Acquired);
+    let e = format!("{:#}", reboot(&engine, c.clone()).unwrap_err());
+    assert!(e.contains("not rebooting") && e.contains("is full"), "{e}");
+    assert_eq!(host.reboots.load(SeqCst), 0);
+
+    lock.unlock("other").unwrap();
+    let how = reboot(&engine, c.clone()).unwrap();
+    assert!(how.contains("took the reboot lock"), "{how}");
+    assert_eq!(host.reboots.load(SeqCst), 1);
+    assert_eq!(lock.get().unwrap().holders(), ["0123abcd"]);
+    let state = update_engine::state::State::load(&paths.state()).unwrap();
+    assert_eq!(
+        state.reboot_lock,
+        Some(LockRecord {
+            kind: LockKind::Etcd,
+            id: "0123abcd".into(),
+            acquired: true,
+            uncertain: false
+        })
+    );
+    // After the boot the daemon gives it back.
+    let said = engine.release_reboot_lock().unwrap().unwrap();
+    assert!(said.contains("released the reboot lock"), "{said}");
+    assert!(lock.get().unwrap().holders().is_empty());
 }
 
 // ---- the FleetLock server ----

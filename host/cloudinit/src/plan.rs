@@ -30,8 +30,9 @@
 //!    are `etcd.service` here: their commands, enable and drop-ins go to it ([`presence`]);
 //! 7. `systemctl daemon-reload` when any unit file changed; `systemd-networkd` restarted (once)
 //!    when a network file was written, the source's or the config's; then the units' commands
-//!    (etcd's start first); last `try-restart update-engine.service` when its `update.conf`
-//!    changed;
+//!    (etcd's start first); last `try-restart update-engine.service` when one of its
+//!    `update.conf`s changed (the agent's, or Container Linux's `/etc/coreos/update.conf`
+//!    through `write_files`);
 //! 8. a `#!` script user-data: written to `/var/lib/coreos-cloudinit/scripts/` and run as a
 //!    transient unit.
 
@@ -56,6 +57,8 @@ pub const OEM_RELEASE: &str = "/etc/oem-release";
 pub const FLANNEL_OPTIONS: &str = "/run/flannel/options.env";
 pub const ENVIRONMENT_FILE: &str = "/etc/environment";
 pub const UPDATE_CONF: &str = "/etc/update-engine/update.conf";
+/// Container Linux's `update.conf`, which update-engine reads too (under [`UPDATE_CONF`]).
+pub const COREOS_UPDATE_CONF: &str = "/etc/coreos/update.conf";
 pub const SCRIPTS_DIR: &str = "/var/lib/coreos-cloudinit/scripts";
 pub const NETWORKD_UNIT: &str = "systemd-networkd.service";
 /// The update engine's daemon, restarted (when running) after its configuration changed.
@@ -253,8 +256,11 @@ pub fn plan(config: &CloudConfig, meta: &Metadata, unit_files: &UnitFiles) -> Ve
     actions.extend(keys);
     actions.extend(files(config, &hostname, meta));
     let update = update_conf(config);
-    let engine_config_changed =
-        update.is_some() || config.write_files.iter().any(|f| f.path == UPDATE_CONF);
+    let engine_config_changed = update.is_some()
+        || config
+            .write_files
+            .iter()
+            .any(|f| f.path == UPDATE_CONF || f.path == COREOS_UPDATE_CONF);
     actions.extend(update);
     actions.extend(units(config, unit_files, network.is_some()));
     if engine_config_changed {

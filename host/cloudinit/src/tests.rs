@@ -277,6 +277,13 @@ write_files:
     content: CHECK_INTERVAL=30
 ";
     assert_eq!(restarts(file), 1);
+    // Container Linux's own file: the engine reads it too.
+    let file = "#cloud-config
+write_files:
+  - path: /etc/coreos/update.conf
+    content: REBOOT_STRATEGY=off
+";
+    assert_eq!(restarts(file), 1);
 }
 
 #[test]

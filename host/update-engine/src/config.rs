@@ -1,6 +1,9 @@
 //! Configuration: Container Linux's `update.conf` (`KEY=VALUE` lines, `#` comments, optional
-//! quotes), defaults from `/usr/share/update-engine/update.conf` overridden key by key by
-//! `/etc/update-engine/update.conf`, and the image's root keys (`root.json`, canonical JSON).
+//! quotes) from three files, each overriding the ones before key by key: the image's defaults
+//! (`/usr/share/update-engine/update.conf`), Container Linux's `/etc/coreos/update.conf` (an
+//! operator's or a cloud-config's `write_files`), then `/etc/update-engine/update.conf` (the
+//! config agent's `coreos.update` and `coreos.locksmith`, which Container Linux also merged
+//! over the file); and the image's root keys (`root.json`, canonical JSON).
 //!
 //! Keys: `GROUP` (the channel), `SERVER` (the repository base URL), `REBOOT_STRATEGY` (DESIGN.md
 //! "Reboot coordination"), plus ours: `CHECK_INTERVAL` and `HEALTH_TIMEOUT` (seconds). Other
@@ -62,7 +65,11 @@ impl Paths {
     pub fn defaults_conf(&self) -> PathBuf {
         self.at(paths::UPDATE_CONF_DEFAULTS)
     }
-    /// `/etc/update-engine/update.conf`: the machine's overrides.
+    /// `/etc/coreos/update.conf`: Container Linux's file for the machine's settings.
+    pub fn coreos_conf(&self) -> PathBuf {
+        self.at(paths::COREOS_UPDATE_CONF)
+    }
+    /// `/etc/update-engine/update.conf`: the machine's overrides (the config agent's).
     pub fn overrides_conf(&self) -> PathBuf {
         self.at(paths::UPDATE_CONF)
     }
@@ -82,6 +89,19 @@ impl Paths {
     /// `/run/update-engine/status.json`.
     pub fn status(&self) -> PathBuf {
         self.at("run/update-engine/status.json")
+    }
+    /// `/run/update-engine/daemon.pid`: the running daemon ([`crate::request`]).
+    pub fn daemon_pid(&self) -> PathBuf {
+        self.at("run/update-engine/daemon.pid")
+    }
+    /// `/run/update-engine/check-now`: asks the daemon to check now ([`crate::request`]).
+    pub fn check_request(&self) -> PathBuf {
+        self.at("run/update-engine/check-now")
+    }
+    /// `/run/update-engine/reboot-needed`: tells the daemon a reboot is needed
+    /// ([`crate::request`]).
+    pub fn reboot_request(&self) -> PathBuf {
+        self.at("run/update-engine/reboot-needed")
     }
     /// `/run/boot-slot`, written by the initramfs `/init`.
     pub fn boot_slot(&self) -> PathBuf {
@@ -316,8 +336,15 @@ impl Config {
         defaults: &BTreeMap<String, String>,
         overrides: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        let mut merged = defaults.clone();
-        merged.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Config::merged(&[defaults, overrides])
+    }
+
+    /// The configuration from `layers`, each overriding the ones before key by key. Pure.
+    pub fn merged(layers: &[&BTreeMap<String, String>]) -> Result<Config, ConfigError> {
+        let mut merged = BTreeMap::new();
+        for layer in layers {
+            merged.extend(layer.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         Config::from_keys(&merged)
     }
 
@@ -350,11 +377,13 @@ impl Config {
         Ok(config)
     }
 
-    /// Reads both files under `paths` (a missing file counts as empty).
+    /// Reads the three files under `paths`, in order (module docs; a missing file counts as
+    /// empty).
     pub fn load(paths: &Paths) -> Result<Config, ConfigError> {
         let defaults = read_conf(&paths.defaults_conf())?;
+        let coreos = read_conf(&paths.coreos_conf())?;
         let overrides = read_conf(&paths.overrides_conf())?;
-        Config::from_layers(&defaults, &overrides)
+        Config::merged(&[&defaults, &coreos, &overrides])
     }
 }
 
@@ -508,6 +537,47 @@ mod tests {
             let e = conf(text).unwrap_err().to_string();
             assert!(e.starts_with(want), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn coreos_update_conf_sits_between_the_image_and_the_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        let write = |path: PathBuf, text: &str| {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        assert_eq!(
+            paths.coreos_conf(),
+            dir.path().join("etc/coreos/update.conf")
+        );
+        write(
+            paths.defaults_conf(),
+            "GROUP=stable\nSERVER=http://image\nREBOOT_STRATEGY=reboot\n",
+        );
+        // A Container Linux user's file (or a cloud-config's write_files), as they wrote it.
+        write(
+            paths.coreos_conf(),
+            "GROUP=beta\nREBOOT_STRATEGY=etcd-lock\nLOCKSMITHD_ENDPOINT=http://etcd:2379\n\
+             LOCKSMITHD_GROUP=lb\nPXE=true\n",
+        );
+        let c = Config::load(&paths).unwrap();
+        assert_eq!(c.group, "beta");
+        assert_eq!(c.server.as_deref(), Some("http://image"));
+        assert_eq!(c.reboot_strategy, RebootStrategy::EtcdLock);
+        assert_eq!(c.reboot_lock.etcd.endpoints, ["http://etcd:2379"]);
+        assert_eq!(c.reboot_lock.etcd.group.as_deref(), Some("lb"));
+        // The agent's file (cloud-config coreos.update) wins key by key.
+        write(paths.overrides_conf(), "REBOOT_STRATEGY=off\n");
+        let c = Config::load(&paths).unwrap();
+        assert_eq!(
+            (c.group.as_str(), c.reboot_strategy),
+            ("beta", RebootStrategy::Off)
+        );
+        // Its errors name it.
+        write(paths.coreos_conf(), "GROUP beta\n");
+        let e = Config::load(&paths).unwrap_err().to_string();
+        assert!(e.contains("etc/coreos/update.conf:1:"), "{e}");
     }
 
     #[test]

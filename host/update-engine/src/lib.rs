@@ -10,6 +10,7 @@
 //! - [`config`]: `update.conf` (its syntax and keys are `contract::update_conf`'s) and the root
 //!   keys; [`Paths`](config::Paths) roots every file;
 //! - [`status`]: the state machine and the status document; [`state`]: what persists;
+//!   [`request`]: what the command line asks of the running daemon;
 //! - [`http`]: the channel client with the workspace's retry policy and resumable payloads;
 //! - [`host`]: the machine behind the [`Host`](host::Host) trait; [`policy`]: pure decisions
 //!   (jitter, kernel command line);
@@ -26,6 +27,7 @@ pub mod lifecycle;
 pub mod lock;
 pub mod policy;
 pub mod reboot;
+pub mod request;
 pub mod state;
 pub mod status;
 

@@ -18,6 +18,7 @@ use crate::engine::{Engine, EngineError, UpdateOutcome};
 use crate::host::{Host, HEALTH_CHECK_TIMEOUT};
 use crate::policy::jittered_interval;
 use crate::reboot::retry_delay;
+use crate::request::Request;
 use crate::state::{FailedVersion, State};
 use crate::status::Phase;
 
@@ -185,27 +186,33 @@ impl<H: Host> Engine<'_, H> {
 
     /// The daemon: rollback detection and the health check (rebooting when it does not pass
     /// within `HEALTH_TIMEOUT`), then `update` at start and every `CHECK_INTERVAL ± 10 %`.
-    /// `clock` gives unix seconds; `sleep` waits; `rounds` bounds the loop (tests), `None` runs
+    /// `clock` gives unix seconds; `wait` waits between rounds and ends early with a
+    /// [`Request`] from the command line ([`crate::request::wait`]): `CheckNow` runs the next
+    /// round at once, `RebootNeeded` follows `REBOOT_STRATEGY` as after staging an update; the
+    /// request is answered ([`Request::done`]) when its round is over. `sleep` waits without
+    /// requests (the lock-release retries); `rounds` bounds the loop (tests), `None` runs
     /// forever.
     pub fn daemon(
         &self,
         clock: &dyn Fn() -> u64,
-        sleep: &mut dyn FnMut(Duration),
+        wait: &mut dyn FnMut(Duration) -> Option<Request>,
         machine_id: &[u8],
         rounds: Option<u64>,
     ) -> Result<(), EngineError> {
+        // Requests taken and not answered yet, oldest first.
+        let mut requests = std::collections::VecDeque::new();
         if let Some(f) = self.after_boot(clock())? {
             eprintln!(
                 "update-engine: rolled back from {} to {}: {} did not come up on {}",
                 f.version, f.rolled_back_to, f.version, f.slot
             );
         }
-        let wait = Duration::from_secs(self.config.health_timeout_secs);
-        match self.mark_good(clock(), wait, HEALTH_POLL.min(wait))? {
+        let health_wait = Duration::from_secs(self.config.health_timeout_secs);
+        match self.mark_good(clock(), health_wait, HEALTH_POLL.min(health_wait))? {
             MarkGood::Unhealthy(reason) => {
                 eprintln!(
                     "update-engine: booted slot unhealthy after {}s ({reason}); rebooting",
-                    wait.as_secs()
+                    health_wait.as_secs()
                 );
                 self.host.reboot()?;
                 return Ok(());
@@ -247,15 +254,17 @@ impl<H: Host> Engine<'_, H> {
                     if rounds.is_some_and(|n| round >= n) {
                         return Ok(());
                     }
-                    sleep(Duration::from_secs(retry_delay(failures)));
+                    requests.extend(wait(Duration::from_secs(retry_delay(failures))));
                     failures = failures.saturating_add(1);
                     round += 1;
                 }
             }
         }
-        // Set while a staged update waits for its reboot (window, lock): retried with backoff.
-        let mut waiting: Option<(String, u32)> = None;
+        // Set while a staged update (or a reboot asked for) waits for its reboot (window,
+        // lock): what waits, and the attempts so far, for the backoff.
+        let mut waiting: Option<(Staged, u32)> = None;
         while rounds.is_none_or(|n| round < n) {
+            let request = requests.pop_front();
             let interval = jittered_interval(self.config.check_interval_secs, machine_id, round);
             let mut last_op = None;
             let mut log_phase = |phase: &Phase| {
@@ -265,12 +274,21 @@ impl<H: Host> Engine<'_, H> {
                     eprintln!("update-engine: {}", phase_line(phase));
                 }
             };
-            let staged = match waiting.take() {
-                Some((version, attempt)) => self
+            let staged = match (request, waiting.take()) {
+                (Some(Request::RebootNeeded), before) => {
+                    say("a reboot was asked for (locksmithctl send-need-reboot)".into());
+                    // A staged update that waits already stays what waits.
+                    let (what, attempt) = before.unwrap_or((Staged::Asked, 0));
+                    self.after_staging(clock(), attempt)
+                        .map(|next| Some((what, next, attempt)))
+                }
+                (_, Some((what, attempt))) => self
                     .after_staging(clock(), attempt)
-                    .map(|next| Some((version, next, attempt))),
-                None => self.update(clock(), &mut log_phase).map(|o| match o {
-                    UpdateOutcome::Staged { version, next, .. } => Some((version, next, 0)),
+                    .map(|next| Some((what, next, attempt))),
+                (_, None) => self.update(clock(), &mut log_phase).map(|o| match o {
+                    UpdateOutcome::Staged { version, next, .. } => {
+                        Some((Staged::Update(version), next, 0))
+                    }
                     UpdateOutcome::UpToDate { version } => {
                         say(format!("up to date ({version})"));
                         None
@@ -279,17 +297,22 @@ impl<H: Host> Engine<'_, H> {
             };
             let next = match staged {
                 Ok(None) => interval,
-                Ok(Some((version, AfterStaging::Stay, _))) => {
-                    say(format!(
-                        "{version} is staged; REBOOT_STRATEGY=off: reboot to use it"
-                    ));
+                Ok(Some((what, AfterStaging::Stay, _))) => {
+                    say(match what {
+                        Staged::Update(version) => {
+                            format!("{version} is staged; REBOOT_STRATEGY=off: reboot to use it")
+                        }
+                        Staged::Asked => {
+                            "not rebooting: REBOOT_STRATEGY=off (reboot by hand)".to_owned()
+                        }
+                    });
                     interval
                 }
                 // (The engine said so before rebooting.)
                 Ok(Some((_, AfterStaging::Rebooting { .. }, _))) => interval,
-                Ok(Some((version, AfterStaging::Waiting { reason, retry_in }, attempt))) => {
-                    say(format!("{version} is staged; not rebooting yet: {reason}"));
-                    waiting = Some((version, attempt.saturating_add(1)));
+                Ok(Some((what, AfterStaging::Waiting { reason, retry_in }, attempt))) => {
+                    say(format!("{what}; not rebooting yet: {reason}"));
+                    waiting = Some((what, attempt.saturating_add(1)));
                     retry_in.min(interval)
                 }
                 Err(e) => {
@@ -299,10 +322,35 @@ impl<H: Host> Engine<'_, H> {
                     interval.min(RETRY_AFTER_ERROR_SECS)
                 }
             };
-            sleep(Duration::from_secs(next));
+            if let Some(r) = request {
+                if let Err(e) = r.done(self.paths) {
+                    eprintln!("update-engine: answering {r:?}: {e}");
+                }
+            }
+            if requests.is_empty() {
+                requests.extend(wait(Duration::from_secs(next)));
+            }
             round += 1;
         }
         Ok(())
+    }
+}
+
+/// What waits for a reboot in the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Staged {
+    /// This version, staged.
+    Update(String),
+    /// A reboot asked for without one (`locksmithctl send-need-reboot`).
+    Asked,
+}
+
+impl std::fmt::Display for Staged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Staged::Update(version) => write!(f, "{version} is staged"),
+            Staged::Asked => f.write_str("a reboot was asked for"),
+        }
     }
 }
 

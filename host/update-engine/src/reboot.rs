@@ -73,9 +73,21 @@ pub fn plan(strategy: RebootStrategy, window: Option<&RebootWindow>, now: u64) -
     }
 }
 
+/// What [`Engine::reboot_with_lock`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockedReboot {
+    /// The lock is this machine's; rebooting (a real reboot does not return).
+    Rebooting {
+        /// E.g. "took the reboot lock (etcd http://…, group default)".
+        how: String,
+    },
+    /// The lock answered no (full, a duplicate id) or did not answer: why.
+    Refused(String),
+}
+
 impl<H: Host> Engine<'_, H> {
     /// This machine's holder id: `/etc/machine-id`.
-    fn holder_id(&self) -> Result<String, String> {
+    pub fn holder_id(&self) -> Result<String, String> {
         let path = self.paths.machine_id();
         let id = std::fs::read_to_string(&path)
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
@@ -86,7 +98,8 @@ impl<H: Host> Engine<'_, H> {
         Ok(id.to_owned())
     }
 
-    fn lock_of(&self, kind: LockKind, id: &str) -> Result<Box<dyn RebootLock>, String> {
+    /// The lock of `kind` for holder `id`, as update.conf configures it.
+    pub fn lock_of(&self, kind: LockKind, id: &str) -> Result<Box<dyn RebootLock>, String> {
         let conf = &self.config.reboot_lock;
         Ok(match kind {
             LockKind::Etcd => Box::new(EtcdRebootLock::new(conf.etcd_config(), id)),
@@ -160,6 +173,24 @@ impl<H: Host> Engine<'_, H> {
             Ok(l) => l,
             Err(e) => return wait(e),
         };
+        match self.reboot_with_lock(lock.as_ref(), &id)? {
+            LockedReboot::Rebooting { how } => Ok(AfterStaging::Rebooting { how }),
+            LockedReboot::Refused(why) => wait(format!(
+                "waiting for the reboot lock ({}): {why}",
+                lock.describe()
+            )),
+        }
+    }
+
+    /// Takes `lock` for holder `id` and reboots once it is this machine's (`after_staging`,
+    /// `locksmithctl reboot`). The attempt is recorded in the state before asking (module
+    /// docs), so the daemon gives the lock back after the next good boot.
+    pub fn reboot_with_lock(
+        &self,
+        lock: &dyn RebootLock,
+        id: &str,
+    ) -> Result<LockedReboot, EngineError> {
+        let id = id.to_owned();
         // Recorded before asking: an answer lost on the way is still released after boot.
         let path = self.paths.state();
         let mut state = State::load(&path)?;
@@ -179,12 +210,11 @@ impl<H: Host> Engine<'_, H> {
         state.save(&path)?;
         match judged.verdict {
             Verdict::Reboot => {
-                self.reboot_now(format!("took the reboot lock ({})", lock.describe()))
+                let how = format!("took the reboot lock ({})", lock.describe());
+                self.reboot_now(how.clone())?;
+                Ok(LockedReboot::Rebooting { how })
             }
-            Verdict::Wait(why) => wait(format!(
-                "waiting for the reboot lock ({}): {why}",
-                lock.describe()
-            )),
+            Verdict::Wait(why) => Ok(LockedReboot::Refused(why)),
         }
     }
 

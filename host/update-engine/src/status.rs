@@ -52,7 +52,20 @@ impl Operation {
             Operation::ReportingErrorEvent => "UPDATE_STATUS_REPORTING_ERROR_EVENT",
         }
     }
+
+    /// Whether a check or an apply is under way (from CHECKING_FOR_UPDATE to FINALIZING).
+    pub fn is_running(self) -> bool {
+        !matches!(
+            self,
+            Operation::Idle | Operation::UpdatedNeedReboot | Operation::ReportingErrorEvent
+        )
+    }
 }
+
+/// `update_engine_client -reset_status` asked while a run is under way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot reset the status while the engine is at {0}: a check or an update is running (reset works from UPDATE_STATUS_UPDATED_NEED_REBOOT, UPDATE_STATUS_REPORTING_ERROR_EVENT or idle)")]
+pub struct ResetRefused(pub Operation);
 
 /// The release being installed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,6 +338,30 @@ impl Status {
         }
     }
 
+    /// Container Linux's `ResetStatus`: from UPDATED_NEED_REBOOT back to IDLE with no new
+    /// version; from REPORTING_ERROR_EVENT too (Container Linux's engine left that state for
+    /// IDLE by itself; ours keeps it, with `last_error`, until the next run); nothing to do when
+    /// idle; refused while a run is under way. Does not touch the disk.
+    pub fn reset(&mut self) -> Result<(), ResetRefused> {
+        if self.current_op.is_running() {
+            return Err(ResetRefused(self.current_op));
+        }
+        self.apply_phase(&Phase::Idle);
+        self.last_error = None;
+        Ok(())
+    }
+
+    /// The five fields Container Linux's `GetStatus` returned, to tell two statuses apart.
+    pub fn client_fields(&self) -> (u64, u64, Operation, &str, u64) {
+        (
+            self.last_checked_time,
+            self.progress.to_bits(),
+            self.current_op,
+            &self.new_version,
+            self.new_size,
+        )
+    }
+
     /// The `update_engine_client -status` text: Container Linux's five fields, then ours
     /// (only those that say something), in the same `KEY=VALUE` form.
     pub fn render_plain(&self) -> String {
@@ -455,6 +492,52 @@ mod tests {
         assert_eq!(s.current_op, Operation::ReportingErrorEvent);
         assert_eq!(s.new_version, "1.0.1");
         assert_eq!(s.last_error.as_deref(), Some("bad"));
+    }
+
+    #[test]
+    fn reset_goes_back_to_idle_only_between_runs() {
+        let staged = Status {
+            last_checked_time: 5,
+            current_op: Operation::UpdatedNeedReboot,
+            progress: 1.0,
+            new_version: "1.0.1".into(),
+            new_size: 10,
+            reboot_note: Some("REBOOT_STRATEGY=off: reboot to use it".into()),
+            ..Status::default()
+        };
+        let mut s = staged.clone();
+        s.reset().unwrap();
+        assert_eq!(
+            s.render_plain(),
+            "LAST_CHECKED_TIME=5\nPROGRESS=0.000000\nCURRENT_OP=UPDATE_STATUS_IDLE\nNEW_VERSION=0.0.0\nNEW_SIZE=0\nREBOOT_NOTE=REBOOT_STRATEGY=off: reboot to use it\n"
+        );
+        let idle = s.clone();
+        s.reset().unwrap();
+        assert_eq!(s, idle, "idle: nothing to do");
+        let mut failed = Status {
+            current_op: Operation::ReportingErrorEvent,
+            last_error: Some("HTTP 404".into()),
+            ..staged.clone()
+        };
+        failed.reset().unwrap();
+        assert_eq!(
+            (failed.current_op, failed.last_error),
+            (Operation::Idle, None)
+        );
+        for op in [
+            Operation::CheckingForUpdate,
+            Operation::UpdateAvailable,
+            Operation::Downloading,
+            Operation::Verifying,
+            Operation::Finalizing,
+        ] {
+            let mut running = Status {
+                current_op: op,
+                ..staged.clone()
+            };
+            assert_eq!(running.reset(), Err(ResetRefused(op)));
+            assert_eq!(running.current_op, op, "unchanged");
+        }
     }
 
     #[test]

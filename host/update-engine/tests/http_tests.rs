@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use channels::{sign_document, Manifest, Release, Repo, SecretKey};
 use contract::slots::{BootCounter, BootEntry, Slot, SlotTable, ENTRIES_DIR};
+use update_engine::cli::client;
+use update_engine::config::RebootStrategy;
 use update_engine::config::{load_root_keys, Config, Paths};
 use update_engine::engine::AfterStaging;
 use update_engine::engine::{CheckOutcome, Engine, EngineError, UpdateOutcome};
@@ -18,6 +20,7 @@ use update_engine::host::{FileHost, SlotDevice};
 use update_engine::http::Policy;
 use update_engine::lifecycle::MarkGood;
 use update_engine::lock::RebootWindow;
+use update_engine::request::{self, Request};
 use update_engine::state::State;
 use update_engine::status::{Operation, Status};
 
@@ -695,7 +698,15 @@ fn fleetlock_locks_before_the_reboot_and_releases_after_mark_good() {
     );
     let mut order = Vec::new();
     fx.engine(&keys)
-        .daemon(&|| NOW, &mut |_| order.push("sleep"), b"machine", Some(1))
+        .daemon(
+            &|| NOW,
+            &mut |_| {
+                order.push("sleep");
+                None
+            },
+            b"machine",
+            Some(1),
+        )
         .unwrap();
     assert!(
         fx.table().entry(Slot::B).unwrap().counter.is_none(),
@@ -1052,7 +1063,15 @@ fn daemon_reboots_an_unhealthy_slot_and_updates_a_healthy_one() {
     let keys = load_root_keys(fx.paths()).unwrap();
     let mut slept = Vec::new();
     fx.engine(&keys)
-        .daemon(&|| NOW, &mut |d| slept.push(d), b"machine", Some(2))
+        .daemon(
+            &|| NOW,
+            &mut |d| {
+                slept.push(d);
+                None
+            },
+            b"machine",
+            Some(2),
+        )
         .unwrap();
     assert_eq!(fx.host.reboots.load(Ordering::SeqCst), 1);
     assert!(slept.is_empty(), "no check on an unhealthy slot");
@@ -1060,7 +1079,15 @@ fn daemon_reboots_an_unhealthy_slot_and_updates_a_healthy_one() {
 
     fx.host.processes = vec!["getty".into()];
     fx.engine(&keys)
-        .daemon(&|| NOW, &mut |d| slept.push(d), b"machine", Some(2))
+        .daemon(
+            &|| NOW,
+            &mut |d| {
+                slept.push(d);
+                None
+            },
+            b"machine",
+            Some(2),
+        )
         .unwrap();
     assert_eq!(slept.len(), 2);
     assert!(
@@ -1086,4 +1113,136 @@ fn manual_rollback_marks_the_booted_entry_bad() {
     assert_eq!(r.marked_bad, "minimal-usr-a+0-1.conf");
     assert_eq!(fx.table().preferred().unwrap().slot, Slot::B);
     assert_eq!(fx.host.reboots.load(Ordering::SeqCst), 0);
+}
+
+// ---- requests from the command line to the daemon ----
+
+#[test]
+fn the_daemon_checks_when_asked_and_answers_after_the_round() {
+    let fx = Fixture::new("1.0.1");
+    let keys = load_root_keys(fx.paths()).unwrap();
+    let mut waits = Vec::new();
+    fx.engine(&keys)
+        .daemon(
+            &|| NOW,
+            &mut |d| {
+                waits.push(d);
+                if waits.len() > 1 {
+                    return None;
+                }
+                // Up to date after the first round; then 1.0.2 comes out and someone asks.
+                assert_eq!(fx.status().current_op, Operation::Idle);
+                publish(&fx.repo, &fx.signing, "1.0.2", &usr_bytes(200_000, 3));
+                Request::CheckNow.send(fx.paths(), "test").unwrap();
+                Request::take(fx.paths())
+            },
+            b"machine",
+            Some(2),
+        )
+        .unwrap();
+    assert_eq!(waits.len(), 2);
+    assert_eq!(fx.table().entry(Slot::B).unwrap().version, "1.0.2");
+    assert_eq!(fx.status().current_op, Operation::UpdatedNeedReboot);
+    assert!(!Request::CheckNow.is_pending(fx.paths()), "answered");
+}
+
+#[test]
+fn the_daemon_follows_the_strategy_when_a_reboot_is_asked_for() {
+    for (strategy, reboots) in [(RebootStrategy::Off, 0), (RebootStrategy::Reboot, 1)] {
+        let mut fx = Fixture::new("1.0.1");
+        fx.config.reboot_strategy = strategy;
+        let keys = load_root_keys(fx.paths()).unwrap();
+        let mut asked = false;
+        fx.engine(&keys)
+            .daemon(
+                &|| NOW,
+                &mut |_| {
+                    if std::mem::replace(&mut asked, true) {
+                        return None;
+                    }
+                    Request::RebootNeeded.send(fx.paths(), "test").unwrap();
+                    Request::take(fx.paths())
+                },
+                b"machine",
+                Some(2),
+            )
+            .unwrap();
+        assert_eq!(
+            fx.host.reboots.load(Ordering::SeqCst),
+            reboots,
+            "{strategy}"
+        );
+        assert_eq!(fx.table().entry(Slot::B), None, "nothing staged");
+        assert!(!Request::RebootNeeded.is_pending(fx.paths()));
+        let note = fx.status().reboot_note.unwrap_or_default();
+        let want = match strategy {
+            RebootStrategy::Off => "REBOOT_STRATEGY=off",
+            _ => "rebooting: REBOOT_STRATEGY=reboot",
+        };
+        assert!(note.contains(want), "{strategy}: {note}");
+    }
+}
+
+#[test]
+fn update_engine_client_update_follows_the_daemon_to_the_staged_update() {
+    let fx = Fixture::new("1.0.1");
+    let keys = load_root_keys(fx.paths()).unwrap();
+    let paths = fx.paths().clone();
+    request::write_pid(&paths, std::process::id()).unwrap();
+    let (first_round_over, rounds_over) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let daemon = scope.spawn(|| {
+            let mut waits = 0;
+            fx.engine(&keys).daemon(
+                &|| NOW,
+                &mut |d| {
+                    waits += 1;
+                    first_round_over.send(waits).unwrap();
+                    if waits > 1 {
+                        return None;
+                    }
+                    // The daemon's own wait, bounded so a failing test ends.
+                    request::wait(
+                        fx.paths(),
+                        d.min(Duration::from_secs(60)),
+                        Duration::from_millis(5),
+                    )
+                },
+                b"machine",
+                Some(2),
+            )
+        });
+        assert_eq!(rounds_over.recv().unwrap(), 1, "up to date at start");
+        publish(&fx.repo, &fx.signing, "1.0.2", &usr_bytes(200_000, 3));
+        let said = client::ask_for_check(&paths).unwrap();
+        assert!(said.contains("asked the update-engine daemon"), "{said}");
+        let mut out = Vec::new();
+        let code = client::follow(
+            &paths,
+            &mut out,
+            &mut std::thread::sleep,
+            Duration::from_millis(5),
+        )
+        .unwrap();
+        daemon.join().unwrap().unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(code, 0, "{out}");
+        // Each change once, ending staged (with the note once the strategy has run).
+        assert!(out.starts_with("LAST_CHECKED_TIME="), "{out}");
+        assert!(
+            out.contains(
+                "PROGRESS=1.000000\nCURRENT_OP=UPDATE_STATUS_UPDATED_NEED_REBOOT\nNEW_VERSION=1.0.2\nNEW_SIZE=200000\n"
+            ),
+            "{out}"
+        );
+        let last = out.rsplit("LAST_CHECKED_TIME=").next().unwrap();
+        assert!(last.contains("UPDATED_NEED_REBOOT"), "{out}");
+    });
+    assert_eq!(fx.table().entry(Slot::B).unwrap().version, "1.0.2");
+    // Again: staged already, so no new check and done at once.
+    assert!(client::ask_for_check(&paths)
+        .unwrap()
+        .contains("1.0.2 waits for a reboot"));
+    let code = client::follow(&paths, &mut Vec::new(), &mut |_| {}, Duration::ZERO).unwrap();
+    assert_eq!(code, 0);
 }

@@ -1,11 +1,30 @@
-//! `update-engine lock status | lock [ID] | unlock [ID] | set-max N` (also run as
-//! `locksmithctl`, with its Go-style `-flag`s) and `update-engine lock-server --listen ADDR`.
+//! `update-engine lock status | lock [ID] | unlock [ID] | set-max N | reboot |
+//! send-need-reboot | version | help` (also run as `locksmithctl`, with its Go-style `-flag`s:
+//! `-endpoint`, `-etcd-cafile`, `-etcd-certfile`, `-etcd-keyfile`, `-etcd-username`,
+//! `-etcd-password`, `-group`, `-debug`, `-version`) and `update-engine lock-server --listen
+//! ADDR`.
 //!
-//! Output is locksmithctl's (flatcar/locksmith `locksmithctl/*.go`): `status` prints
+//! Output is locksmithctl's (coreos/locksmith `locksmithctl/*.go`): `status` prints
 //! `Available: N`, `Max: M` and, when there are holders, a blank line, `MACHINE ID` and one id
 //! a line; `lock` and `unlock` print nothing. `set-max` prints `Old: 1` / `New: 2` as in
 //! locksmith's README (its source prints `Old-Max:` / `Max:`). Locking an id that holds a slot
-//! already fails, as with locksmithctl ("holder exists").
+//! already fails, as with locksmithctl ("holder exists"). `-version` (and `version`) prints
+//! `locksmithctl version X`; no subcommand prints the help, as there.
+//!
+//! `reboot`, as locksmithctl's: as root only, takes the reboot lock for this machine's id, then
+//! reboots at once (no reboot window: a person asked), and fails without rebooting when the
+//! lock is full or does not answer. The lock is locksmith's etcd semaphore, as there, except
+//! with `REBOOT_STRATEGY=fleetlock`, where the machines of this cluster coordinate through the
+//! FleetLock server instead. The attempt is recorded in the engine's state before asking, as
+//! the engine does for its own reboots, so the daemon gives the lock back once the booted slot
+//! is marked good (locksmithd unlocked it after boot too; it does so through update.conf's
+//! settings, so a lock taken with other `-endpoint`/`-group` flags is released by hand).
+//!
+//! `send-need-reboot`: locksmithctl emitted update_engine's D-Bus `StatusUpdate` signal with
+//! `UPDATE_STATUS_UPDATED_NEED_REBOOT`, for locksmithd to act on as after an update. Here it
+//! leaves the daemon a [`Request::RebootNeeded`]; the daemon then follows `REBOOT_STRATEGY`
+//! (window, lock, reboot) as after staging an update. It fails when no daemon runs, and with
+//! `REBOOT_STRATEGY=off`, where the daemon never reboots (locksmithd did not run then).
 //!
 //! Settings, first found wins: the flag, locksmithctl's environment variable
 //! (`LOCKSMITHCTL_ENDPOINT`, `LOCKSMITHCTL_ETCD_CAFILE`, … `LOCKSMITHCTL_GROUP`), the
@@ -14,12 +33,18 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 
-use crate::config::{Config, Paths};
+use crate::config::{Config, Paths, RebootStrategy};
+use crate::engine::Engine;
+use crate::host::{Host, RealHost};
+use crate::http::Policy;
 use crate::lock::etcd::{EtcdConfig, EtcdLock, EtcdSettings, Locked};
+use crate::lock::reboot_lock::{EtcdRebootLock, LockKind, RebootLock};
 use crate::lock::semaphore::Semaphore;
+use crate::reboot::LockedReboot;
+use crate::request::{self, Request};
 
 /// The name locksmith's client is called by.
 pub const LOCKSMITHCTL_NAME: &str = "locksmithctl";
@@ -62,6 +87,9 @@ pub struct LockArgs {
     /// locksmith group [default: LOCKSMITHD_GROUP, else the default group]
     #[arg(long, global = true)]
     pub group: Option<String>,
+    /// Print the etcd settings used to stderr.
+    #[arg(long, global = true)]
+    pub debug: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: LockCommand,
@@ -87,6 +115,13 @@ pub enum LockCommand {
         /// The new maximum.
         max: u32,
     },
+    /// Reboot honoring reboot locks: take the lock for this machine, then reboot (as root).
+    Reboot,
+    /// Tell the update-engine daemon a reboot is needed: it follows REBOOT_STRATEGY (window,
+    /// lock) as after an update.
+    SendNeedReboot,
+    /// Print the version (also -version).
+    Version,
 }
 
 /// `update-engine lock-server`.
@@ -98,6 +133,68 @@ pub struct LockServerArgs {
     /// etcd connection.
     #[command(flatten)]
     pub etcd: EtcdArgs,
+}
+
+/// locksmithctl's global flags that take a value.
+const VALUE_FLAGS: [&str; 7] = [
+    "endpoint",
+    "etcd-cafile",
+    "etcd-certfile",
+    "etcd-keyfile",
+    "etcd-username",
+    "etcd-password",
+    "group",
+];
+
+/// Go's spellings of true and false (`strconv.ParseBool`). Pure.
+fn go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// locksmithctl's arguments as `update-engine lock`'s: Go-style flags ([`go_flags_to_clap`]),
+/// `-version` → `version`, `-debug=false` dropped, and `help` when no subcommand follows the
+/// global flags (Go's flag package stops at the first argument that is not a flag). Pure.
+pub fn locksmithctl_args(args: &[std::ffi::OsString]) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut args = go_flags_to_clap(args).into_iter();
+    while let Some(arg) = args.next() {
+        let flag = match arg.to_str() {
+            Some("--") | None => {
+                out.push(arg);
+                out.extend(args);
+                return out;
+            }
+            Some(a) => match a.strip_prefix("--") {
+                Some(f) => f.to_owned(),
+                None => {
+                    out.push(arg);
+                    out.extend(args);
+                    return out;
+                }
+            },
+        };
+        let (name, value) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (flag.as_str(), None),
+        };
+        match (name, value.map(|v| go_bool(v).ok_or(v))) {
+            ("version", None | Some(Ok(true))) => return vec!["version".into()],
+            ("version" | "debug", Some(Ok(false))) => continue,
+            ("debug", Some(Ok(true))) => out.push("--debug".into()),
+            (name, None) if VALUE_FLAGS.contains(&name) => {
+                out.push(arg);
+                out.extend(args.next());
+            }
+            _ => out.push(arg),
+        }
+    }
+    // No subcommand: locksmithctl shows its help.
+    out.push("help".into());
+    out
 }
 
 /// Go-style `-flag[=v]` → `--flag[=v]` (locksmithctl's flag package takes both). Pure.
@@ -184,10 +281,120 @@ fn id_or_machine(id: &Option<String>, paths: &Paths) -> Result<String> {
     }
 }
 
+/// `reboot` is for root only (as locksmithctl's). Pure.
+pub fn require_root(euid: u32) -> Result<()> {
+    if euid != 0 {
+        bail!("must be root to reboot (locksmithctl reboot takes the reboot lock, then reboots)");
+    }
+    Ok(())
+}
+
+/// The lock `locksmithctl reboot` takes under `strategy`: locksmith's etcd semaphore, or the
+/// FleetLock server where the cluster coordinates through one. Pure.
+pub fn reboot_lock_kind(strategy: RebootStrategy) -> LockKind {
+    match strategy {
+        RebootStrategy::FleetLock => LockKind::FleetLock,
+        _ => LockKind::Etcd,
+    }
+}
+
+/// `reboot`: takes the reboot lock for this machine (`etcd`: the semaphore's settings, from the
+/// flags over the environment over update.conf), then reboots. Returns how, if the host's
+/// reboot returns (a test's host); fails without rebooting when the lock is not ours.
+pub fn reboot<H: Host>(engine: &Engine<H>, etcd: EtcdConfig) -> Result<String> {
+    let id = engine
+        .holder_id()
+        .map_err(|e| anyhow!("cannot read the machine id: {e}"))?;
+    let lock: Box<dyn RebootLock> = match reboot_lock_kind(engine.config.reboot_strategy) {
+        LockKind::Etcd => Box::new(EtcdRebootLock::new(
+            EtcdConfig {
+                holder_ttl_secs: engine.config.reboot_lock.etcd_holder_ttl_secs,
+                ..etcd
+            },
+            &id,
+        )),
+        kind => engine.lock_of(kind, &id).map_err(|e| anyhow!(e))?,
+    };
+    match engine.reboot_with_lock(lock.as_ref(), &id)? {
+        LockedReboot::Rebooting { how } => Ok(how),
+        LockedReboot::Refused(why) => bail!(
+            "not rebooting: the reboot lock ({}) is not this machine's: {why}",
+            lock.describe()
+        ),
+    }
+}
+
+/// `send-need-reboot`: leaves the daemon a [`Request::RebootNeeded`]. Returns what to tell the
+/// user.
+pub fn send_need_reboot(paths: &Paths, config: &Config) -> Result<String> {
+    if config.reboot_strategy == RebootStrategy::Off {
+        bail!(
+            "REBOOT_STRATEGY=off: the update-engine daemon never reboots by itself, so it would \
+             ignore the notice (reboot by hand, or `locksmithctl reboot` to take the lock first)"
+        );
+    }
+    let pid = request::daemon_pid(paths)?;
+    let from = format!("locksmithctl send-need-reboot (pid {})", std::process::id());
+    Request::RebootNeeded.send(paths, &from).with_context(|| {
+        format!(
+            "telling the update-engine daemon: writing {} (run it as root)",
+            Request::RebootNeeded.path(paths).display()
+        )
+    })?;
+    Ok(format!(
+        "told the update-engine daemon (pid {pid}) a reboot is needed; it follows \
+         REBOOT_STRATEGY={}",
+        config.reboot_strategy
+    ))
+}
+
+/// `version`'s line.
+pub fn version_line() -> String {
+    format!("{LOCKSMITHCTL_NAME} version {}", env!("CARGO_PKG_VERSION"))
+}
+
 /// Runs `update-engine lock …`: prints what locksmithctl prints.
 pub fn run_lock(args: &LockArgs, paths: &Paths, config: &Config) -> Result<()> {
     let env = |k: &str| std::env::var(k).ok();
     let etcd = etcd_config(&args.etcd, args.group.as_deref(), config, &env);
+    if args.debug {
+        eprintln!(
+            "{LOCKSMITHCTL_NAME}: etcd endpoints {}, group {}, CA file {:?}, certificate {:?}, \
+             key {:?}, user {:?}",
+            etcd.endpoints.join(","),
+            etcd.group.as_deref().unwrap_or("(default)"),
+            etcd.ca_file,
+            etcd.cert_file,
+            etcd.key_file,
+            etcd.username
+        );
+    }
+    match &args.command {
+        LockCommand::Version => {
+            println!("{}", version_line());
+            return Ok(());
+        }
+        LockCommand::SendNeedReboot => {
+            eprintln!("{}", send_need_reboot(paths, config)?);
+            return Ok(());
+        }
+        LockCommand::Reboot => {
+            // SAFETY: geteuid cannot fail.
+            require_root(unsafe { libc::geteuid() })?;
+            let host = RealHost::new(paths.clone());
+            let no_keys = channels::RootKeys { keys: Vec::new() };
+            let engine = Engine {
+                paths,
+                config,
+                root_keys: &no_keys,
+                host: &host,
+                policy: Policy::CHANNEL,
+            };
+            reboot(&engine, etcd)?;
+            return Ok(());
+        }
+        _ => {}
+    }
     let lock = EtcdLock::connect(&etcd)?;
     match &args.command {
         LockCommand::Status => print!("{}", render_status(&lock.get()?)),
@@ -207,6 +414,7 @@ pub fn run_lock(args: &LockArgs, paths: &Paths, config: &Config) -> Result<()> {
             let (old, new) = lock.set_max(*max)?;
             print!("{}", render_set_max(old, new));
         }
+        LockCommand::Reboot | LockCommand::SendNeedReboot | LockCommand::Version => {}
     }
     Ok(())
 }
@@ -288,6 +496,76 @@ mod tests {
                 .map(Into::into)
                 .collect();
         assert_eq!(go_flags_to_clap(&args), want);
+    }
+
+    #[test]
+    fn locksmithctl_arguments() {
+        let conv = |a: &[&str]| -> Vec<String> {
+            let args: Vec<std::ffi::OsString> = a.iter().map(Into::into).collect();
+            locksmithctl_args(&args)
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect()
+        };
+        assert_eq!(conv(&[]), ["help"]);
+        assert_eq!(
+            conv(&["-endpoint", "http://e:1"]),
+            ["--endpoint", "http://e:1", "help"]
+        );
+        // A value flag's value is not the subcommand.
+        assert_eq!(conv(&["-group", "status"]), ["--group", "status", "help"]);
+        assert_eq!(conv(&["-group=lb", "status"]), ["--group=lb", "status"]);
+        assert_eq!(conv(&["-version"]), ["version"]);
+        assert_eq!(conv(&["-endpoint=x", "--version=1", "unlock"]), ["version"]);
+        assert_eq!(conv(&["-version=false", "status"]), ["status"]);
+        assert_eq!(conv(&["-debug=t", "status"]), ["--debug", "status"]);
+        assert_eq!(conv(&["-debug=F", "status"]), ["status"]);
+        // After the subcommand, nothing changes meaning (only Go's -flag spelling).
+        assert_eq!(conv(&["lock", "-version"]), ["lock", "--version"]);
+        assert_eq!(conv(&["--", "status"]), ["--", "status"]);
+        // Not Go booleans: left for clap to refuse.
+        assert_eq!(conv(&["-debug=yes", "status"]), ["--debug=yes", "status"]);
+        assert_eq!(
+            version_line(),
+            format!("locksmithctl version {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+
+    #[test]
+    fn reboot_is_for_root_and_takes_the_strategys_lock() {
+        assert!(require_root(0).is_ok());
+        let e = require_root(1000).unwrap_err().to_string();
+        assert!(e.contains("must be root"), "{e}");
+        for s in RebootStrategy::ALL {
+            let want = if s == RebootStrategy::FleetLock {
+                LockKind::FleetLock
+            } else {
+                LockKind::Etcd
+            };
+            assert_eq!(reboot_lock_kind(s), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn send_need_reboot_needs_a_daemon_that_reboots() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        let off = Config {
+            reboot_strategy: RebootStrategy::Off,
+            ..Config::default()
+        };
+        let e = send_need_reboot(&paths, &off).unwrap_err().to_string();
+        assert!(e.starts_with("REBOOT_STRATEGY=off"), "{e}");
+        let e = format!(
+            "{:#}",
+            send_need_reboot(&paths, &Config::default()).unwrap_err()
+        );
+        assert!(e.contains("daemon is not running"), "{e}");
+        assert!(!Request::RebootNeeded.is_pending(&paths));
+        request::write_pid(&paths, std::process::id()).unwrap();
+        let said = send_need_reboot(&paths, &Config::default()).unwrap();
+        assert!(said.contains("REBOOT_STRATEGY=reboot"), "{said}");
+        assert_eq!(Request::take(&paths), Some(Request::RebootNeeded));
     }
 
     #[test]

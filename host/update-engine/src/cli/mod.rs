@@ -1,13 +1,19 @@
 //! The command line: `update-engine status [--json] | check | update | rollback | mark-good |
-//! daemon | lock … | lock-server`, Container Linux's `update_engine_client -status |
-//! -check_for_update` and `locksmithctl status | lock | unlock | set-max` when run under those
-//! names (argv[0]). Each subcommand is one call into the library.
+//! daemon | lock … | lock-server`, and under Container Linux's names (argv[0])
+//! `update_engine_client` with its gflags ([`client`]: `-status`, `-check_for_update`,
+//! `-update`, `-watch_for_updates`, `-reset_status`, …) and `locksmithctl` with its Go flags
+//! ([`locksmithctl`]: `status`, `lock`, `unlock`, `set-max`, `reboot`, `send-need-reboot`,
+//! `help`, `-version`). Each subcommand is one call into the library.
+//!
+//! The daemon and the clients share `/run/update-engine/`: the daemon writes its status and
+//! its pid there, the clients read the status and leave requests ([`crate::request`]).
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod client;
 pub mod locksmithctl;
 
 use anyhow::{Context, Result};
@@ -20,12 +26,12 @@ use crate::engine::{CheckOutcome, Engine, UpdateOutcome};
 use crate::host::RealHost;
 use crate::http::Policy;
 use crate::lifecycle::{MarkGood, HEALTH_POLL};
+use crate::request::{self, Request};
 use crate::state::State;
 use crate::status::Phase;
+use client::ClientAction;
+pub use client::CLIENT_NAME;
 use locksmithctl::{LockArgs, LockServerArgs, LOCKSMITHCTL_NAME};
-
-/// The name Container Linux's client is called by.
-pub const CLIENT_NAME: &str = "update_engine_client";
 
 /// `update-engine`.
 #[derive(Debug, Parser)]
@@ -70,44 +76,34 @@ pub enum Command {
     Lock(LockArgs),
     /// Serve FleetLock (/v1/pre-reboot, /v1/steady-state) on the etcd reboot lock.
     LockServer(LockServerArgs),
+    /// `update_engine_client`'s flags (only under that name).
+    #[command(skip)]
+    Client(ClientAction),
 }
 
 /// Parses `args` (argv[0] included): as `update_engine_client` or `locksmithctl` when argv[0]
 /// names it.
 pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
     let argv0 = args.first().map(PathBuf::from).unwrap_or_default();
-    if argv0.file_name().is_some_and(|n| n == CLIENT_NAME) {
-        return parse_client(&args[1..]);
+    if client::is_client(&argv0) {
+        let action = client::parse_flags(&args[1..]).map_err(|e| {
+            clap::Error::raw(
+                clap::error::ErrorKind::UnknownArgument,
+                format!("{CLIENT_NAME}: {e}\n"),
+            )
+        })?;
+        return Ok(Cli {
+            root: PathBuf::from("/"),
+            command: Command::Client(action),
+        });
     }
     if argv0.file_name().is_some_and(|n| n == LOCKSMITHCTL_NAME) {
         // `locksmithctl ARGS` is `update-engine lock ARGS`, Go-style `-flag`s included.
-        let rest = locksmithctl::go_flags_to_clap(args.get(1..).unwrap_or_default());
+        let rest = locksmithctl::locksmithctl_args(args.get(1..).unwrap_or_default());
         let argv = [OsString::from(LOCKSMITHCTL_NAME), OsString::from("lock")];
         return Cli::try_parse_from(argv.into_iter().chain(rest));
     }
     Cli::try_parse_from(args)
-}
-
-/// `update_engine_client` flags (gflags style: `-status` or `--status`).
-fn parse_client(args: &[OsString]) -> Result<Cli, clap::Error> {
-    let mut command = None;
-    for arg in args {
-        let flag = arg.to_string_lossy();
-        command = Some(match flag.trim_start_matches('-') {
-            "status" => Command::Status { json: false },
-            "check_for_update" => Command::Update,
-            other => {
-                return Err(clap::Error::raw(
-                    clap::error::ErrorKind::UnknownArgument,
-                    format!("{CLIENT_NAME}: unknown flag -{other} (supported: -status, -check_for_update)\n"),
-                ))
-            }
-        });
-    }
-    Ok(Cli {
-        root: PathBuf::from("/"),
-        command: command.unwrap_or(Command::Status { json: false }),
-    })
 }
 
 /// How often a daemon without root keys looks for them.
@@ -126,6 +122,9 @@ pub fn run(cli: Cli) -> Result<i32> {
     match &cli.command {
         Command::Lock(args) => return locksmithctl::run_lock(args, &paths, &config).map(|()| 0),
         Command::LockServer(args) => return locksmithctl::run_server(args, &config).map(|()| 0),
+        Command::Client(action) if *action != ClientAction::Status => {
+            return client::run(action, &paths)
+        }
         _ => {}
     }
     let needs_keys = matches!(
@@ -155,6 +154,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         policy: Policy::CHANNEL,
     };
     match cli.command {
+        Command::Client(_) => {
+            let state = State::load(&paths.state())?;
+            print!("{}", engine.base_status(&state).render_plain());
+        }
         Command::Status { json } => {
             let state = State::load(&paths.state())?;
             let status = engine.base_status(&state);
@@ -197,17 +200,28 @@ pub fn run(cli: Cli) -> Result<i32> {
         },
         Command::Daemon => {
             let machine_id = std::fs::read(paths.machine_id()).unwrap_or_default();
+            // Without it the clients cannot ask, but the updates go on.
+            if let Err(e) = request::write_pid(&paths, std::process::id()) {
+                eprintln!(
+                    "update-engine: writing {}: {e}; update_engine_client cannot reach this daemon",
+                    paths.daemon_pid().display()
+                );
+            }
+            request::requeue(&paths);
+            let mut wait = |d| request::wait(&paths, d, request::POLL);
             let Some(why) = no_keys else {
-                engine.daemon(&now, &mut std::thread::sleep, &machine_id, None)?;
+                engine.daemon(&now, &mut wait, &machine_id, None)?;
                 return Ok(0);
             };
             // Mark the booted slot good (and give back a reboot lock), then wait for keys: the
             // machine's config may write them later. Exiting then lets the service manager
             // start the daemon again, with them.
-            engine.daemon(&now, &mut std::thread::sleep, &machine_id, Some(0))?;
+            engine.daemon(&now, &mut wait, &machine_id, Some(0))?;
             eprintln!("update-engine: updates are off: {why}");
             while matches!(load_root_keys(&paths), Err(ConfigError::NoRootKeys { .. })) {
-                std::thread::sleep(NO_KEYS_POLL);
+                if let Some(r) = request::wait(&paths, NO_KEYS_POLL, request::POLL) {
+                    answer_without_keys(&engine, r, &why.to_string());
+                }
             }
             eprintln!("update-engine: root keys found; starting over");
         }
@@ -215,6 +229,34 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Lock(_) | Command::LockServer(_) => {}
     }
     Ok(0)
+}
+
+/// A request to a daemon that has no root keys: a check fails saying why (in the status, where
+/// `update_engine_client -update` reads it); a reboot follows `REBOOT_STRATEGY` once.
+fn answer_without_keys(engine: &Engine<RealHost>, r: Request, why: &str) {
+    match r {
+        Request::CheckNow => {
+            let mut status =
+                engine.base_status(&State::load(&engine.paths.state()).unwrap_or_default());
+            status.apply_phase(&Phase::ReportingError {
+                error: format!("updates are off: {why}"),
+                target: None,
+            });
+            if let Err(e) = status.save(&engine.paths.status()) {
+                eprintln!(
+                    "update-engine: writing {}: {e}",
+                    engine.paths.status().display()
+                );
+            }
+        }
+        Request::RebootNeeded => match engine.after_staging(now(), 0) {
+            Ok(next) => eprintln!("update-engine: a reboot was asked for: {next:?}"),
+            Err(e) => eprintln!("update-engine: a reboot was asked for: {e}"),
+        },
+    }
+    if let Err(e) = r.done(engine.paths) {
+        eprintln!("update-engine: answering {r:?}: {e}");
+    }
 }
 
 fn update(engine: &Engine<RealHost>) -> Result<()> {
@@ -298,10 +340,27 @@ mod tests {
     #[test]
     fn answers_to_update_engine_client() {
         let c = parse(args(&["/usr/bin/update_engine_client", "-status"])).unwrap();
-        assert_eq!(c.command, Command::Status { json: false });
+        assert_eq!(c.command, Command::Client(ClientAction::Status));
         let c = parse(args(&["update_engine_client", "-check_for_update"])).unwrap();
-        assert_eq!(c.command, Command::Update);
-        assert!(parse(args(&["update_engine_client", "-reset_status"])).is_err());
+        assert_eq!(
+            c.command,
+            Command::Client(ClientAction::CheckForUpdate {
+                wait: false,
+                ignored: vec![]
+            })
+        );
+        for (flag, want) in [
+            ("-reset_status", ClientAction::ResetStatus),
+            ("--watch_for_updates", ClientAction::WatchForUpdates),
+            ("-h", ClientAction::Help),
+        ] {
+            let c = parse(args(&["update_engine_client", flag])).unwrap();
+            assert_eq!(c.command, Command::Client(want), "{flag}");
+        }
+        let e = parse(args(&["update_engine_client", "-frobnicate"])).unwrap_err();
+        assert!(e.to_string().contains("unknown flag -frobnicate"), "{e}");
+        // The client's flags are not update-engine's subcommands.
+        assert!(parse(args(&["update-engine", "client"])).is_err());
     }
 
     #[test]
@@ -334,6 +393,7 @@ mod tests {
             Command::Lock(LockArgs {
                 etcd: EtcdArgs::default(),
                 group: None,
+                debug: false,
                 command: LockCommand::Unlock {
                     id: Some("m1".into())
                 }
@@ -384,6 +444,58 @@ mod tests {
         assert!(
             matches!(c.command, Command::Lock(l) if l.command == LockCommand::Lock { id: Some("m1".into()) })
         );
-        assert!(parse(args(&["locksmithctl", "reboot"])).is_err());
+        for (argv, want) in [
+            (&["locksmithctl", "reboot"][..], LockCommand::Reboot),
+            (
+                &["locksmithctl", "-group=lb", "send-need-reboot"],
+                LockCommand::SendNeedReboot,
+            ),
+            (&["locksmithctl", "-version"], LockCommand::Version),
+            (
+                &["locksmithctl", "--version", "status"],
+                LockCommand::Version,
+            ),
+            (&["locksmithctl", "-version=true"], LockCommand::Version),
+            (&["locksmithctl", "version"], LockCommand::Version),
+            (
+                &["locksmithctl", "-version=false", "-debug", "status"],
+                LockCommand::Status,
+            ),
+        ] {
+            let c = parse(args(argv)).unwrap();
+            assert!(
+                matches!(&c.command, Command::Lock(l) if l.command == want),
+                "{argv:?}: {:?}",
+                c.command
+            );
+        }
+        let c = parse(args(&[
+            "locksmithctl",
+            "-debug=true",
+            "-endpoint",
+            "http://e:1",
+            "status",
+        ]))
+        .unwrap();
+        assert!(
+            matches!(c.command, Command::Lock(l) if l.debug && l.etcd.endpoints == ["http://e:1"])
+        );
+        // No subcommand, or `help`: the help, exit 0 (clap's DisplayHelp).
+        for argv in [
+            &["locksmithctl"][..],
+            &["locksmithctl", "-endpoint", "http://e:1"],
+            &["locksmithctl", "help"],
+            &["locksmithctl", "-help"],
+            &["locksmithctl", "help", "reboot"],
+        ] {
+            let e = parse(args(argv)).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp,
+                "{argv:?}: {e}"
+            );
+        }
+        let e = parse(args(&["locksmithctl", "frobnicate"])).unwrap_err();
+        assert!(e.to_string().contains("frobnicate"), "{e}");
     }
 }
