@@ -23,6 +23,7 @@
 
 pub mod configdrive;
 pub mod dmi;
+pub mod drive;
 pub mod ec2;
 pub mod http;
 pub mod vmware;

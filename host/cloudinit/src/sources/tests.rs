@@ -120,15 +120,7 @@ fn config_drive_root(tmp: &TempDir) -> &Path {
         "DEVNAME=vda\nDEVTYPE=disk\n",
     );
     write(root, "dev/vda", vec![0u8; 4096]);
-    // Hand-made iso9660 head labelled config-2 (see configdrive's tests for the layout).
-    let mut head = vec![0u8; configdrive::PROBE_BYTES];
-    head[0x8000] = 1;
-    head[0x8001..0x8006].copy_from_slice(b"CD001");
-    head[0x8028..0x8048].fill(b' ');
-    head[0x8028..0x8030].copy_from_slice(b"config-2");
-    head[0x8800] = 255;
-    head[0x8801..0x8806].copy_from_slice(b"CD001");
-    write(root, "dev/sr0", head);
+    write(root, "dev/sr0", drive::heads::iso("config-2", false));
     root
 }
 
