@@ -1,6 +1,6 @@
 //! Seed drives: a block device found by its filesystem label, mounted read-only, read and
 //! unmounted. What the OpenStack config drive (`config-2`, [`super::configdrive`]) and
-//! cloud-init's NoCloud seed (`cidata`) share.
+//! cloud-init's NoCloud seed (`cidata`, [`super::nocloud`]) share.
 //!
 //! The device is udev's `/dev/disk/by-label/<label>` when it made that link (any case), else the
 //! first device of `/sys/class/block` (sorted by name) whose first 64 KiB [`probe_label`] reads
