@@ -11,11 +11,12 @@
 //! - [`CONTAINER_LINUX_UNITS`]: the Container Linux units this OS does not ship (with the reason,
 //!   written once for the validator and the agent) or ships under another name.
 //!
-//! Modules (private; their items are re-exported here): `yaml` builds the node tree with lines,
-//! as go-yaml v1 saw it, and `resolve` types its plain scalars; `schema` is the key schema;
-//! `validate` runs the rules over the tree; `model` is the typed config [`parse`] fills;
-//! `decode` decodes `write_files` contents; `substitute` replaces the address variables;
-//! `shipped` is the table of Container Linux units.
+//! Modules (private, their items re-exported here, except [`yaml`]): `yaml` builds the node tree
+//! with lines, as go-yaml v1 saw it (public: the agent reads other YAML with it, a NoCloud seed's
+//! `meta-data`), and `resolve` types its plain scalars; `schema` is the key schema; `validate`
+//! runs the rules over the tree; `model` is the typed config [`parse`] fills; `decode` decodes
+//! `write_files` contents; `substitute` replaces the address variables; `shipped` is the table
+//! of Container Linux units.
 //!
 //! User-data is one of: empty; a script (first line starts with `#!`); an Ignition config (JSON
 //! with `ignitionVersion` or `ignition.version`, left to an Ignition implementation); a
@@ -29,7 +30,7 @@ mod schema;
 mod shipped;
 mod substitute;
 mod validate;
-mod yaml;
+pub mod yaml;
 
 use std::fmt;
 

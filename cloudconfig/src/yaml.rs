@@ -40,6 +40,14 @@ pub struct YamlError {
     pub message: String,
 }
 
+impl std::fmt::Display for YamlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for YamlError {}
+
 /// One node and the 1-based line where it starts.
 #[derive(Debug)]
 pub struct Node {

@@ -21,7 +21,7 @@ use super::{Console, Input, Options};
     group(ArgGroup::new("input").required(true).args(["from_sources", "from_file", "from_url", "source"]))
 )]
 pub struct Cli {
-    /// Try every source in order: cmdline, qemu-fw-cfg, config-drive, vagrant, vmware, ec2
+    /// Try every source in order: cmdline, qemu-fw-cfg, config-drive, nocloud, vagrant, vmware, ec2
     #[arg(long)]
     pub from_sources: bool,
     /// Read user-data from a file
@@ -211,6 +211,48 @@ mod tests {
         );
         let install = crate::units::parse_install(unit);
         assert_eq!(install.wanted_by, ["multi-user.target"]);
+    }
+
+    /// The command line of the unit udev starts for a late drive, and the labels it starts it
+    /// for: both kinds of seed drive, in the two cases cloud-init looks for.
+    #[test]
+    fn the_drive_unit_and_its_udev_rule_cover_both_seed_drives() {
+        use crate::sources::{configdrive, nocloud};
+        let unit = include_str!("../../../services/units/coreos-cloudinit-drive@.service");
+        let exec = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart=-/usr/bin/coreos-cloudinit "))
+            .expect("ExecStart=-/usr/bin/coreos-cloudinit");
+        let args: Vec<&str> = exec.split_whitespace().collect();
+        assert_eq!(
+            cli(&args).unwrap().options().input,
+            Input::Sources {
+                only: Some(vec![SourceKind::ConfigDrive, SourceKind::NoCloud])
+            }
+        );
+        let rules =
+            include_str!("../../../services/container-host/90-coreos-cloudinit-drive.rules");
+        let rule = rules
+            .lines()
+            .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .expect("a rule");
+        let labels = rule
+            .split("ENV{ID_FS_LABEL}==\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("ENV{ID_FS_LABEL}==");
+        let labels: Vec<&str> = labels.split('|').collect();
+        for label in [configdrive::LABEL, nocloud::LABEL] {
+            assert!(labels.contains(&label), "{label} in {labels:?}");
+            let upper = label.to_ascii_uppercase();
+            assert!(labels.contains(&upper.as_str()), "{upper} in {labels:?}");
+        }
+        assert!(
+            rule.ends_with(
+                "RUN+=\"/usr/bin/systemctl --no-block start coreos-cloudinit-drive@%k.service\""
+            ),
+            "{rule}"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The agent's side effects outside the file tree, behind one small trait: loading a module,
-//! mounting the config drive, asking VMware for guestinfo (its backdoor RPC, no VMware Tools), setting the hostname, `systemctl`,
-//! running the script. [`LiveHost`] does them on this machine; [`OfflineHost`] (any `--root`
+//! mounting a seed drive (config drive, NoCloud seed), asking VMware for guestinfo (its backdoor
+//! RPC, no VMware Tools), setting the hostname, `systemctl`, running the script. [`LiveHost`] does them on this machine; [`OfflineHost`] (any `--root`
 //! other than `/`) does none, so only files under the root change. Tests use recording fakes.
 
 use std::io;
@@ -62,8 +62,9 @@ pub struct LiveHost;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OfflineHost;
 
-/// The filesystems a config drive is formatted with, in the order tried.
-pub const CONFIG_DRIVE_FSTYPES: [&str; 2] = ["iso9660", "vfat"];
+/// The filesystems a seed drive (config drive, NoCloud seed) is formatted with, in the order
+/// tried.
+pub const DRIVE_FSTYPES: [&str; 2] = ["iso9660", "vfat"];
 
 impl Host for LiveHost {
     fn is_live(&self) -> bool {
@@ -81,7 +82,7 @@ impl Host for LiveHost {
         let what = format!("mounting {} on {}", device.display(), target.display());
         let (dev, dir) = (device.to_string_lossy(), target.to_string_lossy());
         let mut reasons = Vec::new();
-        for fstype in CONFIG_DRIVE_FSTYPES {
+        for fstype in DRIVE_FSTYPES {
             match sys::mount(&dev, &dir, Some(fstype), sys::MS_RDONLY, None) {
                 Ok(()) => return Ok(fstype.to_string()),
                 Err(e) => reasons.push(format!("{fstype}: {}", sys::errno_text(&e))),

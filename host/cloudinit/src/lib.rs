@@ -6,7 +6,8 @@
 //! Pipeline, IO only at the ends:
 //! 1. [`sources`]: the first source that has user-data (or `--from-file`/`--from-url`), with its
 //!    metadata (hostname, SSH keys, addresses, network files; what it skipped of them is
-//!    printed and counts as a failure). Gzip-compressed user-data is decompressed.
+//!    printed and counts as a failure, its notes are printed). Gzip-compressed user-data is
+//!    decompressed.
 //! 2. [`metadata`]: `$private_ipv4` & co. filled from the metadata, `/etc/environment` or the
 //!    first interface, and substituted ([`cloudconfig::substitute`]). Only the four
 //!    address variables exist, as upstream: `$hostname` is left alone (shell scripts use it).
@@ -27,8 +28,9 @@
 //!
 //! Once per boot: a run over the sources keeps a record of the user-data it applied
 //! (`/run/coreos-cloudinit/applied/`, by source and content), and a later run that finds the same
-//! (a config drive udev reports after the boot's run, `coreos-cloudinit-drive@.service`) says so
-//! and leaves it alone. `--from-file` and `--from-url` always apply: someone asked for that file.
+//! (a config drive or NoCloud seed udev reports after the boot's run,
+//! `coreos-cloudinit-drive@.service`) says so and leaves it alone. `--from-file` and
+//! `--from-url` always apply: someone asked for that file.
 //!
 //! The boot unit is `services/units/coreos-cloudinit.service`.
 
@@ -183,10 +185,9 @@ pub fn run(opts: &Options, host: &dyn Host, console: &mut Console) -> Summary {
         found.source,
         found.user_data.len()
     ));
-    let record = (matches!(opts.input, Input::Sources { .. })
-        && !opts.dry_run
-        && !opts.validate_only)
-        .then(|| opts.root.join(APPLIED_DIR).join(applied_record(&found)));
+    let record =
+        (matches!(opts.input, Input::Sources { .. }) && !opts.dry_run && !opts.validate_only)
+            .then(|| opts.root.join(APPLIED_DIR).join(applied_record(&found)));
     if record.as_ref().is_some_and(|r| r.exists()) {
         console.say(format!(
             "{}: applied already this boot, nothing to do",
@@ -195,6 +196,9 @@ pub fn run(opts: &Options, host: &dyn Host, console: &mut Console) -> Summary {
         return summary;
     }
     // Parts of the metadata the source skipped (a bad network key): the rest applies.
+    for note in &found.metadata.notes {
+        console.say(format!("{}: {note}", found.source));
+    }
     for w in &found.metadata.warnings {
         console.warn(format!("{}: {w}", found.source));
         summary.failures += 1;

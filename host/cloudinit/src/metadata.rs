@@ -21,8 +21,12 @@ pub struct Metadata {
     /// systemd-networkd files the source configures (VMware guestinfo's `interface.<n>.*`),
     /// written before the rest of the config.
     pub network: Option<NetworkConfig>,
-    /// What the source skipped of its metadata, one line each (a bad key, and why).
+    /// What the source skipped of its metadata, one line each (a bad key, and why): printed,
+    /// and each counts as a failure.
     pub warnings: Vec<String>,
+    /// What the source says about itself, one line each (an instance id, a file it ignores):
+    /// printed, not a failure.
+    pub notes: Vec<String>,
 }
 
 /// Network configuration from a source: runtime networkd files (`/run/systemd/network`).

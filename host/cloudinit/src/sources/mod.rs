@@ -8,13 +8,15 @@
 //! 2. **qemu-fw-cfg**: `/sys/firmware/qemu_fw_cfg/by_name/opt/com.coreos/config/raw` (QEMU's
 //!    `-fw_cfg name=opt/com.coreos/config,file=…`); `modprobe qemu_fw_cfg` is tried first when
 //!    the firmware directory is missing (a failure only means: not QEMU, or no module).
-//! 3. **config-drive**: an OpenStack config drive ([`configdrive`]).
-//! 4. **vagrant**: `/var/lib/coreos-vagrant/vagrantfile-user-data`, dropped by coreos-vagrant's
+//! 3. **config-drive**: an OpenStack config drive, label `config-2` ([`configdrive`]).
+//! 4. **nocloud**: cloud-init's NoCloud seed, label `cidata` ([`nocloud`]). Both drives are
+//!    found by label, mounted and read the same way ([`drive`]).
+//! 5. **vagrant**: `/var/lib/coreos-vagrant/vagrantfile-user-data`, dropped by coreos-vagrant's
 //!    provisioner (upstream ran the agent again from a path unit when it appeared; once per
 //!    boot is enough here).
-//! 5. **vmware**: guestinfo variables and the OVF environment ([`vmware`]), only when DMI says
+//! 6. **vmware**: guestinfo variables and the OVF environment ([`vmware`]), only when DMI says
 //!    VMware.
-//! 6. **ec2**: the instance metadata service ([`ec2`]), only when DMI says EC2 ([`dmi`]).
+//! 7. **ec2**: the instance metadata service ([`ec2`]), only when DMI says EC2 ([`dmi`]).
 //!
 //! `--source NAME` tries only the named sources (in this order) and skips their platform check.
 //! A source that fails (a URL answering 404, a timeout, an unreadable drive, bad encodings) is
@@ -23,8 +25,10 @@
 
 pub mod configdrive;
 pub mod dmi;
+pub mod drive;
 pub mod ec2;
 pub mod http;
+pub mod nocloud;
 pub mod vmware;
 
 use std::fmt;
@@ -55,6 +59,7 @@ pub enum SourceKind {
     Cmdline,
     QemuFwCfg,
     ConfigDrive,
+    NoCloud,
     Vagrant,
     Vmware,
     Ec2,
@@ -62,10 +67,11 @@ pub enum SourceKind {
 
 impl SourceKind {
     /// The order `--from-sources` tries them in.
-    pub const ORDER: [SourceKind; 6] = [
+    pub const ORDER: [SourceKind; 7] = [
         SourceKind::Cmdline,
         SourceKind::QemuFwCfg,
         SourceKind::ConfigDrive,
+        SourceKind::NoCloud,
         SourceKind::Vagrant,
         SourceKind::Vmware,
         SourceKind::Ec2,
@@ -77,6 +83,7 @@ impl SourceKind {
             SourceKind::Cmdline => "cmdline",
             SourceKind::QemuFwCfg => "qemu-fw-cfg",
             SourceKind::ConfigDrive => "config-drive",
+            SourceKind::NoCloud => "nocloud",
             SourceKind::Vagrant => "vagrant",
             SourceKind::Vmware => "vmware",
             SourceKind::Ec2 => "ec2",
@@ -106,7 +113,8 @@ impl FromStr for SourceKind {
 /// User-data found, with the source's metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
-    /// For messages: `cmdline cloud-config-url=http://…`, `config drive /dev/sr0`, ….
+    /// For messages: `cmdline cloud-config-url=http://…`, `config drive /dev/sr0`,
+    /// `NoCloud seed /dev/sr0`, ….
     pub source: String,
     pub user_data: Vec<u8>,
     pub metadata: Metadata,
@@ -205,6 +213,7 @@ pub fn probe(kind: SourceKind, ctx: &Context) -> Result<Option<Found>, SourceErr
         SourceKind::Cmdline => probe_cmdline(ctx),
         SourceKind::QemuFwCfg => probe_fw_cfg(ctx),
         SourceKind::ConfigDrive => configdrive::probe(ctx),
+        SourceKind::NoCloud => nocloud::probe(ctx),
         SourceKind::Vagrant => read_optional(ctx.root, VAGRANT_USER_DATA, "Vagrant user-data"),
         SourceKind::Vmware => vmware::probe(ctx, || ctx.url_client()),
         SourceKind::Ec2 => {

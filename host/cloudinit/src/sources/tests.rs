@@ -120,15 +120,7 @@ fn config_drive_root(tmp: &TempDir) -> &Path {
         "DEVNAME=vda\nDEVTYPE=disk\n",
     );
     write(root, "dev/vda", vec![0u8; 4096]);
-    // Hand-made iso9660 head labelled config-2 (see configdrive's tests for the layout).
-    let mut head = vec![0u8; configdrive::PROBE_BYTES];
-    head[0x8000] = 1;
-    head[0x8001..0x8006].copy_from_slice(b"CD001");
-    head[0x8028..0x8048].fill(b' ');
-    head[0x8028..0x8030].copy_from_slice(b"config-2");
-    head[0x8800] = 255;
-    head[0x8801..0x8806].copy_from_slice(b"CD001");
-    write(root, "dev/sr0", head);
+    write(root, "dev/sr0", drive::heads::iso("config-2", false));
     root
 }
 
@@ -209,6 +201,151 @@ fn a_broken_config_drive_is_reported_unmounted_and_the_next_source_wins() {
     assert_eq!(e.to_string(), "mount: no medium");
 }
 
+/// A NoCloud seed on a CD-ROM the scan finds (`CIDATA`, as `mkisofs -V CIDATA` labels it).
+fn nocloud_root(tmp: &TempDir) -> &Path {
+    let root = tmp.path();
+    drive::heads::block_devices(
+        root,
+        &[
+            ("sr0", drive::heads::iso("CIDATA", false)),
+            ("vda", vec![0u8; 4096]),
+        ],
+    );
+    root
+}
+
+#[test]
+fn nocloud_seed_is_found_mounted_read_and_unmounted() {
+    let tmp = TempDir::with_prefix("sources-nocloud").unwrap();
+    let root = nocloud_root(&tmp);
+    let seed = TempDir::with_prefix("sources-nocloud-content").unwrap();
+    write(
+        seed.path(),
+        nocloud::USER_DATA,
+        "#cloud-config
+hostname: from-user-data
+",
+    );
+    write(
+        seed.path(),
+        nocloud::META_DATA,
+        "instance-id: iid-local01
+local-hostname: seed1
+public-keys:
+  - ssh-ed25519 AAAA k
+",
+    );
+    write(
+        seed.path(),
+        nocloud::NETWORK_CONFIG,
+        "version: 2
+ethernets: {}
+",
+    );
+    let host = FakeHost {
+        drive: Some(seed.path().to_path_buf()),
+        ..FakeHost::default()
+    };
+    let ctx = Context::new(root, &host);
+    // What --from-sources tries: the config drive first (none here), then the seed.
+    let s = search(&local_kinds(), false, &ctx);
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    let dev = root.join("dev/sr0");
+    let mnt = root.join(nocloud::MOUNT_DIR);
+    assert_eq!(
+        s.found.unwrap(),
+        Found {
+            source: format!("NoCloud seed {}", dev.display()),
+            user_data: b"#cloud-config\nhostname: from-user-data\n".to_vec(),
+            metadata: Metadata {
+                hostname: Some("seed1".into()),
+                ssh_public_keys: vec!["ssh-ed25519 AAAA k".into()],
+                notes: vec![
+                    "instance-id iid-local01".into(),
+                    "network-config ignored: not supported (networkd configures every NIC with \
+                     DHCP)"
+                        .into()
+                ],
+                ..Metadata::default()
+            },
+        }
+    );
+    assert_eq!(
+        host.calls(),
+        [
+            "modprobe qemu_fw_cfg".to_string(),
+            format!("mount {} {}", dev.display(), mnt.display()),
+            format!("unmount {}", mnt.display()),
+        ]
+    );
+    assert!(!mnt.exists(), "the mount point is removed");
+}
+
+#[test]
+fn a_config_drive_comes_before_a_nocloud_seed_and_each_is_asked_for_by_name() {
+    let tmp = TempDir::with_prefix("sources-both-drives").unwrap();
+    let root = config_drive_root(&tmp);
+    drive::heads::block_devices(root, &[("vdb", drive::heads::fat("cidata", true))]);
+    let content = TempDir::with_prefix("sources-both-drives-content").unwrap();
+    let host = FakeHost {
+        drive: Some(content.path().to_path_buf()),
+        ..FakeHost::default()
+    };
+    let ctx = Context::new(root, &host);
+    let both = [SourceKind::NoCloud, SourceKind::ConfigDrive];
+    let found = search(&both, true, &ctx).found.unwrap();
+    assert_eq!(
+        found.source,
+        format!("config drive {}", root.join("dev/sr0").display())
+    );
+    let found = search(&[SourceKind::NoCloud], true, &ctx).found.unwrap();
+    assert_eq!(
+        found.source,
+        format!("NoCloud seed {}", root.join("dev/vdb").display())
+    );
+    // An empty seed is a source (its metadata, none here, would apply).
+    assert_eq!(found.user_data, b"");
+    assert_eq!(found.metadata, Metadata::default());
+}
+
+#[test]
+fn a_nocloud_seed_with_bad_meta_data_is_still_found() {
+    let tmp = TempDir::with_prefix("sources-nocloud-bad").unwrap();
+    let root = nocloud_root(&tmp);
+    write(root, VAGRANT_USER_DATA, "#cloud-config\n");
+    let seed = TempDir::with_prefix("sources-nocloud-bad-content").unwrap();
+    write(seed.path(), nocloud::USER_DATA, "#!/bin/sh\ntrue\n");
+    write(seed.path(), nocloud::META_DATA, "{instance-id: [\n");
+    let host = FakeHost {
+        drive: Some(seed.path().to_path_buf()),
+        ..FakeHost::default()
+    };
+    let ctx = Context::new(root, &host);
+    let s = search(&local_kinds(), false, &ctx);
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    let found = s.found.unwrap();
+    assert!(
+        found.source.starts_with("NoCloud seed "),
+        "{}",
+        found.source
+    );
+    assert_eq!(found.user_data, b"#!/bin/sh\ntrue\n");
+    assert_eq!(found.metadata.warnings.len(), 1, "{:?}", found.metadata);
+    assert!(
+        found.metadata.warnings[0].starts_with("meta-data is not valid YAML (line "),
+        "{:?}",
+        found.metadata.warnings
+    );
+    // A seed that cannot be mounted is an error, and the next source is tried.
+    let host = FakeHost::default();
+    let ctx = Context::new(root, &host);
+    let s = search(&local_kinds(), false, &ctx);
+    assert!(s.found.unwrap().source.starts_with("Vagrant"));
+    assert_eq!(s.errors.len(), 1);
+    assert_eq!(s.errors[0].0, SourceKind::NoCloud);
+    assert_eq!(s.errors[0].1.to_string(), "mount: no medium");
+}
+
 #[test]
 fn vmware_only_where_dmi_says_vmware() {
     let tmp = TempDir::with_prefix("sources-vmware").unwrap();
@@ -285,7 +422,11 @@ fn names_of_sources() {
     }
     assert_eq!(
         "gce".parse::<SourceKind>(),
-        Err("unknown source \"gce\" (known: cmdline, qemu-fw-cfg, config-drive, vagrant, vmware, ec2)".into())
+        Err(
+            "unknown source \"gce\" (known: cmdline, qemu-fw-cfg, config-drive, nocloud, vagrant, \
+             vmware, ec2)"
+                .into()
+        )
     );
 }
 

@@ -277,6 +277,7 @@ pub fn probe(
             addresses: net.addresses(),
             network: net.config(),
             warnings,
+            notes: Vec::new(),
         },
     }))
 }
