@@ -38,7 +38,13 @@ impl Project {
     pub fn add_box(&self, file: &Path) {
         let o = self.vagrant(
             300,
-            &["box", "add", "--name", &self.box_name, file.to_str().unwrap()],
+            &[
+                "box",
+                "add",
+                "--name",
+                &self.box_name,
+                file.to_str().unwrap(),
+            ],
         );
         assert!(o.status.success(), "vagrant box add:\n{}", text(&o));
     }
@@ -108,12 +114,7 @@ impl Drop for Project {
                 let domain = self.domain(node);
                 let _ = virsh(&["destroy", &domain]);
                 let _ = virsh(&["undefine", &domain, "--nvram"]);
-                let _ = virsh(&[
-                    "vol-delete",
-                    "--pool",
-                    "default",
-                    &format!("{domain}.img"),
-                ]);
+                let _ = virsh(&["vol-delete", "--pool", "default", &format!("{domain}.img")]);
             }
         }
         Libvirt::delete_volumes(&format!("{}_vagrant_box_image_", self.box_name));

@@ -128,7 +128,13 @@ impl Vm {
     /// Copies `local` to `remote` on the machine (scp as core).
     fn copy_in(&self, local: &Path, remote: &str) {
         let o = Command::new("scp")
-            .args(["-q", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+            .args([
+                "-q",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+            ])
             .args(["-o", "UserKnownHostsFile=/dev/null", "-i"])
             .arg(&self.key)
             .args(["-P", &self.ssh_port.to_string()])
@@ -189,13 +195,25 @@ fn keypair(dir: &Path) -> (PathBuf, String) {
     (key, public.trim().to_string())
 }
 
-/// An OpenStack config drive as an ISO 9660 image labelled config-2 (genisoimage), holding
+/// An OpenStack config drive as an ISO 9660 image labelled config-2, holding
 /// `openstack/latest/user_data`.
 fn config_drive_iso(dir: &Path, user_data: &str) -> PathBuf {
+    seed_iso(
+        dir,
+        "config-2",
+        &[("openstack/latest/user_data", user_data)],
+    )
+}
+
+/// An ISO 9660 image (genisoimage, Rock Ridge and Joliet names) labelled `label`, holding
+/// `files` (path, content).
+fn seed_iso(dir: &Path, label: &str, files: &[(&str, &str)]) -> PathBuf {
     let tree = tempfile::tempdir_in(dir).unwrap();
-    let latest = tree.path().join("openstack/latest");
-    std::fs::create_dir_all(&latest).unwrap();
-    std::fs::write(latest.join("user_data"), user_data).unwrap();
+    for (path, content) in files {
+        let path = tree.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
     let iso = tempfile::Builder::new()
         .suffix(".iso")
         .tempfile_in(dir)
@@ -204,7 +222,7 @@ fn config_drive_iso(dir: &Path, user_data: &str) -> PathBuf {
         .keep()
         .unwrap();
     let o = Command::new("genisoimage")
-        .args(["-quiet", "-V", "config-2", "-J", "-R", "-o"])
+        .args(["-quiet", "-V", label, "-J", "-R", "-o"])
         .arg(&iso)
         .arg(tree.path())
         .output()
@@ -219,10 +237,20 @@ fn busybox_rootfs_tar(dir: &Path) -> PathBuf {
     let deb = std::fs::read_dir(tests::pool_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("busybox-static_"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("busybox-static_")
+        })
         .expect("busybox-static in the pool");
     let x = tempfile::tempdir_in(dir).unwrap();
-    let o = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(x.path()).output().unwrap();
+    let o = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(x.path())
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let rootfs = x.path().join("rootfs");
     for d in ["bin", "root", "tmp", "media"] {
@@ -418,29 +446,43 @@ fn fw_cfg_config_is_applied_and_etcd_runs() {
         "SERVER=http://10.0.2.2:9/"
     );
 
-    // A config drive that appears long after the boot (a CD inserted into the AHCI drive):
-    // udev sees its label, and its config is applied then, once.
-    let late = config_drive_iso(
+    // A seed drive that appears long after the boot (a CD inserted into the AHCI drive; here
+    // cloud-init's NoCloud seed, label cidata): udev sees its label, and its config is applied
+    // then, once.
+    let late = seed_iso(
         dir.path(),
-        "#cloud-config\nwrite_files:\n  - path: /etc/motd.d/60-late\n    content: from a late drive\n",
+        "cidata",
+        &[
+            ("meta-data", "instance-id: late-1\n"),
+            (
+                "user-data",
+                "#cloud-config\nwrite_files:\n  - path: /etc/motd.d/60-late\n    content: from a late drive\n",
+            ),
+        ],
     );
     let answer = monitor(
         &monitor_socket,
         &format!("change cd0 {} raw", late.display()),
     );
     assert!(!answer.contains("rror"), "QEMU monitor: {answer}");
-    vm.wait_for("cat /etc/motd.d/60-late 2>&1", "the late config drive", |s| {
-        s == "from a late drive"
-    });
+    vm.wait_for(
+        "cat /etc/motd.d/60-late 2>&1",
+        "the late config drive",
+        |s| s == "from a late drive",
+    );
     let agent = vm.run(
         "sudo -n journalctl -q -b --no-pager -o cat -u coreos-cloudinit-drive@sr0 | \
          grep coreos-cloudinit:",
     );
     assert!(
-        agent.contains("coreos-cloudinit: user-data from config drive /dev/sr0"),
+        agent.contains("coreos-cloudinit: user-data from NoCloud seed /dev/sr0"),
         "{agent}"
     );
-    assert_eq!(agent.matches("write /etc/motd.d/60-late").count(), 1, "{agent}");
+    assert_eq!(
+        agent.matches("write /etc/motd.d/60-late").count(),
+        1,
+        "{agent}"
+    );
 
     // toolbox, with an image made here (no registry) named in /etc/default/toolbox.
     vm.copy_in(&busybox_rootfs_tar(dir.path()), "toolbox.tar");
@@ -457,7 +499,9 @@ fn fw_cfg_config_is_applied_and_etcd_runs() {
     // The same container next time (what was made in it stays), as root, with the host's /usr.
     vm.run("toolbox touch /root/made-here");
     assert_eq!(
-        vm.run("toolbox -c 'ls /root/made-here; id -u; head -n 1 /media/root/usr/lib/os-release' 2>&1"),
+        vm.run(
+            "toolbox -c 'ls /root/made-here; id -u; head -n 1 /media/root/usr/lib/os-release' 2>&1"
+        ),
         "/root/made-here\n0\nNAME=\"Container Host\""
     );
     // ~/.toolboxrc overrides: an image this host does not have, and no registry to pull from.

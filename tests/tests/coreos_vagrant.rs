@@ -112,11 +112,16 @@ fn coreos_vagrant_vagrantfile_and_user_data_sample_work_unchanged() {
         "etcdctl get --print-value-only coreos.com/updateengine/rebootlock/semaphore",
     );
     // As locksmith made it (no holders: Go's nil slice), with the new maximum.
-    assert_eq!(semaphore.trim(), r#"{"semaphore":2,"max":2,"holders":null}"#);
+    assert_eq!(
+        semaphore.trim(),
+        r#"{"semaphore":2,"max":2,"holders":null}"#
+    );
 
     // docker-tcp.socket started (docker itself waits for its sockets), and it serves the API.
     assert_eq!(
-        project.must(NODE, "systemctl is-active docker-tcp.socket").trim(),
+        project
+            .must(NODE, "systemctl is-active docker-tcp.socket")
+            .trim(),
         "active"
     );
     let ping = wait_for(&project, "curl -s http://127.0.0.1:2375/_ping", |s| {
