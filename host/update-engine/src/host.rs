@@ -22,6 +22,9 @@ pub const ESP_LABEL: &str = "EFI-SYSTEM";
 pub const ESP_MOUNTPOINT: &str = "boot";
 /// Longest a single health check program may run.
 pub const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a live reboot waits before reboot(2), for the engine's last lines to reach the
+/// journal and the console.
+pub const REBOOT_DRAIN: Duration = Duration::from_millis(500);
 
 /// A host operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +271,9 @@ impl Host for RealHost {
         Ok(target)
     }
     fn reboot(&self) -> Result<(), HostError> {
+        // A moment for the processes that carry our last lines (journald, a `tee` to the
+        // console) to write them: reboot(2) stops everything at once.
+        std::thread::sleep(REBOOT_DRAIN);
         machine::sys::sync();
         Err(HostError::Io {
             what: "reboot(2)".into(),

@@ -225,7 +225,9 @@ impl<H: Host> Engine<'_, H> {
             .and_then(|s| s.pending)
             .map(|p| format!(" into {}", p.version))
             .unwrap_or_default();
-        eprintln!("update-engine: rebooting{into}: {how}");
+        // One write: the line reaches whatever carries it to the console whole.
+        let line = format!("update-engine: rebooting{into}: {how}\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         self.note_reboot(Some(format!("rebooting{into}: {how}")));
         self.host.reboot()?;
         Ok(AfterStaging::Rebooting { how })
