@@ -1071,6 +1071,50 @@ fn a_run_on_vmware_without_the_backdoor_applies_the_ovf_environment_iso() {
     assert!(!root.join(sources::vmware::iso::MOUNT_DIR).exists());
 }
 
+/// `--from-vmware-ovf-env PATH` (upstream's flag) under an offline root: the document's
+/// network file and user-data, without asking the backdoor.
+#[test]
+fn an_ovf_environment_file_named_on_the_command_line() {
+    let tmp = minimal_root("agent-ovf-file");
+    let root = tmp.path();
+    let path = root.join("ovf-env.xml");
+    fs::write(
+        &path,
+        include_str!("../../../tests/data/vmware/ovf-env.xml"),
+    )
+    .unwrap();
+    let host = FakeHost::default();
+    let opts = Options::new(root, Input::VmwareOvfEnv(path.clone()));
+    let (summary, out, err) = run_with(&opts, &host);
+    assert!(summary.success(), "{out}{err}");
+    assert!(
+        out.starts_with(&format!(
+            "coreos-cloudinit: user-data from VMware OVF environment file {} (121 bytes)\n",
+            path.display()
+        )),
+        "{out}"
+    );
+    assert!(root
+        .join("run/systemd/network/00-vmware-00.network")
+        .exists());
+    assert!(root.join("etc/motd.d/50-ovf-env").exists());
+    assert!(
+        !host.calls().iter().any(|c| c.starts_with("guestinfo")),
+        "{:?}",
+        host.calls()
+    );
+    fs::write(&path, "not xml").unwrap();
+    let (summary, _, err) = run_with(&opts, &host);
+    assert_eq!(summary.failures, 1);
+    assert_eq!(
+        err,
+        format!(
+            "coreos-cloudinit: {}: is not XML (an OVF environment document, <Environment …>)\n",
+            path.display()
+        )
+    );
+}
+
 /// The source's network files come first and networkd restarts for them, also with no units
 /// in the config; an Ignition config gets neither (upstream exited before applying anything).
 #[test]

@@ -310,6 +310,11 @@ pub fn from_url(url: &str, ctx: &Context) -> Result<Found, SourceError> {
     })
 }
 
+/// `--from-vmware-ovf-env PATH` (read as given, not under the root; [`vmware::from_ovf_env_file`]).
+pub fn from_vmware_ovf_env(path: &Path, ctx: &Context) -> Result<Found, SourceError> {
+    vmware::from_ovf_env_file(path, || ctx.url_client())
+}
+
 #[cfg(test)]
 mod http_tests;
 #[cfg(test)]
