@@ -269,6 +269,43 @@ mod tests {
         );
     }
 
+    /// The unit udev starts for a late OVF environment ISO, and the label it starts it for, as
+    /// udev spells it (`ID_FS_LABEL`: a blank becomes `_`): the vmware source alone.
+    #[test]
+    fn the_ovf_environment_unit_and_its_udev_rule() {
+        use crate::sources::vmware;
+        let unit = include_str!("../../../services/units/coreos-cloudinit-ovf-env@.service");
+        let exec = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart=-/usr/bin/coreos-cloudinit "))
+            .expect("ExecStart=-/usr/bin/coreos-cloudinit");
+        let args: Vec<&str> = exec.split_whitespace().collect();
+        assert_eq!(
+            cli(&args).unwrap().options().input,
+            Input::Sources {
+                only: Some(vec![SourceKind::Vmware])
+            }
+        );
+        let rules =
+            include_str!("../../../services/container-host/90-coreos-cloudinit-drive.rules");
+        let start =
+            "RUN+=\"/usr/bin/systemctl --no-block start coreos-cloudinit-ovf-env@%k.service\"";
+        let rule = rules
+            .lines()
+            .find(|l| !l.starts_with('#') && l.ends_with(start))
+            .expect("a rule starting the unit");
+        let labels = rule
+            .split("ENV{ID_FS_LABEL}==\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("ENV{ID_FS_LABEL}==");
+        let udev_label = vmware::iso::LABEL.replace(' ', "_");
+        assert_eq!(
+            labels.split('|').collect::<Vec<_>>(),
+            [udev_label.clone(), udev_label.to_ascii_lowercase()]
+        );
+    }
+
     #[test]
     fn live_root() {
         assert!(is_live_root(Path::new("/")));
