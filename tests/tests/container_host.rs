@@ -195,6 +195,20 @@ fn keypair(dir: &Path) -> (PathBuf, String) {
     (key, public.trim().to_string())
 }
 
+/// The agent's journal lines `agent` say it read user-data from `source` and wrote `file`
+/// once (a second application would say "applied already", or write it again).
+fn applied_once(agent: &str, source: &str, file: &str) {
+    assert!(
+        agent.contains(&format!("coreos-cloudinit: user-data from {source}")),
+        "{agent}"
+    );
+    assert_eq!(
+        agent.matches(&format!("write {file} ")).count(),
+        1,
+        "{agent}"
+    );
+}
+
 /// An OpenStack config drive as an ISO 9660 image labelled config-2, holding
 /// `openstack/latest/user_data`.
 fn config_drive_iso(dir: &Path, user_data: &str) -> PathBuf {
@@ -474,15 +488,7 @@ fn fw_cfg_config_is_applied_and_etcd_runs() {
         "sudo -n journalctl -q -b --no-pager -o cat -u coreos-cloudinit-drive@sr0 | \
          grep coreos-cloudinit:",
     );
-    assert!(
-        agent.contains("coreos-cloudinit: user-data from NoCloud seed /dev/sr0"),
-        "{agent}"
-    );
-    assert_eq!(
-        agent.matches("write /etc/motd.d/60-late").count(),
-        1,
-        "{agent}"
-    );
+    applied_once(&agent, "NoCloud seed /dev/sr0", "/etc/motd.d/60-late");
 
     // toolbox, with an image made here (no registry) named in /etc/default/toolbox.
     vm.copy_in(&busybox_rootfs_tar(dir.path()), "toolbox.tar");
@@ -552,17 +558,9 @@ fn config_drive_config_is_applied_and_etcd_stays_off() {
     );
     check_machine(&mut vm, "drive-host", &public);
     let agent = vm.run("sudo -n journalctl -q -b --no-pager | grep 'coreos-cloudinit: '");
-    assert!(
-        agent.contains("coreos-cloudinit: user-data from config drive /dev/sr0"),
-        "{agent}"
-    );
     // Applied once, whichever run saw the drive first (the boot's, or udev's when the CD-ROM
-    // came after it): a second application would say so, or run its actions again.
-    assert_eq!(
-        agent.matches("write /etc/motd.d/50-test").count(),
-        1,
-        "{agent}"
-    );
+    // came after it).
+    applied_once(&agent, "config drive /dev/sr0", "/etc/motd.d/50-test");
     assert!(
         agent.contains(
             "telling VMware the address 10.0.2.15: VMware RPC \"info-set guestinfo.ip 10.0.2.15\": \
