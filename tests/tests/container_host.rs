@@ -1,11 +1,14 @@
 //! The container-host image in QEMU, configured on first boot by a Container Linux
-//! `#cloud-config` from QEMU's fw_cfg and from a config drive: the test logs in over SSH (a host
-//! port forwarded to the guest's 22) with the key the config authorised, and checks the
-//! hostname, the key, `systemctl is-system-running`, a read-only /usr, the banner, `docker
-//! info`, and that etcd runs when the config turns it on; on a disk larger than the image, the
-//! first boot grows ROOT to fill it and gives the disk a GUID of its own. A network-booted
-//! machine (BIOS and UEFI, through the e1000e NIC's iPXE) takes its config from
-//! `cloud-config-url=`.
+//! `#cloud-config` from QEMU's fw_cfg, from a config drive on an IDE CD-ROM, and from VMware's
+//! OVF environment on a CD-ROM (vSphere's ISO transport, static networking included): the test
+//! logs in over SSH (a host port forwarded to the guest's 22) with the key the config
+//! authorised, and checks the hostname, the key, `systemctl is-system-running`, a read-only
+//! /usr, the banner, `docker info`, and that etcd runs when the config turns it on; on a disk
+//! larger than the image, the first boot grows ROOT to fill it and gives the disk a GUID of its
+//! own. A seed drive inserted long after boot (AHCI) is applied when udev sees it; `toolbox`
+//! runs an image made by the test. A network-booted machine (BIOS and UEFI, through the e1000e
+//! NIC's iPXE) takes its config from `cloud-config-url=`, under BIOS with exactly Container
+//! Linux's documented kernel arguments.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -716,4 +719,114 @@ fn pxe_boot_takes_its_config_from_cloud_config_url() {
         let driver = vm.run("basename $(readlink /sys/class/net/*/device/driver)");
         assert_eq!(driver, "e1000e", "{firmware}");
     }
+}
+
+/// An OVF environment document as vSphere writes it (`ovf-env.xml`), with `properties`.
+fn ovf_environment(properties: &[(&str, &str)]) -> String {
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <Environment xmlns=\"http://schemas.dmtf.org/ovf/environment/1\" \
+         xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" \
+         xmlns:oe=\"http://schemas.dmtf.org/ovf/environment/1\" \
+         xmlns:ve=\"http://www.vmware.com/schema/ovfenv\" oe:id=\"\" ve:vCenterId=\"vm-1001\">\n\
+         <PlatformSection><Kind>VMware ESXi</Kind><Version>7.0.3</Version>\
+         <Vendor>VMware, Inc.</Vendor><Locale>en</Locale></PlatformSection>\n\
+         <PropertySection>\n",
+    );
+    for (key, value) in properties {
+        xml.push_str(&format!(
+            "<Property oe:key=\"{key}\" oe:value=\"{value}\"/>\n"
+        ));
+    }
+    xml.push_str("</PropertySection>\n</Environment>\n");
+    xml
+}
+
+/// On VMware's virtual hardware as QEMU models it (DMI says VMware, a VMXNET3 NIC), deployed
+/// as vSphere does with the ISO transport of the OVF environment (a CD-ROM labelled `OVF ENV`):
+/// the user-data and Container Linux's static network variables (`guestinfo.interface.0.*`,
+/// `guestinfo.dns.server.0`) are its properties. QEMU's vmport refuses the backdoor RPC, so the
+/// CD-ROM is the agent's only way in. The address is the one QEMU's DHCP would hand out, so SSH
+/// keeps working; that it is static shows in networkd's file and the address's lifetime.
+#[test]
+fn vmware_ovf_environment_iso_configures_static_networking() {
+    let out = shared_build("container-host");
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path());
+    let mut config = user_data("ovf-host", &public, false, false);
+    config.push_str(
+        "  - path: /etc/motd.d/60-address\n    content: public $public_ipv4 private $private_ipv4\n",
+    );
+    let config = config.replace("coreos:\n", "");
+    let ovf_env = ovf_environment(&[
+        (
+            "guestinfo.coreos.config.data",
+            &util::base64::encode(config.as_bytes()),
+        ),
+        ("guestinfo.coreos.config.data.encoding", "base64"),
+        ("guestinfo.interface.0.mac", "52:54:00:12:34:56"),
+        ("guestinfo.interface.0.role", "public"),
+        ("guestinfo.interface.0.ip.0.address", "10.0.2.15/24"),
+        ("guestinfo.interface.0.route.0.gateway", "10.0.2.2"),
+        ("guestinfo.interface.0.route.0.destination", "0.0.0.0/0"),
+        ("guestinfo.dns.server.0", "10.0.2.3"),
+        ("guestinfo.dns.domain.0", "vsphere.test"),
+    ]);
+    let iso = seed_iso(dir.path(), "OVF ENV", &[("ovf-env.xml", &ovf_env)]);
+    let mut vm = Vm::boot_with(
+        &out.join("disk.raw"),
+        "raw",
+        &key,
+        &["--nic", "vmxnet3"],
+        &[
+            "-cdrom".into(),
+            iso.display().to_string(),
+            "-smbios".into(),
+            "type=1,manufacturer=VMware,, Inc.".into(),
+        ],
+    );
+    assert_eq!(vm.run("hostname"), "ovf-host");
+    let agent = vm.run("sudo -n journalctl -q -b --no-pager -o cat | grep 'coreos-cloudinit: '");
+    applied_once(
+        &agent,
+        "VMware OVF environment on /dev/sr0",
+        "/etc/motd.d/60-address",
+    );
+    assert!(
+        agent.contains(
+            "coreos-cloudinit: configure network (interface 0 (52:54:00:12:34:56): 10.0.2.15/24"
+        ),
+        "{agent}"
+    );
+    let iface = vm.run("basename $(dirname $(grep -l 52:54:00:12:34:56 /sys/class/net/*/address))");
+    assert_eq!(
+        vm.run(&format!(
+            "basename $(readlink /sys/class/net/{iface}/device/driver)"
+        )),
+        "vmxnet3"
+    );
+    let network = vm.wait_for(
+        &format!("networkctl status --no-pager {iface}"),
+        "networkd with the VMware network file",
+        |s| s.contains("/run/systemd/network/00-vmware-00.network") && s.contains("configured"),
+    );
+    assert!(network.contains("10.0.2.15"), "{network}");
+    // Static: no lease, so no lifetime (a DHCP address says "dynamic").
+    let addr = vm.run(&format!("ip -4 -o addr show dev {iface}"));
+    assert!(
+        addr.contains("10.0.2.15/24") && !addr.contains("dynamic"),
+        "{addr}"
+    );
+    let dns = vm.run(&format!(
+        "resolvectl dns {iface}; resolvectl domain {iface}"
+    ));
+    assert!(
+        dns.contains("10.0.2.3") && dns.contains("vsphere.test"),
+        "{dns}"
+    );
+    // The role's address fills $public_ipv4 (and, with no private interface, $private_ipv4).
+    assert_eq!(
+        vm.run("cat /etc/motd.d/60-address"),
+        "public 10.0.2.15 private 10.0.2.15"
+    );
 }

@@ -1,6 +1,7 @@
 //! The command line of `coreos-cloudinit`, with upstream's flag names where they exist
-//! (`--from-file`, `--from-url`, `--validate`): one of `--from-sources`, `--from-file PATH`,
-//! `--from-url URL` or `--source NAME…`, then [`super::run`]. A `--root` other than `/` is the
+//! (`--from-file`, `--from-url`, `--from-vmware-ovf-env`, `--validate`): one of
+//! `--from-sources`, `--from-file PATH`, `--from-url URL`, `--from-vmware-ovf-env PATH` or
+//! `--source NAME…`, then [`super::run`]. A `--root` other than `/` is the
 //! offline mode: only files under it change (see [`super::host::OfflineHost`]).
 
 use std::ffi::OsString;
@@ -18,7 +19,7 @@ use super::{Console, Input, Options};
     name = "coreos-cloudinit",
     version,
     about = "Apply Container Linux cloud-config user-data at boot",
-    group(ArgGroup::new("input").required(true).args(["from_sources", "from_file", "from_url", "source"]))
+    group(ArgGroup::new("input").required(true).args(["from_sources", "from_file", "from_url", "from_vmware_ovf_env", "source"]))
 )]
 pub struct Cli {
     /// Try every source in order: cmdline, qemu-fw-cfg, config-drive, nocloud, vagrant, vmware, ec2
@@ -30,6 +31,9 @@ pub struct Cli {
     /// Fetch user-data from an http:// or https:// URL
     #[arg(long, value_name = "URL")]
     pub from_url: Option<String>,
+    /// Read user-data and network settings from a VMware OVF environment document (ovf-env.xml)
+    #[arg(long, value_name = "PATH")]
+    pub from_vmware_ovf_env: Option<PathBuf>,
     /// Try only this source, without its platform check (repeatable)
     #[arg(long, value_name = "NAME")]
     pub source: Vec<SourceKind>,
@@ -62,6 +66,8 @@ impl Cli {
             Input::File(path.clone())
         } else if let Some(url) = &self.from_url {
             Input::Url(url.clone())
+        } else if let Some(path) = &self.from_vmware_ovf_env {
+            Input::VmwareOvfEnv(path.clone())
         } else if !self.source.is_empty() {
             Input::Sources {
                 only: Some(self.source.clone()),
@@ -166,6 +172,13 @@ mod tests {
             cli(&["--from-url", "http://x/y"]).unwrap().options().input,
             Input::Url("http://x/y".into())
         );
+        assert_eq!(
+            cli(&["--from-vmware-ovf-env", "/media/ovfenv/ovf-env.xml"])
+                .unwrap()
+                .options()
+                .input,
+            Input::VmwareOvfEnv("/media/ovfenv/ovf-env.xml".into())
+        );
     }
 
     #[test]
@@ -191,6 +204,7 @@ mod tests {
     fn refused_command_lines() {
         assert!(cli(&[]).is_err(), "a source is required");
         assert!(cli(&["--from-sources", "--from-file", "x"]).is_err());
+        assert!(cli(&["--from-vmware-ovf-env", "x", "--from-url", "http://x/"]).is_err());
         let e = cli(&["--source", "azure"]).unwrap_err().to_string();
         assert!(e.contains("unknown source \"azure\""), "{e}");
     }
@@ -252,6 +266,43 @@ mod tests {
                 "RUN+=\"/usr/bin/systemctl --no-block start coreos-cloudinit-drive@%k.service\""
             ),
             "{rule}"
+        );
+    }
+
+    /// The unit udev starts for a late OVF environment ISO, and the label it starts it for, as
+    /// udev spells it (`ID_FS_LABEL`: a blank becomes `_`): the vmware source alone.
+    #[test]
+    fn the_ovf_environment_unit_and_its_udev_rule() {
+        use crate::sources::vmware;
+        let unit = include_str!("../../../services/units/coreos-cloudinit-ovf-env@.service");
+        let exec = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart=-/usr/bin/coreos-cloudinit "))
+            .expect("ExecStart=-/usr/bin/coreos-cloudinit");
+        let args: Vec<&str> = exec.split_whitespace().collect();
+        assert_eq!(
+            cli(&args).unwrap().options().input,
+            Input::Sources {
+                only: Some(vec![SourceKind::Vmware])
+            }
+        );
+        let rules =
+            include_str!("../../../services/container-host/90-coreos-cloudinit-drive.rules");
+        let start =
+            "RUN+=\"/usr/bin/systemctl --no-block start coreos-cloudinit-ovf-env@%k.service\"";
+        let rule = rules
+            .lines()
+            .find(|l| !l.starts_with('#') && l.ends_with(start))
+            .expect("a rule starting the unit");
+        let labels = rule
+            .split("ENV{ID_FS_LABEL}==\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("ENV{ID_FS_LABEL}==");
+        let udev_label = vmware::iso::LABEL.replace(' ', "_");
+        assert_eq!(
+            labels.split('|').collect::<Vec<_>>(),
+            [udev_label.clone(), udev_label.to_ascii_lowercase()]
         );
     }
 

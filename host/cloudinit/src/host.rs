@@ -277,6 +277,8 @@ pub mod fake {
         pub live: bool,
         pub calls: RefCell<Vec<String>>,
         pub guestinfo: BTreeMap<String, String>,
+        /// The backdoor refuses every RPC, as QEMU's vmport does.
+        pub guestinfo_refused: bool,
         /// The content "mounted" from any device.
         pub drive: Option<PathBuf>,
         /// `systemctl` fails when its arguments contain this word.
@@ -298,6 +300,17 @@ pub mod fake {
 
         fn log(&self, call: String) {
             self.calls.borrow_mut().push(call);
+        }
+
+        /// The error of the real backdoor in QEMU, when [`FakeHost::guestinfo_refused`].
+        fn refuse(&self, request: &str) -> Result<(), HostError> {
+            if !self.guestinfo_refused {
+                return Ok(());
+            }
+            Err(HostError::new(
+                format!("VMware RPC \"{request}\""),
+                machine::vmware::RpcError::Refused("opening an RPC channel").to_string(),
+            ))
         }
     }
 
@@ -339,11 +352,12 @@ pub mod fake {
         }
         fn guestinfo(&self, key: &str) -> Result<Option<String>, HostError> {
             self.log(format!("guestinfo {key}"));
+            self.refuse(&format!("info-get {key}"))?;
             Ok(self.guestinfo.get(key).cloned())
         }
         fn guestinfo_set(&self, key: &str, value: &str) -> Result<(), HostError> {
             self.log(format!("guestinfo-set {key} {value}"));
-            Ok(())
+            self.refuse(&format!("info-set {key} {value}"))
         }
         fn set_hostname(&self, name: &str) -> Result<(), HostError> {
             self.log(format!("sethostname {name}"));

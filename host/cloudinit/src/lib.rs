@@ -29,8 +29,8 @@
 //! Once per boot: a run over the sources keeps a record of the user-data it applied
 //! (`/run/coreos-cloudinit/applied/`, by source and content), and a later run that finds the same
 //! (a config drive or NoCloud seed udev reports after the boot's run,
-//! `coreos-cloudinit-drive@.service`) says so and leaves it alone. `--from-file` and
-//! `--from-url` always apply: someone asked for that file.
+//! `coreos-cloudinit-drive@.service`) says so and leaves it alone. `--from-file`,
+//! `--from-url` and `--from-vmware-ovf-env` always apply: someone asked for that file.
 //!
 //! The boot unit is `services/units/coreos-cloudinit.service`.
 
@@ -70,6 +70,8 @@ pub enum Input {
     },
     File(PathBuf),
     Url(String),
+    /// `--from-vmware-ovf-env PATH`: an OVF environment document ([`sources::vmware`]).
+    VmwareOvfEnv(PathBuf),
 }
 
 /// One run's settings.
@@ -337,6 +339,7 @@ fn find_user_data(
         }
         Input::File(path) => sources::from_file(path),
         Input::Url(url) => sources::from_url(url, &ctx),
+        Input::VmwareOvfEnv(path) => sources::from_vmware_ovf_env(path, &ctx),
     };
     result
         .map_err(|e| {

@@ -1002,6 +1002,119 @@ fn a_nocloud_seed_with_bad_meta_data_still_applies_its_user_data() {
     assert!(!tmp.path().join("etc/hostname").exists(), "{out}");
 }
 
+/// QEMU's case for the VMware source: DMI says VMware, the backdoor refuses, and vSphere's ISO
+/// transport (`tests/data/vmware/ovf-env.xml` on `sr0`, labelled `OVF ENV`) carries the
+/// environment. A whole run writes its network file, restarts networkd and applies the
+/// user-data and hostname.
+#[test]
+fn a_run_on_vmware_without_the_backdoor_applies_the_ovf_environment_iso() {
+    use sources::drive::heads;
+    let tmp = minimal_root("agent-ovf-iso");
+    let root = tmp.path();
+    fs::create_dir_all(root.join("sys/class/dmi/id")).unwrap();
+    fs::write(root.join("sys/class/dmi/id/sys_vendor"), "VMware, Inc.\n").unwrap();
+    heads::block_devices(root, &[("sr0", heads::iso("OVF ENV", false))]);
+    let iso = TempDir::with_prefix("agent-ovf-iso-content").unwrap();
+    fs::write(
+        iso.path().join("ovf-env.xml"),
+        include_str!("../../../tests/data/vmware/ovf-env.xml"),
+    )
+    .unwrap();
+    let host = FakeHost {
+        guestinfo_refused: true,
+        drive: Some(iso.path().to_path_buf()),
+        ipv4: Some("10.0.2.15".parse().unwrap()),
+        ..FakeHost::live()
+    };
+    let opts = Options::new(root, Input::Sources { only: None });
+    let (summary, out, err) = run_with(&opts, &host);
+    assert!(summary.success(), "{out}{err}");
+    let source = format!(
+        "VMware OVF environment on {}",
+        root.join("dev/sr0").display()
+    );
+    assert!(
+        out.contains(&format!(
+            "coreos-cloudinit: user-data from {source} (121 bytes)\n\
+             coreos-cloudinit: {source}: guestinfo variables not read: VMware RPC \
+             \"info-get guestinfo.ovfEnv\": the VMware backdoor refused opening an RPC channel\n"
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        err,
+        "coreos-cloudinit: telling VMware the address 10.0.2.15: VMware RPC \"info-set \
+         guestinfo.ip 10.0.2.15\": the VMware backdoor refused opening an RPC channel\n"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("run/systemd/network/00-vmware-00.network")).unwrap(),
+        "# coreos-cloudinit: guestinfo.interface.0.* of VMware guestinfo\n\
+         [Match]\nMACAddress=52:54:00:12:34:56\n\n\
+         [Network]\nDNS=10.0.2.3\n\n\
+         [Address]\nAddress=10.0.2.15/24\n\n\
+         [Route]\nDestination=0.0.0.0/0\nGateway=10.0.2.2\n"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/motd.d/50-ovf-env")).unwrap(),
+        "configured from the OVF environment ISO\n"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "ovf-iso-host\n"
+    );
+    let calls = host.calls();
+    assert!(
+        calls.contains(&"sethostname ovf-iso-host".to_string())
+            && calls.contains(&"systemctl --no-block restart systemd-networkd.service".to_string()),
+        "{calls:?}"
+    );
+    assert!(!root.join(sources::vmware::iso::MOUNT_DIR).exists());
+}
+
+/// `--from-vmware-ovf-env PATH` (upstream's flag) under an offline root: the document's
+/// network file and user-data, without asking the backdoor.
+#[test]
+fn an_ovf_environment_file_named_on_the_command_line() {
+    let tmp = minimal_root("agent-ovf-file");
+    let root = tmp.path();
+    let path = root.join("ovf-env.xml");
+    fs::write(
+        &path,
+        include_str!("../../../tests/data/vmware/ovf-env.xml"),
+    )
+    .unwrap();
+    let host = FakeHost::default();
+    let opts = Options::new(root, Input::VmwareOvfEnv(path.clone()));
+    let (summary, out, err) = run_with(&opts, &host);
+    assert!(summary.success(), "{out}{err}");
+    assert!(
+        out.starts_with(&format!(
+            "coreos-cloudinit: user-data from VMware OVF environment file {} (121 bytes)\n",
+            path.display()
+        )),
+        "{out}"
+    );
+    assert!(root
+        .join("run/systemd/network/00-vmware-00.network")
+        .exists());
+    assert!(root.join("etc/motd.d/50-ovf-env").exists());
+    assert!(
+        !host.calls().iter().any(|c| c.starts_with("guestinfo")),
+        "{:?}",
+        host.calls()
+    );
+    fs::write(&path, "not xml").unwrap();
+    let (summary, _, err) = run_with(&opts, &host);
+    assert_eq!(summary.failures, 1);
+    assert_eq!(
+        err,
+        format!(
+            "coreos-cloudinit: {}: is not XML (an OVF environment document, <Environment …>)\n",
+            path.display()
+        )
+    );
+}
+
 /// The source's network files come first and networkd restarts for them, also with no units
 /// in the config; an Ignition config gets neither (upstream exited before applying anything).
 #[test]

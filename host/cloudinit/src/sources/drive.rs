@@ -2,8 +2,9 @@
 //! unmounted. What the OpenStack config drive (`config-2`, [`super::configdrive`]) and
 //! cloud-init's NoCloud seed (`cidata`, [`super::nocloud`]) share.
 //!
-//! The device is udev's `/dev/disk/by-label/<label>` when it made that link (any case), else the
-//! first device of `/sys/class/block` (sorted by name) whose first 64 KiB [`probe_label`] reads
+//! The device is udev's `/dev/disk/by-label/<label>` when it made that link (any case; udev
+//! writes a blank and other unsafe bytes as `\xNN`, so vSphere's `OVF ENV` is `OVF\x20ENV`
+//! there), else the first device of `/sys/class/block` (sorted by name) whose first 64 KiB [`probe_label`] reads
 //! as labelled so, compared case-insensitively as cloud-init compares. The label comes from the
 //! iso9660 primary volume descriptor or the FAT boot sector's extended BPB (blkid also looks at
 //! the FAT root directory's volume entry; mkfs.vfat writes both).
@@ -99,20 +100,50 @@ pub fn find_device(root: &Path, label: &str) -> Option<PathBuf> {
     by_label_link(root, label).or_else(|| scan_sysfs(root, label))
 }
 
-/// `/dev/disk/by-label/<label>` in any case (udev names the link as blkid read the label), the
-/// first by name when several exist; a dangling link does not count.
+/// `/dev/disk/by-label/<label>` in any case (udev names the link as blkid read the label,
+/// [`udev_unescape`]d here), the first by name when several exist; a dangling link does not
+/// count.
 fn by_label_link(root: &Path, label: &str) -> Option<PathBuf> {
     let dir = root.join("dev/disk/by-label");
     let mut links: Vec<PathBuf> = fs::read_dir(&dir)
         .ok()?
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().eq_ignore_ascii_case(label))
+        .filter(|e| udev_unescape(&e.file_name().to_string_lossy()).eq_ignore_ascii_case(label))
         .map(|e| e.path())
         .filter(|link| link.exists())
         .collect();
     links.sort();
     let link = links.into_iter().next()?;
     Some(fs::canonicalize(&link).unwrap_or(link))
+}
+
+/// A name of `/dev/disk/by-label` as the label it stands for: udev (`ID_FS_LABEL_ENC`, blkid's
+/// `blkid_encode_string`) writes each byte that is not safe in a file name, a blank or a `\`
+/// included, as `\xNN`; anything else is kept as written.
+pub fn udev_unescape(name: &str) -> String {
+    let mut bytes = Vec::with_capacity(name.len());
+    let raw = name.as_bytes();
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = raw
+            .get(i..i + 4)
+            .filter(|e| {
+                e.starts_with(b"\\x") && e[2].is_ascii_hexdigit() && e[3].is_ascii_hexdigit()
+            })
+            .and_then(|e| std::str::from_utf8(&e[2..]).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                bytes.push(b);
+                i += 4;
+            }
+            None => {
+                bytes.push(raw[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The first block device, by name, whose head [`probe_label`] reads as labelled `label`.
@@ -357,6 +388,45 @@ mod tests {
             Some(root.join("dev/vdc")),
             "no live link: the scan finds it"
         );
+    }
+
+    /// vSphere's OVF environment ISO: a label with a blank, which udev escapes in its link.
+    #[test]
+    fn a_label_with_a_blank_is_found_by_its_escaped_link_and_by_the_scan() {
+        let tmp = tempfile::TempDir::with_prefix("drive-blank").unwrap();
+        let root = tmp.path();
+        block_devices(
+            root,
+            &[
+                ("sr0", iso("OVF ENV", false)),
+                ("sr1", iso("OVF ENV", true)),
+            ],
+        );
+        assert_eq!(
+            probe_label(&iso("OVF ENV", false)).map(|l| l.label),
+            Some("OVF ENV".to_string())
+        );
+        assert_eq!(find_device(root, "ovf env"), Some(root.join("dev/sr0")));
+        assert_eq!(find_device(root, "OVF_ENV"), None);
+        let by_label = root.join("dev/disk/by-label");
+        fs::create_dir_all(&by_label).unwrap();
+        std::os::unix::fs::symlink("../../sr1", by_label.join("OVF\\x20ENV")).unwrap();
+        let dev = root.canonicalize().unwrap().join("dev");
+        assert_eq!(find_device(root, "OVF ENV"), Some(dev.join("sr1")));
+    }
+
+    #[test]
+    fn udev_escapes() {
+        for (name, want) in [
+            ("OVF\\x20ENV", "OVF ENV"),
+            ("config-2", "config-2"),
+            ("a\\x5cx20b", "a\\x20b"),
+            ("\\xZZ\\x2", "\\xZZ\\x2"),
+            ("\\x+f", "\\x+f"),
+            ("caf\\xc3\\xa9", "caf\u{e9}"),
+        ] {
+            assert_eq!(udev_unescape(name), want, "{name}");
+        }
     }
 
     #[test]

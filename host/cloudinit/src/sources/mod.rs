@@ -14,8 +14,8 @@
 //! 5. **vagrant**: `/var/lib/coreos-vagrant/vagrantfile-user-data`, dropped by coreos-vagrant's
 //!    provisioner (upstream ran the agent again from a path unit when it appeared; once per
 //!    boot is enough here).
-//! 6. **vmware**: guestinfo variables and the OVF environment ([`vmware`]), only when DMI says
-//!    VMware.
+//! 6. **vmware**: guestinfo variables and the OVF environment, over VMware's backdoor or on
+//!    vSphere's `OVF ENV` ISO ([`vmware`]), only when DMI says VMware.
 //! 7. **ec2**: the instance metadata service ([`ec2`]), only when DMI says EC2 ([`dmi`]).
 //!
 //! `--source NAME` tries only the named sources (in this order) and skips their platform check.
@@ -308,6 +308,11 @@ pub fn from_url(url: &str, ctx: &Context) -> Result<Found, SourceError> {
         user_data: ctx.url_client()?.get(url, &[])?,
         metadata: Metadata::default(),
     })
+}
+
+/// `--from-vmware-ovf-env PATH` (read as given, not under the root; [`vmware::from_ovf_env_file`]).
+pub fn from_vmware_ovf_env(path: &Path, ctx: &Context) -> Result<Found, SourceError> {
+    vmware::from_ovf_env_file(path, || ctx.url_client())
 }
 
 #[cfg(test)]

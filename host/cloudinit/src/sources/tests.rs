@@ -560,3 +560,261 @@ fn vmware_network_in_the_ovf_environment() {
         ]
     );
 }
+
+/// vSphere's ISO transport, as the QEMU tests give it: `tests/data/vmware/ovf-env.xml`.
+const OVF_ENV_ISO: &str = include_str!("../../../../tests/data/vmware/ovf-env.xml");
+
+/// A root where DMI says VMware and `sr0` is an iso9660 volume labelled `OVF ENV`, and the
+/// drive's content (`file` holding `xml`), for the fake host to "mount".
+fn ovf_iso_root(name: &str, file: &str, xml: &str) -> (TempDir, TempDir) {
+    let tmp = TempDir::with_prefix(name).unwrap();
+    write(tmp.path(), "sys/class/dmi/id/sys_vendor", "VMware, Inc.\n");
+    drive::heads::block_devices(
+        tmp.path(),
+        &[
+            ("sda", drive::heads::fat("EFI-SYSTEM", true)),
+            ("sr0", drive::heads::iso("OVF ENV", false)),
+        ],
+    );
+    let content = TempDir::with_prefix(format!("{name}-iso")).unwrap();
+    write(content.path(), file, xml);
+    (tmp, content)
+}
+
+/// QEMU: DMI says VMware, the backdoor refuses (vmport has no RPC channel), and the ISO's
+/// document is all there is: user-data, hostname, network files, addresses; a note says the
+/// variables were not read. The drive is mounted, read and unmounted.
+#[test]
+fn vmware_ovf_environment_on_an_iso_when_the_backdoor_refuses() {
+    let (tmp, content) = ovf_iso_root("sources-ovf-iso", "OVF-ENV.XML", OVF_ENV_ISO);
+    let root = tmp.path();
+    let host = FakeHost {
+        guestinfo_refused: true,
+        drive: Some(content.path().to_path_buf()),
+        ..FakeHost::default()
+    };
+    let ctx = Context::new(root, &host);
+    let s = search(&local_kinds(), false, &ctx);
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    let found = s.found.unwrap();
+    let dev = root.join("dev/sr0");
+    assert_eq!(
+        found.source,
+        format!("VMware OVF environment on {}", dev.display())
+    );
+    assert_eq!(
+        found.user_data,
+        b"#cloud-config\nwrite_files:\n  - path: /etc/motd.d/50-ovf-env\n    content: |\n      \
+          configured from the OVF environment ISO\n"
+    );
+    let meta = found.metadata;
+    assert_eq!(meta.hostname.as_deref(), Some("ovf-iso-host"));
+    assert_eq!(meta.addresses.public_ipv4.as_deref(), Some("10.0.2.15"));
+    assert_eq!(meta.warnings, Vec::<String>::new());
+    assert_eq!(
+        meta.notes,
+        [
+            "guestinfo variables not read: VMware RPC \"info-get guestinfo.ovfEnv\": the VMware \
+             backdoor refused opening an RPC channel"
+        ]
+    );
+    let net = meta.network.unwrap();
+    assert_eq!(net.files.len(), 1);
+    assert_eq!(net.files[0].name, "00-vmware-00.network");
+    assert_eq!(
+        net.files[0].content,
+        "# coreos-cloudinit: guestinfo.interface.0.* of VMware guestinfo\n\
+         [Match]\nMACAddress=52:54:00:12:34:56\n\n\
+         [Network]\nDNS=10.0.2.3\n\n\
+         [Address]\nAddress=10.0.2.15/24\n\n\
+         [Route]\nDestination=0.0.0.0/0\nGateway=10.0.2.2\n"
+    );
+    let mnt = root.join(vmware::iso::MOUNT_DIR);
+    assert_eq!(
+        host.calls()[1..],
+        [
+            "guestinfo guestinfo.ovfEnv".to_string(),
+            format!("mount {} {}", dev.display(), mnt.display()),
+            format!("unmount {}", mnt.display()),
+        ],
+        "the backdoor is asked once; fw_cfg's modprobe first"
+    );
+    assert!(!mnt.exists());
+    // Not VMware: neither the backdoor nor the drive.
+    fs::remove_file(root.join("sys/class/dmi/id/sys_vendor")).unwrap();
+    let host = FakeHost {
+        guestinfo_refused: true,
+        drive: Some(content.path().to_path_buf()),
+        ..FakeHost::default()
+    };
+    let ctx = Context::new(root, &host);
+    assert!(search(&local_kinds(), false, &ctx).found.is_none());
+    assert_eq!(host.calls(), ["modprobe qemu_fw_cfg"]);
+}
+
+/// A backdoor that answers without `guestinfo.ovfEnv`: the ISO's properties come first, the
+/// variables fill what they leave empty, as with `guestinfo.ovfEnv`. With `guestinfo.ovfEnv`,
+/// the drive is not looked at.
+#[test]
+fn vmware_iso_properties_first_then_variables() {
+    let xml = r##"<Environment xmlns:oe="http://schemas.dmtf.org/ovf/environment/1">
+        <PropertySection>
+        <Property oe:key="guestinfo.coreos.config.data" oe:value="#cloud-config&#10;"/>
+        <Property oe:key="guestinfo.hostname" oe:value=""/>
+        <Property oe:key="guestinfo.interface.0.dhcp" oe:value="yes"/>
+        </PropertySection></Environment>"##;
+    let (tmp, content) = ovf_iso_root("sources-ovf-iso-vars", "ovf-env.xml", xml);
+    let mut host = guestinfo(&[
+        (vmware::HOSTNAME_KEY, "from-variable"),
+        (vmware::DATA_KEY, "ignored: the ISO has data"),
+        ("guestinfo.interface.1.dhcp", "yes"),
+    ]);
+    host.drive = Some(content.path().to_path_buf());
+    let ctx = Context::new(tmp.path(), &host);
+    let found = probe(SourceKind::Vmware, &ctx).unwrap().unwrap();
+    let dev = tmp.path().join("dev/sr0");
+    assert_eq!(
+        found.source,
+        format!("VMware OVF environment on {}", dev.display())
+    );
+    assert_eq!(found.user_data, b"#cloud-config\n");
+    assert_eq!(found.metadata.hostname.as_deref(), Some("from-variable"));
+    assert!(
+        found.metadata.notes.is_empty(),
+        "{:?}",
+        found.metadata.notes
+    );
+    let files: Vec<String> = found
+        .metadata
+        .network
+        .unwrap()
+        .files
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(files, ["01-vmware-00.network", "01-vmware-01.network"]);
+    // The backdoor's own OVF environment wins: no mount.
+    let mut host = guestinfo(&[(vmware::OVF_ENV_KEY, OVF_ENV_ISO)]);
+    host.drive = Some(content.path().to_path_buf());
+    let ctx = Context::new(tmp.path(), &host);
+    let found = probe(SourceKind::Vmware, &ctx).unwrap().unwrap();
+    assert_eq!(found.source, "VMware OVF environment");
+    assert_eq!(found.metadata.hostname.as_deref(), Some("ovf-iso-host"));
+    assert!(
+        !host.calls().iter().any(|c| c.starts_with("mount")),
+        "{:?}",
+        host.calls()
+    );
+}
+
+/// A drive labelled `OVF ENV` whose document is not one: one error naming the file and the
+/// drive, or, when the variables give something, one warning on it; the drive is unmounted.
+#[test]
+fn a_bad_ovf_environment_iso_is_named_in_one_message() {
+    struct Case {
+        name: &'static str,
+        file: &'static str,
+        xml: &'static str,
+        want: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "not XML",
+            file: "OVF_ENV.XML",
+            xml: "guestinfo.hostname = vm1\n",
+            want: "OVF_ENV.XML on {dev}: is not XML (an OVF environment document, \
+                   <Environment …>)",
+        },
+        Case {
+            name: "no properties",
+            file: "ovf-env.xml",
+            xml: "<Environment><PropertySection></PropertySection></Environment>",
+            want: "ovf-env.xml on {dev}: has no properties (no <Property oe:key=\"…\" \
+                   oe:value=\"…\"/> element)",
+        },
+        Case {
+            name: "no document",
+            file: "user-data",
+            xml: "#cloud-config\n",
+            want: "drive {dev} (label \"OVF ENV\"): no ovf-env.xml on it",
+        },
+    ];
+    for c in cases {
+        let (tmp, content) = ovf_iso_root("sources-ovf-iso-bad", c.file, c.xml);
+        let dev = tmp.path().join("dev/sr0");
+        let want = c.want.replace("{dev}", &dev.display().to_string());
+        let mut host = FakeHost {
+            guestinfo_refused: true,
+            drive: Some(content.path().to_path_buf()),
+            ..FakeHost::default()
+        };
+        let ctx = Context::new(tmp.path(), &host);
+        let s = search(&local_kinds(), false, &ctx);
+        assert!(s.found.is_none(), "{}", c.name);
+        let errors: Vec<String> = s.errors.iter().map(|(k, e)| format!("{k}: {e}")).collect();
+        assert_eq!(errors, [format!("vmware: {want}")], "{}", c.name);
+        assert_eq!(
+            host.calls().last().map(String::as_str),
+            Some(&*format!(
+                "unmount {}",
+                tmp.path().join(vmware::iso::MOUNT_DIR).display()
+            )),
+            "{}",
+            c.name
+        );
+        // The backdoor answers with a variable: found, with the same line as a warning.
+        host.guestinfo_refused = false;
+        host.guestinfo = [(vmware::HOSTNAME_KEY.to_string(), "vm1".to_string())].into();
+        let ctx = Context::new(tmp.path(), &host);
+        let found = probe(SourceKind::Vmware, &ctx).unwrap().unwrap();
+        assert_eq!(found.source, "VMware guestinfo", "{}", c.name);
+        assert_eq!(found.metadata.hostname.as_deref(), Some("vm1"));
+        assert_eq!(found.metadata.warnings, [want], "{}", c.name);
+    }
+    // Neither the backdoor nor a drive: the backdoor's refusal, as before.
+    let tmp = TempDir::with_prefix("sources-ovf-iso-none").unwrap();
+    let host = FakeHost {
+        guestinfo_refused: true,
+        ..FakeHost::default()
+    };
+    let ctx = Context::new(tmp.path(), &host);
+    let e = probe(SourceKind::Vmware, &ctx).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "VMware RPC \"info-get guestinfo.ovfEnv\": the VMware backdoor refused opening an RPC \
+         channel"
+    );
+}
+
+/// `--from-vmware-ovf-env PATH`: the file's document, no backdoor.
+#[test]
+fn an_ovf_environment_file() {
+    let tmp = TempDir::with_prefix("sources-ovf-file").unwrap();
+    let path = tmp.path().join("ovf-env.xml");
+    write(tmp.path(), "ovf-env.xml", OVF_ENV_ISO);
+    let found = vmware::from_ovf_env_file(&path, || unreachable!("no URL")).unwrap();
+    assert_eq!(
+        found.source,
+        format!("VMware OVF environment file {}", path.display())
+    );
+    assert_eq!(found.metadata.hostname.as_deref(), Some("ovf-iso-host"));
+    assert!(found.user_data.starts_with(b"#cloud-config\n"));
+    assert_eq!(found.metadata.network.unwrap().files.len(), 1);
+    write(tmp.path(), "ovf-env.xml", "{}");
+    let e = vmware::from_ovf_env_file(&path, || unreachable!()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: is not XML (an OVF environment document, <Environment …>)",
+            path.display()
+        )
+    );
+    // Properties, all empty: found, nothing in it.
+    write(
+        tmp.path(),
+        "ovf-env.xml",
+        "<Environment><Property oe:key=\"guestinfo.hostname\" oe:value=\"\"/></Environment>",
+    );
+    let found = vmware::from_ovf_env_file(&path, || unreachable!()).unwrap();
+    assert!(found.user_data.is_empty() && found.metadata == Metadata::default());
+}

@@ -12,15 +12,24 @@
 //!   networkd files, and the addresses of `$public_ipv4` & co. ([`network`]).
 //!
 //! The OVF environment: when vSphere deploys our OVA, the ProductSection properties (declared by
-//! `ova/src/ovf.rs` with exactly those `guestinfo.*` keys) arrive as the XML document in
-//! `guestinfo.ovfEnv` (`<Property oe:key="guestinfo.hostname" oe:value="…"/>`). Its properties
-//! are looked up first, then the plain variables (upstream used only the OVF environment when it
-//! was present; a property left empty there now falls back to a variable set directly). The
-//! generic keys of other appliances' OVF environments, `user-data` (always base64, cloud-init's
-//! OVF convention) and `hostname`, are read as well. Empty values count as unset.
+//! `ova/src/ovf.rs` with exactly those `guestinfo.*` keys) arrive as an XML document
+//! (`<Property oe:key="guestinfo.hostname" oe:value="…"/>`) by one of two transports:
+//! - `com.vmware.guestInfo` (the OVA's): the variable `guestinfo.ovfEnv`, over the backdoor;
+//! - `iso` ("ISO image"): `ovf-env.xml` on a CD-ROM labelled `OVF ENV` ([`iso`]), looked for
+//!   only when the backdoor gives no `guestinfo.ovfEnv` (with both transports chosen, the
+//!   backdoor's copy is used). The only way in where the backdoor refuses, as in QEMU.
+//!
+//! Either way its properties are looked up first, then the plain variables (upstream used only
+//! the OVF environment when it was present; a property left empty there now falls back to a
+//! variable set directly): an ISO's property wins over a variable exactly as a
+//! `guestinfo.ovfEnv` property does. The generic keys of other appliances' OVF environments,
+//! `user-data` (always base64, cloud-init's OVF convention) and `hostname`, are read as well.
+//! Empty values count as unset. `--from-vmware-ovf-env PATH` reads such a document from a file
+//! ([`from_ovf_env_file`]), without the variables, as upstream's flag did.
 //!
 //! The source counts as found when any of these is set, the network variables alone included.
 
+pub mod iso;
 pub mod network;
 
 use std::collections::BTreeMap;
@@ -29,7 +38,7 @@ use cloudconfig::{decode_content, go_base64, DecodeError};
 
 use super::http::Http;
 use super::{Context, Found, SourceError};
-use crate::host::HostError;
+use crate::host::{Host, HostError};
 use crate::metadata::Metadata;
 
 pub const OVF_ENV_KEY: &str = "guestinfo.ovfEnv";
@@ -214,31 +223,116 @@ fn unescape(s: &str) -> String {
     out
 }
 
-/// The guestinfo source: the OVF environment's properties, then the variables.
+/// An OVF environment's properties, and where the document came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OvfEnv {
+    /// For messages: `VMware OVF environment` (the backdoor's), `VMware OVF environment on
+    /// /dev/sr0` (the ISO's), `VMware OVF environment file PATH`.
+    pub source: String,
+    pub props: BTreeMap<String, String>,
+}
+
+/// The source name of the backdoor's OVF environment (`guestinfo.ovfEnv`).
+pub const OVF_ENV_SOURCE: &str = "VMware OVF environment";
+/// The source name of the variables alone.
+pub const GUESTINFO_SOURCE: &str = "VMware guestinfo";
+
+/// The VMware source (module docs): the OVF environment's properties, from the backdoor or
+/// else from the ISO ([`iso`]), then the variables.
+///
+/// When the backdoor refuses (QEMU's vmport has no RPC channel; a machine that only claims to
+/// be VMware), the ISO's properties are all there is, and a note says the variables were not
+/// read; with neither, the backdoor's refusal is the error. An ISO that cannot be read, or
+/// whose document is not one, is an error when nothing else is found, and otherwise a warning
+/// on what the variables gave.
 pub fn probe(
     ctx: &Context,
     http: impl FnOnce() -> Result<Http, SourceError>,
 ) -> Result<Option<Found>, SourceError> {
     let host = ctx.host;
-    let ovf_env = host
-        .guestinfo(OVF_ENV_KEY)?
-        .filter(|x| !x.trim().is_empty());
-    let props = ovf_env.as_deref().map(parse_ovf_env).unwrap_or_default();
+    let backdoor = host.guestinfo(OVF_ENV_KEY);
+    let (env, iso_error) = match &backdoor {
+        Ok(Some(xml)) if !xml.trim().is_empty() => {
+            let env = OvfEnv {
+                source: OVF_ENV_SOURCE.into(),
+                props: parse_ovf_env(xml),
+            };
+            (Some(env), None)
+        }
+        _ => match iso::read(ctx) {
+            Ok(env) => (env, None),
+            Err(e) => (None, Some(e)),
+        },
+    };
+    let (variables, note) = match (backdoor, &env, iso_error) {
+        (Ok(_), _, iso_error) => (Some(host), iso_error),
+        (Err(e), Some(_), _) => {
+            let note = format!("guestinfo variables not read: {e}");
+            let mut found = read_env(env.as_ref(), None, http)?;
+            if let Some(f) = &mut found {
+                f.metadata.notes.push(note);
+            }
+            return Ok(found);
+        }
+        (Err(_), None, Some(iso_error)) => return Err(iso_error),
+        (Err(e), None, None) => return Err(e.into()),
+    };
+    match (read_env(env.as_ref(), variables, http)?, note) {
+        (None, Some(iso_error)) => Err(iso_error),
+        (Some(mut found), Some(iso_error)) => {
+            found.metadata.warnings.insert(0, iso_error.to_string());
+            Ok(Some(found))
+        }
+        (found, None) => Ok(found),
+    }
+}
+
+/// `--from-vmware-ovf-env PATH` (upstream's flag): the properties of an OVF environment
+/// document in a file, read as given (not under the root), and no variables (as upstream). Found
+/// even when it sets nothing.
+pub fn from_ovf_env_file(
+    path: &std::path::Path,
+    http: impl FnOnce() -> Result<Http, SourceError>,
+) -> Result<Found, SourceError> {
+    let bytes = std::fs::read(path).map_err(|e| SourceError::io(path, e))?;
+    let props = iso::properties(&bytes).map_err(|reason| SourceError::Invalid {
+        what: path.display().to_string(),
+        reason,
+    })?;
+    let env = OvfEnv {
+        source: format!("VMware OVF environment file {}", path.display()),
+        props,
+    };
+    Ok(read_env(Some(&env), None, http)?.unwrap_or_else(|| Found {
+        source: env.source,
+        user_data: Vec::new(),
+        metadata: Metadata::default(),
+    }))
+}
+
+/// The source from `env`'s properties, then the variables `backdoor` answers (`None`: not
+/// asked); `Ok(None)` when nothing is set.
+fn read_env(
+    env: Option<&OvfEnv>,
+    backdoor: Option<&dyn Host>,
+    http: impl FnOnce() -> Result<Http, SourceError>,
+) -> Result<Option<Found>, SourceError> {
+    let empty = BTreeMap::new();
+    let props = env.map_or(&empty, |e| &e.props);
     let get = |key: &str| -> Result<Option<String>, HostError> {
         if let Some(v) = props.get(key).filter(|v| !v.is_empty()) {
             return Ok(Some(v.clone()));
         }
-        if key.starts_with("guestinfo.") {
-            host.guestinfo(key)
-        } else {
-            Ok(None)
+        match backdoor {
+            Some(host) if key.starts_with("guestinfo.") => host.guestinfo(key),
+            _ => Ok(None),
         }
     };
     let config = read_guest_config(&get)?;
     let mut net_keys = network::probe_keys(&get)?;
     // The backdoor is asked index by index; an OVF environment lists all of its keys (a gap
     // or a bad index among them then gets its warning).
-    for (k, v) in &props {
+    for (k, v) in props {
         if network::is_network_key(k) && !v.trim().is_empty() {
             net_keys.insert(k.clone(), v.clone());
         }
@@ -247,11 +341,7 @@ pub fn probe(
         return Ok(None);
     }
     let (net, mut warnings) = network::parse(&net_keys);
-    let transport = if ovf_env.is_some() {
-        "VMware OVF environment"
-    } else {
-        "VMware guestinfo"
-    };
+    let transport = env.map_or(GUESTINFO_SOURCE, |e| e.source.as_str());
     let (user_data, source) = match (config.user_data, &config.url) {
         (Some(data), _) => (data, transport.to_string()),
         (None, Some(url)) => match http().and_then(|h| Ok(h.get(url, &[])?)) {
