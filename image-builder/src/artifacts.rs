@@ -318,11 +318,11 @@ fn write_bytes(path: &Path, data: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{NonEmpty, OsId, SemVer};
+    use crate::spec::{DisplayName, OsId, SemVer};
 
     fn os() -> Os {
         Os {
-            name: NonEmpty("Minimal Linux".into()),
+            name: DisplayName("Minimal Linux".into()),
             id: OsId("minimal".into()),
             version: SemVer("1.0.0".into()),
             channel: OsId("alpha".into()),

@@ -118,7 +118,8 @@ pub struct InitRepoArgs {
     pub root_key: PathBuf,
     #[arg(long = "signing-key", required = true)]
     pub signing_keys: Vec<PathBuf>,
-    #[arg(long, default_value_t = 365)]
+    /// Days until the root document and keys expire (1 to 36500).
+    #[arg(long, default_value_t = 365, value_parser = expires_days)]
     pub expires_days: u64,
 }
 
@@ -138,7 +139,7 @@ pub struct PublishArgs {
     #[arg(long)]
     pub key: PathBuf,
     /// Days until the manifest expires (machines refuse an expired manifest).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = expires_days)]
     pub expires_days: u64,
     /// Machines never install a version below this one from this manifest.
     #[arg(long)]
@@ -302,3 +303,20 @@ impl SourceArgs {
         }
     }
 }
+
+/// `--expires-days`: 1 to 36500 (a hundred years), so the expiry never wraps around.
+fn expires_days(s: &str) -> Result<u64, String> {
+    let days: u64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of days"))?;
+    if (1..=MAX_EXPIRES_DAYS).contains(&days) {
+        Ok(days)
+    } else {
+        Err(format!(
+            "{days} days is out of range (1..={MAX_EXPIRES_DAYS})"
+        ))
+    }
+}
+
+/// The longest `--expires-days`.
+pub const MAX_EXPIRES_DAYS: u64 = 36_500;

@@ -190,8 +190,8 @@ fn default_strategy() -> RebootStrategy {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Os {
-    /// Human-readable name (`NAME=` in os-release).
-    pub name: NonEmpty,
+    /// Human-readable name (`NAME=` in os-release, the boot entries' titles).
+    pub name: DisplayName,
     /// Lower-case identifier (`ID=`), also used in ESP paths and boot entry names.
     pub id: OsId,
     pub version: SemVer,
@@ -588,6 +588,24 @@ checked_newtype!(
 );
 
 checked_newtype!(
+    /// A name shown to people (os-release's `NAME=`, boot entry titles, GRUB's menu): one line
+    /// of at most 128 characters, none that a double-quoted os-release value or a boot entry
+    /// line would have to escape (control characters, `"`, `\`, `$`, `` ` ``).
+    DisplayName(String),
+    |s| {
+        if s.trim().is_empty() {
+            Err("must not be empty".into())
+        } else if s.chars().count() > 128 {
+            Err(format!("{s:?}: longer than 128 characters"))
+        } else if let Some(c) = s.chars().find(|c| c.is_control() || "\"\\$`".contains(*c)) {
+            Err(format!("{s:?}: {c:?} cannot be in a name (it must fit one os-release line and one boot entry title)"))
+        } else {
+            Ok(())
+        }
+    }
+);
+
+checked_newtype!(
     /// A value of an `update.conf` line: non-empty, one line, no control characters.
     ConfValue(String),
     |s| if s.trim().is_empty() || s.chars().any(char::is_control) {
@@ -638,7 +656,14 @@ checked_newtype!(
         let parts: Vec<&str> = s.split('.').collect();
         let ok = parts.len() == 3
             && parts.iter().all(|p| !p.is_empty() && p.len() <= 9 && p.chars().all(|c| c.is_ascii_digit()));
-        if ok { Ok(()) } else { Err(format!("version {s:?} is not of the form x.y.z")) }
+        let padded = parts.iter().any(|p| p.len() > 1 && p.starts_with('0'));
+        if !ok {
+            Err(format!("version {s:?} is not of the form x.y.z"))
+        } else if padded {
+            Err(format!("version {s:?}: a number with a leading zero (publish and the machines compare versions as numbers; write {})", parts.iter().map(|p| p.trim_start_matches('0')).map(|p| if p.is_empty() { "0" } else { p }).collect::<Vec<_>>().join(".")))
+        } else {
+            Ok(())
+        }
     }
 );
 
@@ -848,6 +873,51 @@ partitions:
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("line 5 column 12"), "{err}");
         assert!(err.contains("images/test.yaml:5:12"), "{err}");
+    }
+
+    #[test]
+    fn names_and_versions_that_would_break_what_is_written_from_them() {
+        for (from, to, want) in [
+            (
+                "name: Minimal Linux",
+                "name: \"Minimal\\nLinux\"",
+                "'\\n' cannot be in a name",
+            ),
+            (
+                "name: Minimal Linux",
+                "name: Minimal \"Linux\"",
+                "cannot be in a name",
+            ),
+            (
+                "name: Minimal Linux",
+                "name: Minimal $HOME",
+                "'$' cannot be in a name",
+            ),
+            (
+                "version: 1.0.0",
+                "version: 01.0.0",
+                "leading zero (publish and the machines compare versions as numbers; write 1.0.0)",
+            ),
+            ("version: 1.0.0", "version: 1.00.0", "write 1.0.0"),
+        ] {
+            let text = GOOD.replacen(from, to, 1);
+            assert_ne!(text, GOOD, "{from}");
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(want), "{to}: {err}");
+            assert!(err.contains("images/test.yaml:"), "{err}");
+        }
+        let long = GOOD.replacen(
+            "name: Minimal Linux",
+            &format!("name: {}", "x".repeat(129)),
+            1,
+        );
+        assert!(parse(&long)
+            .unwrap_err()
+            .to_string()
+            .contains("longer than 128"));
+        for ok in ["version: 1.0.10", "version: 0.0.0", "version: 10.20.30"] {
+            parse(&GOOD.replacen("version: 1.0.0", ok, 1)).unwrap();
+        }
     }
 
     #[test]

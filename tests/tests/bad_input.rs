@@ -269,3 +269,56 @@ fn bios_boot_partition_too_small_for_grub() {
     );
     assert_no_output(&s);
 }
+
+#[test]
+fn expiry_days_that_would_wrap_around_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec![
+            "init-repo",
+            "--repo",
+            "r",
+            "--root-key",
+            "k",
+            "--signing-key",
+            "k",
+        ],
+        vec![
+            "publish",
+            "--repo",
+            "r",
+            "--channel",
+            "alpha",
+            "--key",
+            "k",
+            "out",
+        ],
+    ] {
+        for days in ["3000000000000000", "0", "36501"] {
+            let mut args = args.clone();
+            args.extend(["--expires-days", days]);
+            let o = image_builder(dir.path(), &args);
+            assert_clean_failure(&o, "--expires-days");
+            assert!(
+                tests::text(&o).contains("out of range (1..=36500)"),
+                "{}",
+                tests::text(&o)
+            );
+        }
+    }
+    assert!(!dir.path().join("r").exists(), "nothing written");
+}
+
+#[test]
+fn a_name_that_would_add_a_line_to_os_release_and_the_boot_entry() {
+    let s = Scratch::new("minimal");
+    s.edit_spec(
+        "minimal",
+        "  name: Minimal Linux",
+        "  name: \"Minimal\\ntitle Evil\"",
+    );
+    let o = s.build("minimal", "out", &pool_dir());
+    assert_clean_failure(&o, "cannot be in a name");
+    assert_clean_failure(&o, "minimal.yaml:");
+    assert_no_output(&s);
+}

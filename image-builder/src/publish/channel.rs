@@ -21,6 +21,14 @@ pub use channels::release::{ReleaseInfo, PAYLOAD_FILES, RELEASE_JSON};
 pub const PAYLOAD_DIR: &str = "payload";
 pub const DAY_SECS: u64 = 24 * 3600;
 
+/// `now` plus `days` days, in seconds; an expiry past what the arithmetic holds is refused
+/// rather than wrapped around to a time in the past.
+pub fn expiry(now: u64, days: u64) -> Result<u64> {
+    days.checked_mul(DAY_SECS)
+        .and_then(|secs| now.checked_add(secs))
+        .ok_or_else(|| anyhow::anyhow!("an expiry {days} days from now is out of range"))
+}
+
 /// Generate a signing key into `out` (mode 0600, never overwriting). Returns its public key.
 pub fn keygen(out: &Path) -> Result<PublicKey> {
     let key = SecretKey::generate().context("generating a key")?;
@@ -59,7 +67,7 @@ pub fn init_repo(repo: &Path, root: &Path, signing: &[PathBuf], now: u64, days: 
         .iter()
         .map(|p| load_key(p).map(|k| k.public()))
         .collect::<Result<_>>()?;
-    Repo::init(repo, &root, &keys, now + days * DAY_SECS)?;
+    Repo::init(repo, &root, &keys, expiry(now, days)?)?;
     Ok(())
 }
 
@@ -144,7 +152,7 @@ pub fn publish(o: &PublishOptions) -> Result<Manifest> {
         channel: o.channel.to_string(),
         version: info.version.clone(),
         release_time: o.now,
-        expires: o.now + o.expires_days * DAY_SECS,
+        expires: expiry(o.now, o.expires_days)?,
         version_floor: o.version_floor.clone(),
         payloads,
     };
@@ -162,4 +170,17 @@ pub fn promote(
 ) -> Result<Manifest> {
     let key = load_key(key)?;
     Ok(Repo::promote(repo, from, to, version, &key, now)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiries_never_wrap_around() {
+        assert_eq!(expiry(1_000, 2).unwrap(), 1_000 + 2 * DAY_SECS);
+        let err = expiry(1_767_225_600, u64::MAX / DAY_SECS).unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{err}");
+        assert!(expiry(u64::MAX, 1).is_err());
+    }
 }
