@@ -87,8 +87,9 @@ fn hash_mismatch_names_package_expected_and_actual() {
     let s = Scratch::new("minimal");
     let pool = linked_pool(&s);
     let deb = busybox_deb(&pool);
+    // The same size, one byte different.
     let mut bytes = std::fs::read(&deb).unwrap();
-    bytes.push(b'\n');
+    *bytes.last_mut().unwrap() ^= 0xff;
     std::fs::remove_file(&deb).unwrap();
     std::fs::write(&deb, &bytes).unwrap();
     let o = s.build("minimal", "out", &pool);
@@ -109,6 +110,33 @@ fn hash_mismatch_names_package_expected_and_actual() {
     assert_clean_failure(&o, "sha256 mismatch");
     assert_clean_failure(&o, &expected);
     assert_clean_failure(&o, &tests::sha256_file(&deb));
+    assert_no_output(&s);
+}
+
+#[test]
+fn size_mismatch_says_size_not_sha256() {
+    let s = Scratch::new("minimal");
+    let pool = linked_pool(&s);
+    let deb = busybox_deb(&pool);
+    let mut bytes = std::fs::read(&deb).unwrap();
+    let locked = bytes.len();
+    bytes.push(b'\n');
+    std::fs::remove_file(&deb).unwrap();
+    std::fs::write(&deb, &bytes).unwrap();
+    let o = s.build("minimal", "out", &pool);
+    assert_clean_failure(&o, "busybox-static ");
+    assert_clean_failure(
+        &o,
+        &format!(
+            "size mismatch: the lock expects {locked} bytes, the input has {}",
+            locked + 1
+        ),
+    );
+    assert!(
+        !tests::text(&o).contains("sha256 mismatch"),
+        "{}",
+        tests::text(&o)
+    );
     assert_no_output(&s);
 }
 

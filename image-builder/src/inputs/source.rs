@@ -25,14 +25,26 @@ pub enum InputSource {
     },
 }
 
-/// A package's input does not match the lockfile.
+/// A package's input does not match the lockfile: the size first (a different size says so
+/// without comparing hashes), then the sha256.
 #[derive(Debug, thiserror::Error)]
-#[error("{package} {version}: sha256 mismatch: the lock expects {expected}, the input is {actual}")]
-pub struct HashMismatch {
-    pub package: String,
-    pub version: String,
-    pub expected: String,
-    pub actual: String,
+pub enum InputMismatch {
+    #[error("{package} {version}: size mismatch: the lock expects {expected} bytes, the input has {actual}")]
+    Size {
+        package: String,
+        version: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error(
+        "{package} {version}: sha256 mismatch: the lock expects {expected}, the input is {actual}"
+    )]
+    Sha256 {
+        package: String,
+        version: String,
+        expected: String,
+        actual: String,
+    },
 }
 
 impl InputSource {
@@ -104,10 +116,19 @@ impl InputSource {
 }
 
 /// Check bytes against the lock entry.
-pub fn verify(p: &LockedPackage, bytes: &[u8]) -> Result<(), HashMismatch> {
+pub fn verify(p: &LockedPackage, bytes: &[u8]) -> Result<(), InputMismatch> {
+    let size = bytes.len() as u64;
+    if size != p.size {
+        return Err(InputMismatch::Size {
+            package: p.package.clone(),
+            version: p.version.clone(),
+            expected: p.size,
+            actual: size,
+        });
+    }
     let actual = hex::encode(Sha256::digest(bytes));
-    if actual != p.sha256 || bytes.len() as u64 != p.size {
-        return Err(HashMismatch {
+    if actual != p.sha256 {
+        return Err(InputMismatch::Sha256 {
             package: p.package.clone(),
             version: p.version.clone(),
             expected: p.sha256.clone(),
