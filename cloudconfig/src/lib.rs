@@ -25,6 +25,7 @@
 
 mod decode;
 mod model;
+pub mod names;
 mod resolve;
 mod schema;
 mod shipped;

@@ -482,3 +482,19 @@ fn floats_print_as_go_printed_them() {
         assert_eq!(model::go_float(f), want, "{f}");
     }
 }
+
+#[test]
+fn paths_and_names_the_agent_refuses_are_errors() {
+    let text = "#cloud-config\nwrite_files:\n  - path: /etc/../../root/x\n    content: x\n  - path: /etc/ok\n    content: y\ncoreos:\n  units:\n    - name: a/b.service\n      command: start\n    - name: good.service\n      drop_ins:\n        - name: 10-x.service\n          content: \"[Service]\"\n";
+    let report = validate(text.as_bytes());
+    let got: Vec<String> = report.entries().iter().map(Entry::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            "line 3: error: path contains ..: the file would not be written",
+            "line 9: error: unit name is not a file name (it has a /, NUL or line break): the unit would be skipped",
+            "line 13: error: drop-in name does not end in .conf: the drop-in would be skipped",
+        ]
+    );
+    assert!(report.has_errors());
+}

@@ -137,10 +137,14 @@ pub enum Rule {
     /// another name (info); `coreos.flannel`, whose daemon it does not ship (warning). The
     /// table is [`crate::CONTAINER_LINUX_UNITS`].
     NotShipped,
+    /// Not upstream's: `write_files[].path` with a `..` component or naming no file, and
+    /// `coreos.units[]` / `drop_ins[]` names that are not file names ([`crate::names`]): the
+    /// agent refuses these actions, so the validator says so first (error).
+    Names,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 7] = [
+    pub const ALL: [Rule; 8] = [
         Rule::DiscoveryUrl,
         Rule::Encoding,
         Rule::Structure,
@@ -148,6 +152,7 @@ impl Rule {
         Rule::WriteFiles,
         Rule::WriteFilesUnderCoreos,
         Rule::NotShipped,
+        Rule::Names,
     ];
 
     fn check(self, root: &Node, report: &mut Report) {
@@ -159,6 +164,7 @@ impl Rule {
             Rule::WriteFiles => check_write_files(root, report),
             Rule::WriteFilesUnderCoreos => check_write_files_under_coreos(root, report),
             Rule::NotShipped => check_not_shipped(root, report),
+            Rule::Names => check_names(root, report),
         }
     }
 }
@@ -293,6 +299,47 @@ fn check_write_files(root: &Node, report: &mut Report) {
         if dir == "/usr" || dir.starts_with("/usr/") {
             let msg = "file cannot be written to a read-only filesystem";
             report.push(path.line, Kind::Error, msg);
+        }
+    }
+}
+
+fn check_names(root: &Node, report: &mut Report) {
+    let text = |n: &Node| n.scalar().map(|s| s.text().into_owned());
+    for file in root.get("write_files").into_iter().flat_map(Node::children) {
+        let Some(e) = file.entry("path") else {
+            continue;
+        };
+        if let Some(why) = text(&e.value).and_then(|p| crate::names::write_path_problem(&p)) {
+            report.push(
+                e.line,
+                Kind::Error,
+                format!("path {why}: the file would not be written"),
+            );
+        }
+    }
+    let units = root.get("coreos").and_then(|c| c.get("units"));
+    for unit in units.into_iter().flat_map(Node::children) {
+        if let Some(e) = unit.entry("name") {
+            if let Some(why) = text(&e.value).and_then(|n| crate::names::unit_name_problem(&n)) {
+                report.push(
+                    e.line,
+                    Kind::Error,
+                    format!("unit name {why}: the unit would be skipped"),
+                );
+            }
+        }
+        for d in unit.get("drop_ins").into_iter().flat_map(Node::children) {
+            if let Some(e) = d.entry("name") {
+                if let Some(why) =
+                    text(&e.value).and_then(|n| crate::names::drop_in_name_problem(&n))
+                {
+                    report.push(
+                        e.line,
+                        Kind::Error,
+                        format!("drop-in name {why}: the drop-in would be skipped"),
+                    );
+                }
+            }
         }
     }
 }

@@ -174,20 +174,15 @@ fn systemctl(host: &dyn Host, args: &[&str]) -> Result<Outcome, ApplyError> {
 
 /// A path of the running system (`/etc/x`, or relative as upstream allowed) under `root`.
 pub fn under(root: &Path, path: &str) -> Result<PathBuf, ApplyError> {
-    let bad = |why: &str| ApplyError::Invalid(format!("path {path:?} {why}"));
-    if path.is_empty() || path.contains('\0') {
-        return Err(bad("is empty or contains NUL"));
+    // The validator's rule (`cloudconfig::names`): no `..`, a file named.
+    if let Some(why) = cloudconfig::names::write_path_problem(path) {
+        return Err(ApplyError::Invalid(format!("path {path:?} {why}")));
     }
     let mut out = root.to_path_buf();
     for c in Path::new(path).components() {
-        match c {
-            Component::RootDir | Component::CurDir => {}
-            Component::Normal(part) => out.push(part),
-            Component::ParentDir | Component::Prefix(_) => return Err(bad("contains ..")),
+        if let Component::Normal(part) = c {
+            out.push(part);
         }
-    }
-    if out == root {
-        return Err(bad("names no file"));
     }
     Ok(out)
 }

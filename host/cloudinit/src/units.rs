@@ -59,27 +59,20 @@ const FILELESS_UNITS: [&str; 2] = ["-.slice", "-.mount"];
 #[error("invalid unit name {0:?}")]
 pub struct BadUnitName(pub String);
 
-/// A file name without `/`, NUL or newlines, with a suffix (`foo.service`).
+/// A file name without `/`, NUL or newlines, with a suffix (`foo.service`)
+/// ([`cloudconfig::names`], which the validator reads too).
 pub fn check_unit_name(name: &str) -> Result<(), BadUnitName> {
-    let ok = !name.is_empty()
-        && name.len() <= 255
-        && !name.starts_with('.')
-        && name.contains('.')
-        && !name.contains(['/', '\0', '\n', '\r']);
-    if ok {
-        Ok(())
-    } else {
-        Err(BadUnitName(name.to_string()))
+    match cloudconfig::names::unit_name_problem(name) {
+        None => Ok(()),
+        Some(_) => Err(BadUnitName(name.to_string())),
     }
 }
 
 /// A drop-in name: a file name ending in `.conf`.
 pub fn check_drop_in_name(name: &str) -> Result<(), BadUnitName> {
-    check_unit_name(name)?;
-    if name.ends_with(".conf") {
-        Ok(())
-    } else {
-        Err(BadUnitName(name.to_string()))
+    match cloudconfig::names::drop_in_name_problem(name) {
+        None => Ok(()),
+        Some(_) => Err(BadUnitName(name.to_string())),
     }
 }
 

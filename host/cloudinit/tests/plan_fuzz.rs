@@ -213,6 +213,30 @@ fn fields(keys: &'static [&'static str], indent: usize) -> impl Strategy<Value =
     )
 }
 
+/// Mostly names the validator accepts for `what` (units: a file name with a suffix; drop-ins:
+/// one ending in `.conf`), else any scalar: a config with one bad name is refused whole, and
+/// the planner would rarely see units.
+fn name(what: &'static str) -> BoxedStrategy<String> {
+    let good: &'static [&'static str] = match what {
+        "units" => &[
+            "x.service",
+            "x.network",
+            "x@.service",
+            "x@y.service",
+            "fleet.service",
+            "etcd2.service",
+            "absent.service",
+        ],
+        "drop_ins" => &["10-x.conf", "20-y.conf"],
+        _ => return scalar().boxed(),
+    };
+    prop_oneof![
+        4 => proptest::sample::select(good).prop_map(str::to_string),
+        1 => scalar(),
+    ]
+    .boxed()
+}
+
 /// A list under `key` at `indent` whose items are `name:` plus some of `keys`.
 fn items(
     key: &'static str,
@@ -220,14 +244,15 @@ fn items(
     indent: usize,
 ) -> impl Strategy<Value = String> {
     let item = (
-        scalar(),
+        name(key),
         fields(keys, indent + 4),
         proptest::collection::vec(scalar(), 0..3),
+        name("drop_ins"),
     );
     proptest::collection::vec(item, 0..4).prop_map(move |list| {
         let pad = " ".repeat(indent);
         let mut out = format!("{pad}{key}:\n");
-        for (name, rest, extra) in list {
+        for (name, rest, extra, drop_in) in list {
             out.push_str(&format!("{pad}  - name: {name}\n{rest}"));
             if !extra.is_empty() {
                 // Lists: groups and keys for users, drop-ins for units.
@@ -237,8 +262,7 @@ fn items(
                     extra.join(", ")
                 ));
                 out.push_str(&format!(
-                    "{pad}    drop_ins:\n{pad}      - name: {}\n{pad}        content: {}\n",
-                    extra[0],
+                    "{pad}    drop_ins:\n{pad}      - name: {drop_in}\n{pad}        content: {}\n",
                     extra[extra.len() - 1]
                 ));
             }
