@@ -350,3 +350,21 @@ fn a_name_that_would_add_a_line_to_os_release_and_the_boot_entry() {
     assert_clean_failure(&o, "minimal.yaml:");
     assert_no_output(&s);
 }
+
+#[test]
+fn a_failed_build_leaves_no_earlier_build_that_looks_complete() {
+    let s = Scratch::new("minimal");
+    let o = s.build("minimal", "out", &pool_dir());
+    assert!(o.status.success(), "{}", tests::text(&o));
+    assert!(s.path().join("out/build.json").exists());
+    assert!(s.path().join("out/disk.raw").exists());
+    s.edit_spec("minimal", "  version: 1.0.0", "  version: 01.0.0");
+    let o = s.build("minimal", "out", &pool_dir());
+    assert_clean_failure(&o, "leading zero");
+    assert!(
+        tests::text(&o).contains("the earlier build there was removed"),
+        "{}",
+        tests::text(&o)
+    );
+    assert_no_output(&s);
+}

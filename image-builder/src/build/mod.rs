@@ -41,8 +41,33 @@ pub struct BuildOptions {
     pub force: bool,
 }
 
-/// Build an image; returns the report (also written as `build.json`).
+/// Build an image; returns the report (also written as `build.json`). A build that fails
+/// leaves nothing of an earlier build in `out` that would look complete: the files its
+/// `build.json` lists, and `build.json` last, are removed ([`forget_previous`]).
 pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
+    build_or_fail(opts).inspect_err(|_| forget_previous(&opts.out))
+}
+
+/// Removes the build in `out` (the files its `build.json` lists, then `build.json`), if there
+/// is one; what cannot be removed stays, the build's error is what is reported.
+fn forget_previous(out: &Path) {
+    let Ok(previous) = BuildReport::load(out) else {
+        return;
+    };
+    for name in previous.artifacts.keys() {
+        // Names from our own report; never a path outside `out`.
+        if !name.contains('/') && name != ".." {
+            let _ = std::fs::remove_file(out.join(name));
+        }
+    }
+    let _ = std::fs::remove_file(out.join(crate::report::BUILD_JSON));
+    eprintln!(
+        "{}: the earlier build there was removed (this one failed)",
+        out.display()
+    );
+}
+
+fn build_or_fail(opts: &BuildOptions) -> Result<BuildReport> {
     let inputs = Inputs::load(opts)?;
     if !opts.force {
         if let Some(report) = digest::up_to_date(&opts.out, &inputs.digest) {
