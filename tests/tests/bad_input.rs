@@ -368,3 +368,28 @@ fn a_failed_build_leaves_no_earlier_build_that_looks_complete() {
     );
     assert_no_output(&s);
 }
+
+#[test]
+fn a_lock_field_that_disagrees_with_the_package_names_the_field() {
+    let s = Scratch::new("minimal");
+    let lock_path = s.path().join("images/minimal.lock");
+    let mut lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&lock_path).unwrap()).unwrap();
+    let entry = lock["packages"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|p| p["package"] == "busybox-static")
+        .unwrap();
+    let real = entry["version"].as_str().unwrap().to_string();
+    entry["version"] = serde_json::Value::String(format!("{real}+edited"));
+    std::fs::write(&lock_path, serde_json::to_string_pretty(&lock).unwrap()).unwrap();
+    let o = s.build("minimal", "out", &pool_dir());
+    assert_clean_failure(
+        &o,
+        &format!(
+            "the lock's version is \"{real}+edited\", the package's control data says \"{real}\""
+        ),
+    );
+    assert_no_output(&s);
+}

@@ -45,6 +45,14 @@ pub enum InputMismatch {
         expected: String,
         actual: String,
     },
+    #[error("{package} {version}: the lock's {field} is {expected:?}, the package's control data says {actual:?}")]
+    Control {
+        package: String,
+        version: String,
+        field: &'static str,
+        expected: String,
+        actual: String,
+    },
 }
 
 impl InputSource {
@@ -98,7 +106,8 @@ impl InputSource {
         }
     }
 
-    /// The bytes of a locked package, verified against the lock's size and sha256.
+    /// The bytes of a locked package, verified against the lock's size and sha256, then its
+    /// control data against the lock's package, version and architecture.
     pub fn fetch(&self, p: &LockedPackage, progress: bool) -> Result<Vec<u8>> {
         let path = match self {
             InputSource::Pool(dir) => find_in_pool(dir, p)?,
@@ -111,6 +120,9 @@ impl InputSource {
         };
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         verify(p, &bytes)?;
+        let control = rootfs::deb::read_control(&bytes)
+            .with_context(|| format!("{} {}: reading its control data", p.package, p.version))?;
+        verify_control(p, &control)?;
         Ok(bytes)
     }
 }
@@ -134,6 +146,30 @@ pub fn verify(p: &LockedPackage, bytes: &[u8]) -> Result<(), InputMismatch> {
             expected: p.sha256.clone(),
             actual,
         });
+    }
+    Ok(())
+}
+
+/// Check the package's own control data against the lock entry: the lock is the whole truth
+/// of what a build used (`build.json` copies it), so a field edited by hand is caught here.
+pub fn verify_control(
+    p: &LockedPackage,
+    control: &rootfs::deb::Control,
+) -> Result<(), InputMismatch> {
+    for (field, expected, actual) in [
+        ("package", &p.package, &control.package),
+        ("version", &p.version, &control.version),
+        ("architecture", &p.architecture, &control.architecture),
+    ] {
+        if expected != actual {
+            return Err(InputMismatch::Control {
+                package: p.package.clone(),
+                version: p.version.clone(),
+                field,
+                expected: expected.clone(),
+                actual: actual.clone(),
+            });
+        }
     }
     Ok(())
 }
