@@ -75,6 +75,21 @@ pub fn pool_dir() -> PathBuf {
     p
 }
 
+/// The `.deb` of package `name` in `pool` (its file name starts with `name_`).
+pub fn pool_package(pool: &Path, name: &str) -> PathBuf {
+    let prefix = format!("{name}_");
+    std::fs::read_dir(pool)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&prefix)
+        })
+        .unwrap_or_else(|| panic!("{name} in the pool {}", pool.display()))
+}
+
 /// `DIR/pool`: a pool of links to every package of the real pool ([`pool_dir`]), so a test can
 /// swap or add single files.
 pub fn linked_pool(dir: &Path) -> PathBuf {

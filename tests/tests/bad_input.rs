@@ -17,16 +17,7 @@ fn linked_pool(s: &Scratch) -> std::path::PathBuf {
 }
 
 fn busybox_deb(pool: &Path) -> std::path::PathBuf {
-    std::fs::read_dir(pool)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("busybox-static_")
-        })
-        .expect("busybox-static in the pool")
+    tests::pool_package(pool, "busybox-static")
 }
 
 #[test]

@@ -22,6 +22,18 @@ use tests::{etcd::free_port, image_builder_bin, shared_build, shared_variant_bui
 /// Time for a first boot under TCG (systemd, sshd host keys, docker) before SSH answers.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// What ssh and scp are run with: quiet, no prompts, the VM's (new) host key accepted and
+/// not remembered.
+const SSH_OPTIONS: [&str; 7] = [
+    "-q",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+];
+
 /// A booted VM; killed (with `image-builder run` and QEMU, one process group) when dropped.
 struct Vm {
     child: Child,
@@ -106,20 +118,8 @@ impl Vm {
     /// Runs `command` as core over SSH; `None` if SSH is not up (yet).
     fn ssh(&self, command: &str) -> Option<std::process::Output> {
         let o = Command::new("ssh")
-            .args([
-                "-q",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-            ])
-            .args([
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "ConnectTimeout=10",
-            ])
-            .arg("-i")
+            .args(SSH_OPTIONS)
+            .args(["-o", "ConnectTimeout=10", "-i"])
             .arg(&self.key)
             .args(["-p", &self.ssh_port.to_string(), "core@127.0.0.1", command])
             .output()
@@ -131,14 +131,8 @@ impl Vm {
     /// Copies `local` to `remote` on the machine (scp as core).
     fn copy_in(&self, local: &Path, remote: &str) {
         let o = Command::new("scp")
-            .args([
-                "-q",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-            ])
-            .args(["-o", "UserKnownHostsFile=/dev/null", "-i"])
+            .args(SSH_OPTIONS)
+            .arg("-i")
             .arg(&self.key)
             .args(["-P", &self.ssh_port.to_string()])
             .arg(local)
@@ -251,16 +245,7 @@ fn seed_iso(dir: &Path, label: &str, files: &[(&str, &str)]) -> PathBuf {
 /// A container image's root file system as a tar (for `docker import`): busybox from the
 /// pool's `busybox-static`, with the applets the toolbox test runs.
 fn busybox_rootfs_tar(dir: &Path) -> PathBuf {
-    let deb = std::fs::read_dir(tests::pool_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("busybox-static_")
-        })
-        .expect("busybox-static in the pool");
+    let deb = tests::pool_package(&tests::pool_dir(), "busybox-static");
     let x = tempfile::tempdir_in(dir).unwrap();
     let o = Command::new("dpkg-deb")
         .arg("-x")
