@@ -15,7 +15,9 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::cell::Cell;
 use std::io::{self, Read};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use tar::EntryType;
@@ -32,6 +34,13 @@ const CONTROL_MAX_BYTES: u64 = 1 << 20; // 1 MiB
 const XZ_MEMLIMIT_BYTES: u64 = 1 << 30; // 1 GiB
 /// Preallocation cap for file contents, so a lying tar header cannot reserve memory.
 const PREALLOC_MAX_BYTES: u64 = 1 << 20; // 1 MiB
+/// What the whole control.tar may decompress to (scripts, `md5sums`: a few MiB at most).
+const CONTROL_TAR_MAX_BYTES: u64 = 64 << 20; // 64 MiB
+/// What data.tar may decompress to besides its files' contents, between two entries: the next
+/// entry's headers (with a GNU long name or pax records), or the padding after the last one.
+/// Everything else a hostile stream holds (a long name of gigabytes, gigabytes of zeros after
+/// the end of the archive) is refused at this point, before it costs memory or much time.
+const HEADERS_MAX_BYTES: u64 = 1 << 20; // 1 MiB
 /// Top-level directories the image's root provides itself; packages may list them, empty.
 const ROOT_ONLY_DIRS: &[&str] = &[
     "dev", "home", "media", "mnt", "opt", "proc", "root", "run", "srv", "sys", "tmp",
@@ -132,7 +141,7 @@ pub enum DebError {
         field: &'static str,
         reason: String,
     },
-    #[error("{package}: entry {path:?}: {error}")]
+    #[error("{package}: entry {}: {error}", tree::shown(path))]
     Tree {
         package: String,
         path: String,
@@ -491,6 +500,53 @@ struct EofWatch<R> {
     hit_eof: bool,
 }
 
+/// How many more decompressed bytes the tar reader may take: set by whoever reads the
+/// entries, as each entry tells how much data follows it ([`Bounded`]).
+#[derive(Clone)]
+struct Allowance {
+    left: Rc<Cell<u64>>,
+    /// What exceeding it means, for the error.
+    what: &'static str,
+}
+
+impl Allowance {
+    fn new(bytes: u64, what: &'static str) -> Allowance {
+        Allowance {
+            left: Rc::new(Cell::new(bytes)),
+            what,
+        }
+    }
+
+    fn set(&self, bytes: u64) {
+        self.left.set(bytes);
+    }
+}
+
+/// A decompressed stream that fails once it has given more than its [`Allowance`]: a
+/// decompression bomb costs at most the allowance in memory and time.
+struct Bounded<R> {
+    inner: R,
+    allowance: Allowance,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.allowance.left.get();
+        if left == 0 && !buf.is_empty() {
+            // One byte more tells a stream that ends here from one that goes on.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(io::Error::other(self.allowance.what)),
+            };
+        }
+        let max = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..max])?;
+        self.allowance.left.set(left - n as u64);
+        Ok(n)
+    }
+}
+
 impl<R: Read> Read for EofWatch<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
@@ -499,19 +555,24 @@ impl<R: Read> Read for EofWatch<R> {
     }
 }
 
-type TarEntry<'e, 'a> = tar::Entry<'e, EofWatch<Box<dyn Read + 'a>>>;
+type TarEntry<'e, 'a> = tar::Entry<'e, EofWatch<Bounded<Box<dyn Read + 'a>>>>;
 
 /// Decompress `r` and hand every tar entry to `each`. Then insist on the end-of-archive block
 /// and read the decompressor to its end, so a truncated or corrupt stream is an error even
-/// when the entries themselves looked complete. `on_err` labels archive errors.
+/// when the entries themselves looked complete. `on_err` labels archive errors. The tar reader
+/// gets no more decompressed bytes than `allowance` says (`each` may renew it).
 fn for_each_entry<'a>(
     comp: Compression,
     r: &'a mut dyn Read,
+    allowance: &Allowance,
     on_err: &dyn Fn(io::Error) -> DebError,
     mut each: impl FnMut(&mut TarEntry<'_, 'a>) -> Result<(), DebError>,
 ) -> Result<(), DebError> {
     let input = EofWatch {
-        inner: comp.decoder(r).map_err(on_err)?,
+        inner: Bounded {
+            inner: comp.decoder(r).map_err(on_err)?,
+            allowance: allowance.clone(),
+        },
         hit_eof: false,
     };
     let mut archive = tar::Archive::new(input);
@@ -553,7 +614,11 @@ fn read_control_tar(
         error,
     };
     let mut text = None;
-    for_each_entry(comp, r, &archive_err, |entry| {
+    let allowance = Allowance::new(
+        CONTROL_TAR_MAX_BYTES,
+        "control.tar decompresses to more than 64 MiB",
+    );
+    for_each_entry(comp, r, &allowance, &archive_err, |entry| {
         let is_control = std::str::from_utf8(&entry.path_bytes())
             .is_ok_and(|p| !p.starts_with('/') && tree::normalize(p).is_ok_and(|n| n == "control"));
         if text.is_some() || !is_control || entry.header().entry_type() != EntryType::Regular {
@@ -671,7 +736,15 @@ impl Extractor<'_> {
         tree: &mut Tree,
     ) -> Result<usize, DebError> {
         let mut count = 0;
-        for_each_entry(comp, r, &|e| self.archive_err(e), |entry| {
+        let allowance = Allowance::new(
+            HEADERS_MAX_BYTES,
+            "the archive decompresses to more than its entries account for (over 1 MiB of \
+             headers or of data after its end): refused as a decompression bomb",
+        );
+        for_each_entry(comp, r, &allowance, &|e| self.archive_err(e), |entry| {
+            // This entry's data, its padding, then the next entry's headers: no more.
+            let size = self.data_size(entry, tree)?;
+            allowance.set(size.div_ceil(512) * 512 + HEADERS_MAX_BYTES);
             let Some((path, target, item)) = self.convert(entry)? else {
                 return Ok(());
             };
@@ -684,6 +757,35 @@ impl Extractor<'_> {
             Ok(())
         })?;
         Ok(count)
+    }
+
+    /// The size of the data following an entry's header, once it is known to fit: regular
+    /// files within what `tree` may still hold, anything else without data (GNU tar writes
+    /// none; a size there would only make the reader skip that much).
+    fn data_size<R: Read>(&self, entry: &tar::Entry<'_, R>, tree: &Tree) -> Result<u64, DebError> {
+        let size = entry.size();
+        let ty = entry.header().entry_type();
+        let raw = || String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        match ty {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                tree.check_room(&raw(), size).map_err(|error| DebError::Tree {
+                    package: self.package.to_string(),
+                    path: raw(),
+                    error,
+                })?;
+            }
+            EntryType::XGlobalHeader if size <= HEADERS_MAX_BYTES => {}
+            _ if size == 0 => {}
+            _ => {
+                return Err(DebError::BadHeader {
+                    package: self.package.to_string(),
+                    path: raw(),
+                    field: "size",
+                    reason: format!("a {} with {size} bytes of data", type_name(ty)),
+                })
+            }
+        }
+        Ok(size)
     }
 
     /// Turn one tar entry into (path, mapped path, tree entry), or `None` to skip it.
@@ -853,6 +955,9 @@ impl Extractor<'_> {
 
 fn type_name(ty: EntryType) -> String {
     match ty {
+        EntryType::Directory => "directory".to_string(),
+        EntryType::Symlink => "symlink".to_string(),
+        EntryType::Link => "hard link".to_string(),
         EntryType::Char => "character device".to_string(),
         EntryType::Block => "block device".to_string(),
         EntryType::Fifo => "fifo".to_string(),
@@ -861,6 +966,9 @@ fn type_name(ty: EntryType) -> String {
         other => format!("tar entry of type {:?}", char::from(other.as_byte())),
     }
 }
+
+#[cfg(test)]
+mod hostile_tests;
 
 /// Builders for in-memory `.deb` files, shared with the pool tests.
 #[cfg(test)]
