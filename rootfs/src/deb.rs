@@ -14,8 +14,8 @@
 //! and the entry, and truncated or corrupt archives are errors, never short trees.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -768,11 +768,12 @@ impl Extractor<'_> {
         let raw = || String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         match ty {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                tree.check_room(&raw(), size).map_err(|error| DebError::Tree {
-                    package: self.package.to_string(),
-                    path: raw(),
-                    error,
-                })?;
+                tree.check_room(&raw(), size)
+                    .map_err(|error| DebError::Tree {
+                        package: self.package.to_string(),
+                        path: raw(),
+                        error,
+                    })?;
             }
             EntryType::XGlobalHeader if size <= HEADERS_MAX_BYTES => {}
             _ if size == 0 => {}

@@ -125,7 +125,11 @@ pub enum TreeError {
     Escapes { path: String },
     #[error("path {} lies beneath symlink {}", shown(path), shown(link))]
     BeneathSymlink { path: String, link: String },
-    #[error("path {} needs {} to be a directory, but it is not", shown(path), shown(parent))]
+    #[error(
+        "path {} needs {} to be a directory, but it is not",
+        shown(path),
+        shown(parent)
+    )]
     ParentNotDir { path: String, parent: String },
     #[error(
         "hard link {} points to {}, which is not a regular file in the tree",
@@ -150,7 +154,10 @@ pub enum TreeError {
         bytes = path.len() + 1
     )]
     PathTooLong { path: String },
-    #[error("path {} is {depth} directories deep; at most {MAX_DEPTH} are allowed", shown(path))]
+    #[error(
+        "path {} is {depth} directories deep; at most {MAX_DEPTH} are allowed",
+        shown(path)
+    )]
     TooDeep { path: String, depth: usize },
     #[error(
         "symlink {} has a {bytes}-byte target; targets may have at most {PATH_MAX} bytes",
@@ -163,7 +170,11 @@ pub enum TreeError {
         "at {}: the image's files would add up to {bytes} bytes, more than the {limit} allowed",
         shown(path)
     )]
-    TooLarge { path: String, bytes: u64, limit: u64 },
+    TooLarge {
+        path: String,
+        bytes: u64,
+        limit: u64,
+    },
 }
 
 /// Check a normalised, non-empty path against [`NAME_MAX`], [`PATH_MAX`] and [`MAX_DEPTH`].
@@ -580,7 +591,9 @@ mod tests {
         assert!(matches!(err, TreeError::NameTooLong { .. }), "{err}");
         let deep = vec!["d"; MAX_DEPTH].join("/");
         t.insert(&deep, Entry::dir(0o755)).unwrap();
-        let err = t.insert(&format!("{deep}/d"), Entry::dir(0o755)).unwrap_err();
+        let err = t
+            .insert(&format!("{deep}/d"), Entry::dir(0o755))
+            .unwrap_err();
         assert_eq!(err.to_string().matches("directories deep").count(), 1);
         let err = t
             .insert("usr/l", Entry::symlink("t".repeat(PATH_MAX + 1)))
@@ -589,7 +602,10 @@ mod tests {
         let long = vec![name.as_str(); 17].join("/");
         let err = t.insert(&long, Entry::dir(0o755)).unwrap_err();
         assert!(matches!(err, TreeError::PathTooLong { .. }));
-        assert!(err.to_string().contains("(4351 bytes) is too long"), "shortened: {err}");
+        assert!(
+            err.to_string().contains("(4351 bytes) is too long"),
+            "shortened: {err}"
+        );
     }
 
     #[test]
@@ -604,7 +620,14 @@ mod tests {
         t.insert("a/b", Entry::file(vec![0; 9], 0o644)).unwrap();
         assert_eq!(t.file_bytes(), 9);
         let err = t.insert("a/c", Entry::file(vec![0; 2], 0o644)).unwrap_err();
-        assert!(matches!(err, TreeError::TooLarge { bytes: 11, limit: 10, .. }));
+        assert!(matches!(
+            err,
+            TreeError::TooLarge {
+                bytes: 11,
+                limit: 10,
+                ..
+            }
+        ));
         assert!(t.check_room("a/c", 1).is_ok() && t.check_room("a/c", 2).is_err());
         t.remove("a/b").unwrap();
         assert_eq!(t.file_bytes(), 0);

@@ -384,3 +384,72 @@ fn a_lock_field_that_disagrees_with_the_package_names_the_field() {
     );
     assert_no_output(&s);
 }
+
+/// Adds `deb` to a copy of the pool as package `evil`, locks and builds the minimal image with
+/// it, and expects a clean failure that says each of `want`.
+fn build_with_hostile_package(deb: &[u8], want: &[&str]) {
+    let s = Scratch::new("minimal");
+    let pool = linked_pool(&s);
+    std::fs::write(pool.join("evil_1.0_amd64.deb"), deb).unwrap();
+    s.edit_spec(
+        "minimal",
+        "  - busybox-static",
+        "  - busybox-static\n  - evil",
+    );
+    let l = s.lock("minimal", &pool);
+    assert!(l.status.success(), "{}", tests::text(&l));
+    let o = s.build("minimal", "out", &pool);
+    assert_clean_failure(&o, "extracting evil 1.0");
+    for w in want {
+        assert_clean_failure(&o, w);
+    }
+    let errors = tests::text(&o)
+        .lines()
+        .filter(|l| l.contains("error"))
+        .count();
+    assert_eq!(errors, 1, "one message: {}", tests::text(&o));
+    assert!(
+        tests::text(&o).len() < 2000,
+        "a message, not a dump: {}",
+        tests::text(&o)
+    );
+    assert_no_output(&s);
+}
+
+#[test]
+fn a_package_thousands_of_directories_deep_is_refused_at_the_limit() {
+    // The builder used to take minutes on this, then seemingly forever.
+    build_with_hostile_package(
+        &tests::debs::deep_deb("evil", 5000),
+        &["is 257 directories deep; at most 256 are allowed"],
+    );
+}
+
+#[test]
+fn a_name_longer_than_squashfs_takes_is_refused() {
+    // The builder used to make an image that unsquashfs called corrupted and that did not boot.
+    build_with_hostile_package(
+        &tests::debs::long_name_deb("evil", 300),
+        &["is 300 bytes long; names may have at most 255"],
+    );
+}
+
+#[test]
+fn a_package_of_more_entries_than_an_image_may_hold_is_refused() {
+    build_with_hostile_package(
+        &tests::debs::many_entries_deb("evil", 1 << 20),
+        &["the image would hold more than 1048576 entries"],
+    );
+}
+
+#[test]
+fn a_decompression_bomb_is_refused_before_it_is_unpacked() {
+    build_with_hostile_package(
+        &tests::debs::bomb_deb("evil", 9),
+        &[
+            "\"usr/zeros\"",
+            "would add up to",
+            "more than the 8589934592 allowed",
+        ],
+    );
+}

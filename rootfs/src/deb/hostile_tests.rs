@@ -18,7 +18,11 @@ fn tar_long(entries: &[(String, EntryType, Vec<u8>)]) -> Vec<u8> {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(*ty);
         h.set_size(data.len() as u64);
-        h.set_mode(if *ty == EntryType::Directory { 0o755 } else { 0o644 });
+        h.set_mode(if *ty == EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
         h.set_mtime(0);
         h.set_uid(0);
         h.set_gid(0);
@@ -49,7 +53,11 @@ fn message(deb: &[u8], tree: &mut Tree) -> String {
     let e = extract_into(deb, tree).expect_err("a hostile package must be refused");
     let text = e.to_string();
     assert!(text.starts_with("evil: "), "names the package: {text}");
-    assert!(text.len() < 600, "a message, not a dump: {} bytes", text.len());
+    assert!(
+        text.len() < 600,
+        "a message, not a dump: {} bytes",
+        text.len()
+    );
     text
 }
 
@@ -75,7 +83,10 @@ fn the_deepest_allowed_path_extracts() {
 fn a_path_deeper_than_allowed_is_refused() {
     let deb = deb_of(&tar_long(&deep(MAX_DEPTH)), Compress::Xz);
     let text = message(&deb, &mut Tree::new());
-    assert!(text.contains(&format!("is {} directories deep", MAX_DEPTH + 1)), "{text}");
+    assert!(
+        text.contains(&format!("is {} directories deep", MAX_DEPTH + 1)),
+        "{text}"
+    );
     assert!(text.contains(&format!("at most {MAX_DEPTH}")), "{text}");
 }
 
@@ -91,7 +102,10 @@ fn thousands_of_levels_are_refused_at_the_limit() {
 fn a_name_longer_than_the_filesystems_take_is_refused() {
     let ok = format!("./usr/{}", "n".repeat(NAME_MAX));
     let deb = deb_of(
-        &tar_long(&[dir("./usr/".into()), (ok, EntryType::Regular, b"x".to_vec())]),
+        &tar_long(&[
+            dir("./usr/".into()),
+            (ok, EntryType::Regular, b"x".to_vec()),
+        ]),
         Compress::Gz,
     );
     extract_into(&deb, &mut Tree::new()).unwrap();
@@ -104,7 +118,10 @@ fn a_name_longer_than_the_filesystems_take_is_refused() {
         Compress::Gz,
     );
     let text = message(&deb, &mut Tree::new());
-    assert!(text.contains("is 256 bytes long; names may have at most 255"), "{text}");
+    assert!(
+        text.contains("is 256 bytes long; names may have at most 255"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -128,7 +145,10 @@ fn a_symlink_target_longer_than_path_max_is_refused() {
     b.append_data(&mut dir_header(), "./usr/", &[][..]).unwrap();
     b.append_link(&mut h, "./usr/link", "t".repeat(PATH_MAX + 1))
         .unwrap();
-    let text = message(&deb_of(&b.into_inner().unwrap(), Compress::Gz), &mut Tree::new());
+    let text = message(
+        &deb_of(&b.into_inner().unwrap(), Compress::Gz),
+        &mut Tree::new(),
+    );
     assert!(text.contains("4096-byte target"), "{text}");
 }
 
@@ -184,9 +204,15 @@ fn a_file_bigger_than_the_tree_may_hold_is_refused_before_it_is_read() {
         max_file_bytes: 1 << 20,
         ..Limits::DEFAULT
     };
-    let text = message(&deb_of(&data_tar, Compress::None), &mut Tree::with_limits(limits));
+    let text = message(
+        &deb_of(&data_tar, Compress::None),
+        &mut Tree::with_limits(limits),
+    );
     assert!(text.contains("\"usr/bomb\""), "{text}");
-    assert!(text.contains("would add up to 1073741824 bytes, more than the 1048576"), "{text}");
+    assert!(
+        text.contains("would add up to 1073741824 bytes, more than the 1048576"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -199,7 +225,10 @@ fn many_files_that_add_up_to_a_bomb_are_refused_at_the_limit() {
         ..Limits::DEFAULT
     });
     let text = message(&deb, &mut tree);
-    assert!(text.contains("\"usr/z16\""), "the 17th 64 KiB file is one too many: {text}");
+    assert!(
+        text.contains("\"usr/z16\""),
+        "the 17th 64 KiB file is one too many: {text}"
+    );
     assert!(tree.file_bytes() <= 1 << 20);
 }
 
@@ -232,7 +261,10 @@ fn a_directory_with_data_is_refused() {
     h.set_path("./usr/").unwrap();
     h.set_cksum();
     let text = message(&deb_of(h.as_bytes(), Compress::None), &mut Tree::new());
-    assert!(text.contains("a directory with 1073741824 bytes of data"), "{text}");
+    assert!(
+        text.contains("a directory with 1073741824 bytes of data"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -242,11 +274,18 @@ fn real_dpkg_deb_packages_still_extract() {
     let entries = vec![
         dir("./usr/".into()),
         dir(format!("./usr/{name}/")),
-        (format!("./usr/{name}/{name}"), EntryType::Regular, vec![7; 4096]),
+        (
+            format!("./usr/{name}/{name}"),
+            EntryType::Regular,
+            vec![7; 4096],
+        ),
     ];
     for c in Compress::ALL {
         let mut tree = Tree::new();
-        assert_eq!(extract_into(&deb_of(&tar_long(&entries), c), &mut tree).unwrap(), 3);
+        assert_eq!(
+            extract_into(&deb_of(&tar_long(&entries), c), &mut tree).unwrap(),
+            3
+        );
         assert_eq!(tree.file_bytes(), 4096);
     }
 }
