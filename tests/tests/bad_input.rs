@@ -453,3 +453,47 @@ fn a_decompression_bomb_is_refused_before_it_is_unpacked() {
         ],
     );
 }
+
+#[test]
+fn a_symlink_over_a_file_or_to_nothing_is_refused() {
+    // busybox linked to itself used to build; the machine then said "Too many levels of
+    // symbolic links" at boot.
+    let s = Scratch::new("minimal");
+    s.edit_spec(
+        "minimal",
+        "links: [/usr/bin/sh,",
+        "links: [/usr/bin/busybox, /usr/bin/sh,",
+    );
+    let o = s.build("minimal", "out", &pool_dir());
+    assert_clean_failure(
+        &o,
+        "symlinks: /usr/bin/busybox -> /usr/bin/busybox: /usr/bin/busybox is already in the \
+         image (a file); a link there would replace it",
+    );
+    assert_no_output(&s);
+    let s = Scratch::new("minimal");
+    s.edit_spec(
+        "minimal",
+        "symlinks:\n",
+        "symlinks:\n  - {target: /usr/bin/busybox-typo, links: [/usr/bin/edit]}\n\
+         \x20 - {target: loop-b, links: [/usr/bin/loop-a]}\n\
+         \x20 - {target: loop-a, links: [/usr/bin/loop-b]}\n",
+    );
+    let o = s.build("minimal", "out", &pool_dir());
+    assert_clean_failure(
+        &o,
+        "symlinks: /usr/bin/edit -> /usr/bin/busybox-typo: /usr/bin/busybox-typo is not in the image",
+    );
+    assert_no_output(&s);
+    s.edit_spec(
+        "minimal",
+        "  - {target: /usr/bin/busybox-typo, links: [/usr/bin/edit]}\n",
+        "",
+    );
+    let o = s.build("minimal", "out", &pool_dir());
+    assert_clean_failure(
+        &o,
+        "symlinks: /usr/bin/loop-a -> loop-b: following it never ends",
+    );
+    assert_no_output(&s);
+}

@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use contract::paths;
-use rootfs::tree::{Entry, Tree};
+use rootfs::tree::{Entry, Kind, Tree};
 
 use crate::spec::{ConfValue, ImageSpec, UpdateSpec};
 
@@ -43,12 +43,123 @@ pub fn add(spec: &ImageSpec, root: &Path, tree: &mut Tree) -> Result<()> {
     if let Some(u) = &spec.update {
         add_update_engine(spec, u, root, tree)?;
     }
+    add_symlinks(spec, tree)
+}
+
+/// The spec's symlinks. A link may replace a package's symlink (an alternative, say), never a
+/// file or directory; once all are in, each must lead to something in the image, in at most
+/// [`MAX_SYMLINKS`] steps, or to a path outside /usr (which the tree cannot check).
+fn add_symlinks(spec: &ImageSpec, tree: &mut Tree) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
     for s in &spec.symlinks {
         for link in &s.links {
-            tree.insert(&link.tree_path(), Entry::symlink(s.target.clone()))?;
+            let path = link.tree_path();
+            let what = || format!("symlinks: {} -> {}", link.0, s.target);
+            if !seen.insert(path.clone()) {
+                bail!("{}: {} is listed twice", what(), link.0);
+            }
+            match tree.get(&path).map(|e| &e.kind) {
+                None | Some(Kind::Symlink(_)) => {}
+                Some(kind) => bail!(
+                    "{}: {} is already in the image (a {}); a link there would replace it",
+                    what(),
+                    link.0,
+                    kind_name(kind)
+                ),
+            }
+            tree.insert(&path, Entry::symlink(s.target.clone()))
+                .with_context(what)?;
+        }
+    }
+    for s in &spec.symlinks {
+        for link in &s.links {
+            let what = || format!("symlinks: {} -> {}", link.0, s.target);
+            match follow(tree, &link.tree_path()) {
+                Lands::Entry | Lands::Outside => {}
+                Lands::Missing(path) => bail!(
+                    "{}: /{path} is not in the image (no package or file provides it)",
+                    what()
+                ),
+                Lands::Loop => bail!(
+                    "{}: following it never ends (more than {MAX_SYMLINKS} links: the machine \
+                     would say \"Too many levels of symbolic links\")",
+                    what()
+                ),
+            }
         }
     }
     Ok(())
+}
+
+fn kind_name(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Dir => "directory",
+        Kind::File(_) => "file",
+        Kind::Symlink(_) => "symlink",
+        Kind::Hardlink(_) => "hard link",
+    }
+}
+
+/// Linux's `MAXSYMLINKS`: the links one path lookup follows before `ELOOP`.
+const MAX_SYMLINKS: usize = 40;
+
+/// Where a path of the image leads.
+#[derive(Debug, PartialEq, Eq)]
+enum Lands {
+    /// On an entry of the tree.
+    Entry,
+    /// Outside /usr (/etc, /var, ...: the writable partition's, not known here).
+    Outside,
+    /// On nothing: this tree path (the first component missing) does not exist.
+    Missing(String),
+    /// More than [`MAX_SYMLINKS`] links.
+    Loop,
+}
+
+/// Resolve tree path `path` as the kernel would on the running machine, where `/bin`, `/sbin`
+/// and `/lib*` lead into `/usr`. Pure.
+fn follow(tree: &Tree, path: &str) -> Lands {
+    let mut pending: std::collections::VecDeque<String> =
+        path.split('/').map(str::to_string).collect();
+    let mut at: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(name) = pending.pop_front() {
+        match name.as_str() {
+            "" | "." => continue,
+            ".." => {
+                at.pop();
+                continue;
+            }
+            _ => at.push(name),
+        }
+        if at.len() == 1 && at[0] != "usr" {
+            match rootfs::deb::merged_usr_path(&at[0]) {
+                Ok(Some(mapped)) if mapped.starts_with("usr/") && !mapped.contains("factory") => {
+                    at = mapped.split('/').map(str::to_string).collect();
+                }
+                _ => return Lands::Outside,
+            }
+        }
+        let here = at.join("/");
+        match tree.get(&here).map(|e| &e.kind) {
+            None => return Lands::Missing(here),
+            Some(Kind::Symlink(target)) => {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Lands::Loop;
+                }
+                at.pop();
+                if target.starts_with('/') {
+                    at.clear();
+                }
+                for name in target.split('/').rev() {
+                    pending.push_front(name.to_string());
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    Lands::Entry
 }
 
 /// The engine binary, its default `update.conf` and the root keys.
@@ -136,4 +247,72 @@ fn identity(spec: &ImageSpec) -> contract::os_release::OsRelease {
 /// `/usr/lib/os-release` (os-release(5)) with the channel as `RELEASE_CHANNEL`. Pure.
 pub fn os_release(spec: &ImageSpec) -> String {
     identity(spec).render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(links: &[(&str, &str)]) -> Tree {
+        let mut t = Tree::new();
+        t.insert("usr/bin/busybox", Entry::file(b"elf".to_vec(), 0o755))
+            .unwrap();
+        t.insert(
+            "usr/lib/systemd/systemd",
+            Entry::file(b"elf".to_vec(), 0o755),
+        )
+        .unwrap();
+        for (link, target) in links {
+            t.insert(link, Entry::symlink(*target)).unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn links_are_followed_as_the_kernel_would() {
+        let t = tree(&[
+            ("usr/bin/sh", "busybox"),
+            ("usr/bin/ash", "/bin/sh"),
+            ("usr/sbin/init", "../lib/systemd/systemd"),
+            ("usr/lib/x", "/usr/lib/./systemd/../systemd/systemd"),
+            ("usr/bin/conf", "/etc/conf"),
+            ("usr/bin/up", "../../../../etc/x"),
+            ("usr/bin/gone", "nothere"),
+            ("usr/bin/deep", "../nodir/x"),
+            ("usr/bin/a", "b"),
+            ("usr/bin/b", "a"),
+            ("usr/bin/self", "self"),
+        ]);
+        for ok in ["usr/bin/sh", "usr/bin/ash", "usr/sbin/init", "usr/lib/x"] {
+            assert_eq!(follow(&t, ok), Lands::Entry, "{ok}");
+        }
+        assert_eq!(follow(&t, "usr/bin/conf"), Lands::Outside);
+        assert_eq!(follow(&t, "usr/bin/up"), Lands::Outside);
+        assert_eq!(
+            follow(&t, "usr/bin/gone"),
+            Lands::Missing("usr/bin/nothere".into())
+        );
+        assert_eq!(
+            follow(&t, "usr/bin/deep"),
+            Lands::Missing("usr/nodir".into())
+        );
+        for looping in ["usr/bin/a", "usr/bin/self"] {
+            assert_eq!(follow(&t, looping), Lands::Loop, "{looping}");
+        }
+    }
+
+    #[test]
+    fn a_chain_of_forty_links_resolves_and_forty_one_loop() {
+        let mut links: Vec<(String, String)> = (0..40)
+            .map(|i| (format!("usr/bin/l{i}"), format!("l{}", i + 1)))
+            .collect();
+        links.push(("usr/bin/l40".into(), "busybox".into()));
+        let pairs: Vec<(&str, &str)> = links
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let t = tree(&pairs);
+        assert_eq!(follow(&t, "usr/bin/l1"), Lands::Entry);
+        assert_eq!(follow(&t, "usr/bin/l0"), Lands::Loop);
+    }
 }
