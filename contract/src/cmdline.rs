@@ -20,6 +20,11 @@
 
 use std::fmt;
 
+/// The longest kernel command line x86 Linux takes, in bytes: `COMMAND_LINE_SIZE` (2048) less
+/// the NUL. The EFI stub and GRUB's `linux` both cut a longer one there, and a cut line loses
+/// its last argument, `usr=`, so the machine cannot find /usr.
+pub const MAX_BYTES: usize = 2047;
+
 /// `usrfstype=` when absent.
 pub const DEFAULT_USR_FSTYPE: &str = "squashfs";
 /// `rootfstype=` when absent.

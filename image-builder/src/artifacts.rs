@@ -206,6 +206,24 @@ fn write_output(
     Ok(())
 }
 
+/// Every kernel command line the image's boot files carry, each with what carries it: the
+/// slots' boot entries (systemd-boot and GRUB) and the network boot's. Pure.
+pub fn kernel_lines(spec: &ImageSpec) -> Vec<(&'static str, String)> {
+    // A PARTUUID has a fixed length; which one does not matter here.
+    let uuid = "00000000-0000-0000-0000-000000000000";
+    let names = file_names(&spec.os, Output::Pxe);
+    vec![
+        (
+            "the boot entries' command line (kernel.cmdline and usr=PARTUUID=...)",
+            contract::slots::entry::options(&spec.kernel.cmdline, uuid),
+        ),
+        (
+            "the network boot's command line (initrd=..., kernel.cmdline and pxe.kernel_args)",
+            pxe_boot(spec, &names[0], &names[1]).kernel_args(),
+        ),
+    ]
+}
+
 /// The network boot of the image: its kernel command line, then `pxe.kernel_args`.
 fn pxe_boot(spec: &ImageSpec, kernel: &str, initrd: &str) -> pxe::Boot {
     let mut cmdline = spec.kernel.cmdline.trim().to_string();

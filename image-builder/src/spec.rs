@@ -460,6 +460,7 @@ impl ImageSpec {
                 });
             }
         }
+        self.check_kernel_lines(path)?;
         let mut outputs = BTreeSet::new();
         for o in &self.outputs {
             if !outputs.insert(o.value) {
@@ -476,6 +477,38 @@ impl ImageSpec {
                     path: path.to_path_buf(),
                     message: format!("files: destination {} is listed twice", f.dst.0),
                 });
+            }
+        }
+        Ok(())
+    }
+
+    /// The kernel command line and its PXE arguments: one line each (a control character would
+    /// end the boot entry's `options` line), and every line the boot files carry short enough
+    /// for the kernel to take whole ([`contract::cmdline::MAX_BYTES`]).
+    fn check_kernel_lines(&self, path: &Path) -> Result<(), SpecError> {
+        let invalid = |message: String| SpecError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let args = std::iter::once(("kernel.cmdline", &self.kernel.cmdline))
+            .chain(self.pxe.kernel_args.iter().map(|a| ("pxe.kernel_args", a)));
+        for (key, value) in args {
+            if let Some(c) = value.chars().find(|c| c.is_control()) {
+                return Err(invalid(format!(
+                    "{key}: {value:?} holds the control character {c:?}; kernel arguments \
+                     are one line of printable text"
+                )));
+            }
+        }
+        let max = contract::cmdline::MAX_BYTES;
+        for (what, line) in crate::artifacts::kernel_lines(self) {
+            if line.len() > max {
+                return Err(invalid(format!(
+                    "kernel.cmdline: {what} would be {} bytes; the kernel takes at most {max} \
+                     (the EFI stub and GRUB cut the rest, usr= with it, and the machine \
+                     would not find /usr)",
+                    line.len()
+                )));
             }
         }
         Ok(())
@@ -918,6 +951,38 @@ partitions:
         for ok in ["version: 1.0.10", "version: 0.0.0", "version: 10.20.30"] {
             parse(&GOOD.replacen("version: 1.0.0", ok, 1)).unwrap();
         }
+    }
+
+    #[test]
+    fn kernel_lines_fit_the_kernel_and_are_one_line() {
+        let with = |cmdline: &str, pxe: &str| {
+            GOOD.replace("cmdline: console=ttyS0", &format!("cmdline: {cmdline}"))
+                + &format!("pxe:\n  kernel_args: [{pxe}]\n")
+        };
+        // usr=PARTUUID=<36> adds 50 bytes to the boot entries' line.
+        let longest = "a".repeat(contract::cmdline::MAX_BYTES - 50);
+        parse(&with(&longest, "b")).unwrap();
+        let err = parse(&with(&format!("{longest}a"), "b"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the boot entries' command line"), "{err}");
+        assert!(
+            err.contains("would be 2048 bytes; the kernel takes at most 2047"),
+            "{err}"
+        );
+        let err = parse(&with("quiet", &"x".repeat(2040)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the network boot's command line"), "{err}");
+        let err = parse(&with("\"quiet\\ntitle evil\"", "b"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("kernel.cmdline: \"quiet\\ntitle evil\" holds the control character"),
+            "{err}"
+        );
+        let err = parse(&with("quiet", "\"a\\tb\"")).unwrap_err().to_string();
+        assert!(err.contains("pxe.kernel_args:"), "{err}");
     }
 
     #[test]

@@ -497,3 +497,18 @@ fn a_symlink_over_a_file_or_to_nothing_is_refused() {
     );
     assert_no_output(&s);
 }
+
+#[test]
+fn a_kernel_command_line_longer_than_the_efi_stub_takes_is_refused() {
+    // It used to build; the stub cut the line, usr= with it, and the machine powered off.
+    let s = Scratch::new("minimal");
+    let padding = format!(" quiet{}", " loglevel=4".repeat(190));
+    s.edit_spec("minimal", "loglevel=4\n", &format!("loglevel=4{padding}\n"));
+    let o = s.build("minimal", "out", &pool_dir());
+    assert_clean_failure(
+        &o,
+        "minimal.yaml: kernel.cmdline: the boot entries' command line",
+    );
+    assert_clean_failure(&o, "the kernel takes at most 2047");
+    assert_no_output(&s);
+}

@@ -97,17 +97,26 @@ impl BootEntry {
     /// `version`, newest first: the newest slot wins without a `default` line.
     pub fn render(&self) -> String {
         format!(
-            "title {name} {version} ({slot})\nsort-key {id}\nversion {version}\nlinux /{kernel}\ninitrd /{initrd}\noptions {cmdline} usr=PARTUUID={uuid}\n",
+            "title {name} {version} ({slot})\nsort-key {id}\nversion {version}\nlinux /{kernel}\ninitrd /{initrd}\noptions {options}\n",
             name = self.os_name,
             version = self.version,
             slot = self.slot,
             id = self.os_id,
             kernel = self.kernel_path(),
             initrd = self.initrd_path(),
-            cmdline = self.cmdline.trim(),
-            uuid = self.usr_partuuid,
+            options = self.options(),
         )
     }
+
+    /// The kernel command line of this slot: the image's, then `usr=PARTUUID=<uuid>`.
+    pub fn options(&self) -> String {
+        options(&self.cmdline, &self.usr_partuuid)
+    }
+}
+
+/// The kernel command line of a slot: `cmdline`, then `usr=PARTUUID=<usr_partuuid>`. Pure.
+pub fn options(cmdline: &str, usr_partuuid: &str) -> String {
+    format!("{} usr=PARTUUID={usr_partuuid}", cmdline.trim())
 }
 
 /// Parse a boot entry file name (`minimal-usr-a+2-1.conf`) into its base and counter.

@@ -64,11 +64,7 @@ impl BootEntry {
                 self.os_name, self.version, self.slot
             )),
             quote(&version_rank(&self.version)),
-            quote(&format!(
-                "{} usr=PARTUUID={}",
-                self.cmdline.trim(),
-                self.usr_partuuid
-            )),
+            quote(&self.options()),
         )
     }
 }
