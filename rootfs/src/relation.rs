@@ -229,7 +229,7 @@ fn parse_constraint(inner: &str) -> Result<Constraint, String> {
 }
 
 /// Debian Policy §5.6.1, plus upper case, which old packages in the archive still carry.
-fn is_package_name(name: &str) -> bool {
+pub fn is_package_name(name: &str) -> bool {
     name.len() >= 2
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name

@@ -512,3 +512,35 @@ fn a_kernel_command_line_longer_than_the_efi_stub_takes_is_refused() {
     assert_clean_failure(&o, "the kernel takes at most 2047");
     assert_no_output(&s);
 }
+
+#[test]
+fn a_lock_filename_that_leaves_the_pool_or_names_another_package_is_refused() {
+    for (filename, want) in [
+        (
+            "../../../etc/shadow.deb",
+            "must be a relative path that stays inside the source",
+        ),
+        (
+            "busybox-static_1.30.1-6_amd64.deb",
+            "names another package than the lock's busybox-static",
+        ),
+    ] {
+        let s = Scratch::new("minimal");
+        let lock_path = s.path().join("images/minimal.lock");
+        let mut lock: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&lock_path).unwrap()).unwrap();
+        let entry = lock["packages"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|p| p["package"] == "busybox-static")
+            .unwrap();
+        entry["filename"] = serde_json::Value::String(filename.into());
+        std::fs::write(&lock_path, serde_json::to_string_pretty(&lock).unwrap()).unwrap();
+        let o = s.build("minimal", "out", &pool_dir());
+        assert_clean_failure(&o, "minimal.lock is malformed: packages[");
+        assert_clean_failure(&o, &format!("(busybox-static): filename \"{filename}\""));
+        assert_clean_failure(&o, want);
+        assert_no_output(&s);
+    }
+}

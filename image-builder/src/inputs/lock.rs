@@ -62,6 +62,96 @@ impl LockedPackage {
         }
     }
 
+    /// What the lock says of this package, checked field by field before anything is fetched:
+    /// a name and version as dpkg takes them, a sha256, a `filename` that stays inside its
+    /// source (it becomes a pool path or a URL) and, when it is named as Debian names
+    /// packages (`<package>_<version>_<arch>.deb`), names this package; a `source` as
+    /// `image-builder lock` writes it. Pure.
+    pub fn check(&self) -> Result<(), String> {
+        let field = |name: &str, value: &str, why: &str| Err(format!("{name} {value:?} {why}"));
+        if !rootfs::relation::is_package_name(&self.package) {
+            return field("package", &self.package, "is not a Debian package name");
+        }
+        if let Err(e) = rootfs::version::parse(&self.version) {
+            return Err(format!("version: {e}"));
+        }
+        if self.architecture.is_empty()
+            || !self
+                .architecture
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return field(
+                "architecture",
+                &self.architecture,
+                "is not a Debian architecture",
+            );
+        }
+        if self.sha256.len() != 64
+            || !self
+                .sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return field("sha256", &self.sha256, "is not 64 lower-case hex digits");
+        }
+        let f = &self.filename;
+        if f.starts_with('/')
+            || f.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+            || f.chars().any(|c| c.is_control() || c == '\\')
+        {
+            return field(
+                "filename",
+                f,
+                "must be a relative path that stays inside the source",
+            );
+        }
+        if !f.ends_with(".deb") {
+            return field("filename", f, "is not a .deb");
+        }
+        if let Some(expected) = self.debian_file_name_mismatch() {
+            return Err(format!(
+                "filename {f:?} names another package than the lock's {} {} ({}): \
+                 Debian would call it {expected:?}",
+                self.package, self.version, self.architecture
+            ));
+        }
+        let source_ok = self.source == "pool"
+            || self.source.split_once(' ').is_some_and(|(url, suite)| {
+                (url.starts_with("http://") || url.starts_with("https://"))
+                    && !suite.is_empty()
+                    && !suite.contains(char::is_whitespace)
+            });
+        if !source_ok {
+            return field(
+                "source",
+                &self.source,
+                "is neither \"pool\" nor \"<http(s) URL> <suite>\"",
+            );
+        }
+        Ok(())
+    }
+
+    /// When the file name has Debian's form `<package>_<version>_<arch>.deb` (the version
+    /// without its epoch, or with its colon as `%3a`) but names something else, the name it
+    /// should have. Pool files may be named freely; other names are not compared.
+    pub fn debian_file_name_mismatch(&self) -> Option<String> {
+        let base = self.filename.rsplit('/').next()?.strip_suffix(".deb")?;
+        let parts: Vec<&str> = base.split('_').collect();
+        let [package, version, arch] = parts[..] else {
+            return None;
+        };
+        let bare = self
+            .version
+            .split_once(':')
+            .map_or(&*self.version, |(_, v)| v);
+        let encoded = self.version.replace(':', "%3a");
+        let same = package == self.package
+            && arch == self.architecture
+            && (version == bare || version.eq_ignore_ascii_case(&encoded));
+        (!same).then(|| format!("{}_{bare}_{}.deb", self.package, self.architecture))
+    }
+
     pub fn candidate(&self) -> Candidate {
         Candidate {
             package: self.package.clone(),
@@ -180,6 +270,12 @@ impl Lockfile {
                 ),
             });
         }
+        for (i, p) in lock.packages.iter().enumerate() {
+            p.check().map_err(|why| LockError::Malformed {
+                path: path.to_path_buf(),
+                message: format!("packages[{i}] ({}): {why}", p.package),
+            })?;
+        }
         Ok(lock)
     }
 
@@ -269,6 +365,73 @@ pub fn path_for(spec_path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn locked(edit: impl FnOnce(&mut LockedPackage)) -> Result<(), String> {
+        let mut p = LockedPackage {
+            package: "busybox-static".into(),
+            version: "1:1.35.0-4+b3".into(),
+            architecture: "amd64".into(),
+            size: 1,
+            sha256: "ab".repeat(32),
+            filename: "pool/main/b/busybox/busybox-static_1.35.0-4+b3_amd64.deb".into(),
+            source: "http://deb.debian.org/debian bookworm".into(),
+            root: false,
+            essential: false,
+            required_by: Vec::new(),
+        };
+        edit(&mut p);
+        p.check()
+    }
+
+    #[test]
+    fn every_locked_field_is_checked() {
+        locked(|_| {}).unwrap();
+        locked(|p| p.filename = "busybox.deb".into()).unwrap(); // pool files are named freely
+        locked(|p| p.filename = "busybox-static_1%3a1.35.0-4+b3_amd64.deb".into()).unwrap();
+        locked(|p| p.source = "pool".into()).unwrap();
+        let cases: &[(&dyn Fn(&mut LockedPackage), &str)] = &[
+            (
+                &|p| p.package = "Busy box".into(),
+                "package \"Busy box\" is not",
+            ),
+            (&|p| p.version = "01:x".into(), "version: "),
+            (
+                &|p| p.architecture = "AMD64".into(),
+                "architecture \"AMD64\"",
+            ),
+            (&|p| p.sha256 = "AB".repeat(32), "sha256 \"ABAB"),
+            (
+                &|p| p.filename = "../../etc/passwd.deb".into(),
+                "stays inside the source",
+            ),
+            (
+                &|p| p.filename = "/srv/x.deb".into(),
+                "stays inside the source",
+            ),
+            (
+                &|p| p.filename = "pool//x.deb".into(),
+                "stays inside the source",
+            ),
+            (&|p| p.filename = "x.tar".into(), "is not a .deb"),
+            (
+                &|p| p.filename = "pool/b/busybox-static_1.30.1-6_amd64.deb".into(),
+                "Debian would call it \"busybox-static_1.35.0-4+b3_amd64.deb\"",
+            ),
+            (
+                &|p| p.filename = "busybox_1.35.0-4+b3_amd64.deb".into(),
+                "names another package than the lock's busybox-static",
+            ),
+            (
+                &|p| p.source = "ftp://x bookworm".into(),
+                "source \"ftp://x bookworm\"",
+            ),
+            (&|p| p.source = "http://x".into(), "is neither"),
+        ];
+        for (edit, want) in cases {
+            let err = locked(|p| edit(p)).expect_err(want);
+            assert!(err.contains(want), "{err} (want {want})");
+        }
+    }
 
     fn cand(package: &str, version: &str, arch: &str) -> Candidate {
         Candidate {
