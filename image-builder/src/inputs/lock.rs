@@ -389,7 +389,8 @@ mod tests {
         locked(|p| p.filename = "busybox.deb".into()).unwrap(); // pool files are named freely
         locked(|p| p.filename = "busybox-static_1%3a1.35.0-4+b3_amd64.deb".into()).unwrap();
         locked(|p| p.source = "pool".into()).unwrap();
-        let cases: &[(&dyn Fn(&mut LockedPackage), &str)] = &[
+        type Edit = dyn Fn(&mut LockedPackage);
+        let cases: &[(&Edit, &str)] = &[
             (
                 &|p| p.package = "Busy box".into(),
                 "package \"Busy box\" is not",
