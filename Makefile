@@ -54,6 +54,11 @@ clean:
 bench-apply: tools
 	bash bench/apply.sh
 
+# The builder's .deb extraction against dpkg-deb -x on the container host's packages.
+.PHONY: bench-extract
+bench-extract: pool-all
+	bash bench/extract.sh
+
 .PHONY: bench-convert
 bench-convert: image
 	bash bench/convert.sh
