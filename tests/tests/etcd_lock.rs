@@ -7,7 +7,10 @@
 //! - `locksmithctl reboot`: the lock first (refused when full), the reboot, the release after
 //!   the next boot (through the library on a host whose reboots are counted, never done);
 //! - the values in etcd, read with the real `etcdctl`, are locksmith's bytes;
-//! - a holder with a lease is removed once the lease runs out.
+//! - a holder with a lease is removed once the lease runs out;
+//! - a hand-edited semaphore whose fields disagree (a holder listed twice, more free slots than
+//!   `max`, unsorted holders, an empty id) is reported by `locksmithctl status` and repaired by
+//!   the next change, and nodes contending on one never exceed `max`.
 //!
 //! The timeouts here only fail a hung test; nothing asserts how long anything took.
 
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant};
 use tests::etcd::{free_port, Etcd};
 use tests::{assert_clean_failure, text, update_engine_bin};
 use update_engine::lock::etcd::{semaphore_key, DEFAULT_KEY};
+use update_engine::lock::Semaphore;
 use update_engine::lock::{EtcdConfig, EtcdError, EtcdLock, FleetLockClient, Locked};
 
 const NODES: usize = 20;
@@ -49,6 +53,8 @@ fn connect(config: &EtcdConfig) -> EtcdLock {
 struct Fleet {
     /// Nodes between "got the lock" and "about to release it".
     rebooting: AtomicUsize,
+    /// Slots held by holders a hand edit left (no node runs under their ids).
+    ghosts: AtomicUsize,
     finished: AtomicUsize,
     stop: AtomicBool,
     violations: Mutex<Vec<String>>,
@@ -61,11 +67,14 @@ impl Fleet {
         self.stop.store(true, SeqCst);
     }
 
-    /// A node holding the lock "reboots"; counts how many do at once.
+    /// A node holding the lock "reboots"; counts how many do at once (beside the ghosts).
     fn reboot(&self, id: &str) {
         let now = self.rebooting.fetch_add(1, SeqCst) + 1;
-        if now > MAX {
-            self.violation(format!("{id}: {now} nodes rebooting at once"));
+        let ghosts = self.ghosts.load(SeqCst);
+        if now + ghosts > MAX {
+            self.violation(format!(
+                "{id}: {now} nodes rebooting at once, {ghosts} slots held by ghosts"
+            ));
         }
         thread::sleep(REBOOT);
         self.rebooting.fetch_sub(1, SeqCst);
@@ -101,18 +110,31 @@ impl Fleet {
         true
     }
 
-    /// Reads the semaphore until stopped: never more than MAX holders, and the fields agree.
-    /// Returns how many reads succeeded.
-    fn observe(&self, config: &EtcdConfig) -> usize {
+    /// Reads the semaphore until stopped: `max` is MAX; never more than MAX holders once a
+    /// node is among them (the `ghosts` of a hand edit may be more); the fields agree, from the
+    /// start if `consistent` (else from the first write on: every write repairs). Returns how
+    /// many reads succeeded.
+    fn observe(&self, config: &EtcdConfig, ghosts: &[&str], mut consistent: bool) -> usize {
         let lock = connect(config);
         let mut reads = 0;
         while !self.stop.load(SeqCst) {
             if let Ok(sem) = lock.get() {
                 reads += 1;
-                let held = sem.holders().len();
-                if held > MAX || sem.semaphore + held as i64 != MAX as i64 {
-                    self.violation(format!("etcd holds {}", sem.to_json()));
+                let mut distinct = sem.holders().to_vec();
+                distinct.sort();
+                distinct.dedup();
+                let nodes = distinct
+                    .iter()
+                    .filter(|h| !ghosts.contains(&h.as_str()))
+                    .count();
+                let problems = sem.problems();
+                if (nodes > 0 && distinct.len() > MAX)
+                    || sem.max != MAX as i64
+                    || (consistent && !problems.is_empty())
+                {
+                    self.violation(format!("etcd holds {}: {problems:?}", sem.to_json()));
                 }
+                consistent |= problems.is_empty();
             }
             thread::sleep(Duration::from_millis(2));
         }
@@ -188,7 +210,7 @@ fn twenty_etcd_lock_nodes_never_more_than_two_rebooting() {
     assert_eq!(connect(&cfg).set_max(MAX as u32).unwrap(), (1, MAX as i64));
     let fleet = Fleet::default();
     let reads = thread::scope(|s| {
-        let observer = s.spawn(|| fleet.observe(&cfg));
+        let observer = s.spawn(|| fleet.observe(&cfg, &[], true));
         for i in 0..NODES {
             let (fleet, cfg) = (&fleet, &cfg);
             s.spawn(move || etcd_node(fleet, cfg, &format!("node-{i:02}"), None));
@@ -213,7 +235,7 @@ fn etcd_killed_mid_run_nobody_reboots_until_it_is_back() {
     let gate = RwLock::new(true);
     let killed = AtomicBool::new(false);
     let probe = thread::scope(|s| {
-        let observer = s.spawn(|| fleet.observe(&cfg));
+        let observer = s.spawn(|| fleet.observe(&cfg, &[], true));
         for i in 0..NODES {
             let (fleet, cfg, gate, killed) = (&fleet, &cfg, &gate, &killed);
             s.spawn(move || {
@@ -253,6 +275,86 @@ fn etcd_killed_mid_run_nobody_reboots_until_it_is_back() {
         other => panic!("lock with etcd down: {other:?}"),
     }
     assert_released(&cfg);
+}
+
+/// A semaphore as a hand edit (or an old client) left it, for nodes to contend on.
+struct HandEdit {
+    name: &'static str,
+    stored: &'static str,
+    /// Its holders: no node runs under these ids; the test unlocks them mid-run.
+    ghosts: &'static [&'static str],
+    /// Whether the nodes get a slot before the ghosts leave (`max` minus the ghosts is above 0).
+    room: bool,
+}
+
+const HAND_EDITS: [HandEdit; 3] = [
+    HandEdit {
+        name: "a ghost listed twice, 5 slots counted free",
+        stored: r#"{"semaphore":5,"max":2,"holders":["ghost","ghost"]}"#,
+        ghosts: &["ghost"],
+        room: true,
+    },
+    HandEdit {
+        name: "three unsorted ghosts for 2 slots, 3 counted free",
+        stored: r#"{"semaphore":3,"max":2,"holders":["g2","g1","g3"]}"#,
+        ghosts: &["g1", "g2", "g3"],
+        room: false,
+    },
+    HandEdit {
+        name: "no holders, 9 slots counted free",
+        stored: r#"{"semaphore":9,"max":2,"holders":[]}"#,
+        ghosts: &[],
+        room: true,
+    },
+];
+
+#[test]
+fn nodes_contending_on_a_hand_edited_semaphore_never_exceed_max() {
+    let etcd = Etcd::start();
+    let cfg = config(&etcd);
+    let lock = connect(&cfg);
+    for case in &HAND_EDITS {
+        let o = etcd.etcdctl(&["put", DEFAULT_KEY, case.stored]);
+        assert!(o.status.success(), "{}", text(&o));
+        let fleet = Fleet::default();
+        fleet.ghosts.store(case.ghosts.len(), SeqCst);
+        let reads = thread::scope(|s| {
+            let observer = s.spawn(|| fleet.observe(&cfg, case.ghosts, false));
+            for i in 0..NODES {
+                let (fleet, cfg) = (&fleet, &cfg);
+                s.spawn(move || etcd_node(fleet, cfg, &format!("node-{i:02}"), None));
+            }
+            if case.room {
+                // The nodes share what the ghosts leave.
+                fleet.wait_for("the first nodes", || fleet.finished.load(SeqCst) >= 2);
+            } else {
+                thread::sleep(Duration::from_millis(500));
+                if fleet.finished.load(SeqCst) > 0 || fleet.rebooting.load(SeqCst) > 0 {
+                    fleet.violation("a node got a slot while ghosts held them all".into());
+                }
+                // Refused locks write nothing.
+                let now = etcd.get(DEFAULT_KEY);
+                if now.as_deref() != Some(case.stored) {
+                    fleet.violation(format!("refused locks wrote {now:?}"));
+                }
+            }
+            for ghost in case.ghosts {
+                // Uncounted before it leaves, so the count never overstates what etcd admits.
+                fleet.ghosts.fetch_sub(1, SeqCst);
+                if let Err(e) = lock.unlock(ghost) {
+                    fleet.violation(format!("unlocking ghost {ghost}: {e}"));
+                }
+            }
+            fleet.wait_for("all nodes", || fleet.finished.load(SeqCst) == NODES);
+            fleet.stop.store(true, SeqCst);
+            observer.join().unwrap()
+        });
+        let violations = fleet.violations.lock().unwrap();
+        assert!(violations.is_empty(), "{}: {violations:#?}", case.name);
+        assert_eq!(fleet.finished.load(SeqCst), NODES, "{}", case.name);
+        assert!(reads > 0, "the observer never read the semaphore");
+        assert_released(&cfg);
+    }
 }
 
 #[test]
@@ -554,6 +656,118 @@ fn update_engine_lock_cli_and_locksmithctl() {
     );
 }
 
+/// The `Warning:` lines of `o`'s stderr.
+fn warnings(o: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .filter(|l| l.starts_with("Warning:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn locksmithctl_reports_an_inconsistent_semaphore_and_the_next_change_repairs_it() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("locksmithctl");
+    std::os::unix::fs::symlink(update_engine_bin(), &link).unwrap();
+    let endpoint_flag = format!("-endpoint={}", etcd.endpoint());
+    let ctl = |args: &[&str]| {
+        let mut all = vec![endpoint_flag.as_str()];
+        all.extend_from_slice(args);
+        run(&link, &all, &[])
+    };
+    let put = |v: &str| {
+        let o = etcd.etcdctl(&["put", DEFAULT_KEY, v]);
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    let value = || etcd.get(DEFAULT_KEY).unwrap_or_default();
+    let inconsistent = |p: &str| format!("Warning: the semaphore is inconsistent: {p}");
+    let repair = |v: &str| {
+        format!("Warning: the next change (lock, unlock, set-max) repairs it to {v} first")
+    };
+    let consistent = |want_stdout: &str| {
+        let o = ctl(&["status"]);
+        assert_eq!(stdout_of(&o), want_stdout);
+        assert_eq!(warnings(&o), Vec::<String>::new());
+    };
+
+    // The issue's value: "a" listed twice. locksmith's unlock left 1 slot free of 1, and "a".
+    let stored = r#"{"semaphore":0,"max":1,"holders":["a","a"]}"#;
+    put(stored);
+    let o = ctl(&["status"]);
+    assert_eq!(stdout_of(&o), "Available: 0\nMax: 1\n\nMACHINE ID\na\na\n");
+    assert_eq!(
+        warnings(&o),
+        [
+            inconsistent(r#"holder "a" is listed 2 times"#),
+            repair(r#"{"semaphore":0,"max":1,"holders":["a"]}"#)
+        ]
+    );
+    assert_clean_failure(&ctl(&["lock", "b"]), "0 of 1 slots available, held by a");
+    assert_eq!(value(), stored, "a refused lock writes nothing");
+    assert_eq!(stdout_of(&ctl(&["unlock", "a"])), "");
+    assert_eq!(value(), r#"{"semaphore":1,"max":1,"holders":[]}"#);
+    consistent("Available: 1\nMax: 1\n");
+
+    // More free slots than max: the holders decide; set-max repairs too.
+    let stored = r#"{"semaphore":5,"max":1,"holders":["a"]}"#;
+    put(stored);
+    let o = ctl(&["status"]);
+    assert_eq!(stdout_of(&o), "Available: 5\nMax: 1\n\nMACHINE ID\na\n");
+    assert_eq!(
+        warnings(&o),
+        [
+            inconsistent("Available is 5, but Max 1 minus 1 holder is 0"),
+            repair(r#"{"semaphore":0,"max":1,"holders":["a"]}"#)
+        ]
+    );
+    assert_clean_failure(&ctl(&["lock", "b"]), "0 of 1 slots available, held by a");
+    assert_eq!(value(), stored);
+    assert_eq!(stdout_of(&ctl(&["set-max", "2"])), "Old: 1\nNew: 2\n");
+    assert_eq!(value(), r#"{"semaphore":1,"max":2,"holders":["a"]}"#);
+    assert_eq!(stdout_of(&ctl(&["lock", "b"])), "");
+    assert_clean_failure(&ctl(&["lock", "c"]), "0 of 2 slots available, held by a, b");
+    consistent("Available: 0\nMax: 2\n\nMACHINE ID\na\nb\n");
+
+    // More holders than max, unsorted, one listed twice, counted free: nobody until two leave.
+    put(r#"{"semaphore":3,"max":2,"holders":["c","a","b","a"]}"#);
+    assert_eq!(
+        warnings(&ctl(&["status"])),
+        [
+            inconsistent(r#"holder "a" is listed 2 times"#),
+            inconsistent("the holders are not sorted"),
+            inconsistent("Available is 3, but Max 2 minus 3 holders is -1"),
+            repair(r#"{"semaphore":-1,"max":2,"holders":["a","b","c"]}"#)
+        ]
+    );
+    assert_clean_failure(
+        &ctl(&["lock", "d"]),
+        "-1 of 2 slots available, held by a, b, c",
+    );
+    assert_eq!(stdout_of(&ctl(&["unlock", "c"])), "");
+    assert_eq!(value(), r#"{"semaphore":0,"max":2,"holders":["a","b"]}"#);
+    assert_clean_failure(&ctl(&["lock", "d"]), "0 of 2 slots available, held by a, b");
+    assert_eq!(stdout_of(&ctl(&["unlock", "a"])), "");
+    assert_eq!(stdout_of(&ctl(&["lock", "d"])), "");
+    consistent("Available: 0\nMax: 2\n\nMACHINE ID\nb\nd\n");
+
+    // An empty holder id takes a slot until `unlock ""` removes it.
+    put(r#"{"semaphore":1,"max":1,"holders":[""]}"#);
+    assert_eq!(
+        warnings(&ctl(&["status"])),
+        [
+            inconsistent(r#"a holder has an empty id (`locksmithctl unlock ""` removes it)"#),
+            inconsistent("Available is 1, but Max 1 minus 1 holder is 0"),
+            repair(r#"{"semaphore":0,"max":1,"holders":[""]}"#)
+        ]
+    );
+    assert_clean_failure(&ctl(&["lock", "b"]), "0 of 1 slots available");
+    assert_eq!(stdout_of(&ctl(&["unlock", ""])), "");
+    assert_eq!(value(), r#"{"semaphore":1,"max":1,"holders":[]}"#);
+    consistent("Available: 1\nMax: 1\n");
+}
+
 #[test]
 fn locksmithctl_reboot_takes_the_lock_then_reboots() {
     use std::sync::atomic::AtomicU32;
@@ -720,7 +934,7 @@ fn fleetlock_server_twenty_clients_never_more_than_two_rebooting() {
     let server = LockServer::start(&etcd);
     let fleet = Fleet::default();
     let reads = thread::scope(|s| {
-        let observer = s.spawn(|| fleet.observe(&cfg));
+        let observer = s.spawn(|| fleet.observe(&cfg, &[], true));
         for i in 0..NODES {
             let (fleet, server) = (&fleet, &server);
             s.spawn(move || {
@@ -842,4 +1056,44 @@ fn fleetlock_server_answers_like_airlock_and_shares_the_etcd_lock() {
     etcd.restart();
     server.client("default", "m2").steady_state().unwrap();
     assert_eq!(lock.get().unwrap().holders().len(), 0);
+}
+
+#[test]
+fn fleetlock_server_and_leased_holders_go_by_the_holders_of_a_hand_edited_semaphore() {
+    let etcd = Etcd::start();
+    let server = LockServer::start(&etcd);
+    let put = |v: &str| {
+        let o = etcd.etcdctl(&["put", DEFAULT_KEY, v]);
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    let value = || etcd.get(DEFAULT_KEY).unwrap_or_default();
+
+    // One slot, counted 5 times free, held by a ghost listed twice.
+    let stored = r#"{"semaphore":5,"max":1,"holders":["ghost","ghost"]}"#;
+    put(stored);
+    let e = server.client("default", "m1").pre_reboot().unwrap_err();
+    assert!(e.is_semaphore_full(), "{e}");
+    assert!(e.to_string().contains("0 of 1 slots available"), "{e}");
+    assert_eq!(value(), stored);
+    server.client("default", "ghost").steady_state().unwrap();
+    assert_eq!(value(), r#"{"semaphore":1,"max":1,"holders":[]}"#);
+    server.client("default", "m1").pre_reboot().unwrap();
+    assert!(server
+        .client("default", "m2")
+        .pre_reboot()
+        .unwrap_err()
+        .is_semaphore_full());
+    server.client("default", "m1").steady_state().unwrap();
+    assert_eq!(value(), r#"{"semaphore":1,"max":1,"holders":[]}"#);
+
+    // A leased holder listed twice renewing its lease repairs the value on the way.
+    put(r#"{"semaphore":4,"max":2,"holders":["k","k"]}"#);
+    let leased = connect(&EtcdConfig {
+        holder_ttl_secs: Some(60),
+        ..config(&etcd)
+    });
+    assert_eq!(leased.lock("k").unwrap(), Locked::AlreadyHeld);
+    assert_eq!(value(), r#"{"semaphore":1,"max":2,"holders":["k"]}"#);
+    let repaired = Semaphore::from_json(value().as_bytes()).unwrap();
+    assert!(repaired.problems().is_empty(), "{:?}", repaired.problems());
 }

@@ -11,6 +11,13 @@
 //! already fails, as with locksmithctl ("holder exists"). `-version` (and `version`) prints
 //! `locksmithctl version X`; no subcommand prints the help, as there.
 //!
+//! `status` of a semaphore whose fields disagree (a holder listed twice, a count that is not
+//! `max` minus the holders, ...: [`Semaphore::problems`]) prints the stored value as above and,
+//! on stderr, a `Warning:` line per problem and one with the value the next change (`lock`,
+//! `unlock`, `set-max`) starts from ([`Semaphore::repaired`]; a refused `lock` writes
+//! nothing). A consistent semaphore gets no warning, so the output stays locksmithctl's.
+//! `unlock ""` is accepted, to remove a holder with an empty id that a hand edit left.
+//!
 //! `reboot`, as locksmithctl's: as root only, takes the reboot lock for this machine's id, then
 //! reboots at once (no reboot window: a person asked), and fails without rebooting when the
 //! lock is full or does not answer. The lock is locksmith's etcd semaphore, as there, except
@@ -252,6 +259,28 @@ pub fn render_status(sem: &Semaphore) -> String {
     out
 }
 
+/// What `status` adds on stderr when the semaphore's fields disagree: a line per problem and the
+/// value the next change starts from; empty for a consistent semaphore. Pure.
+pub fn render_status_warnings(sem: &Semaphore) -> String {
+    let problems = sem.problems();
+    if problems.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    for p in problems {
+        out.push_str(&format!("Warning: the semaphore is inconsistent: {p}\n"));
+    }
+    // Not for a problem the repair keeps (an empty holder id).
+    let repaired = sem.repaired();
+    if repaired != *sem {
+        out.push_str(&format!(
+            "Warning: the next change (lock, unlock, set-max) repairs it to {} first\n",
+            repaired.to_json()
+        ));
+    }
+    out
+}
+
 /// `set-max`'s text. Pure.
 pub fn render_set_max(old: i64, new: i64) -> String {
     format!("Old: {old}\nNew: {new}\n")
@@ -271,6 +300,15 @@ fn machine_id(paths: &Paths) -> Result<String> {
         bail!("{} is empty: give an ID", path.display());
     }
     Ok(id.to_owned())
+}
+
+/// `unlock`'s id: as [`id_or_machine`], except that an empty ID given on purpose is taken (a
+/// hand edit may have listed one; [`Semaphore::problems`] points here).
+fn unlock_id(id: &Option<String>, paths: &Paths) -> Result<String> {
+    match id {
+        Some(id) if id.is_empty() => Ok(String::new()),
+        _ => id_or_machine(id, paths),
+    }
 }
 
 fn id_or_machine(id: &Option<String>, paths: &Paths) -> Result<String> {
@@ -397,7 +435,11 @@ pub fn run_lock(args: &LockArgs, paths: &Paths, config: &Config) -> Result<()> {
     }
     let lock = EtcdLock::connect(&etcd)?;
     match &args.command {
-        LockCommand::Status => print!("{}", render_status(&lock.get()?)),
+        LockCommand::Status => {
+            let sem = lock.get()?;
+            print!("{}", render_status(&sem));
+            eprint!("{}", render_status_warnings(&sem));
+        }
         LockCommand::Lock { id } => {
             let id = id_or_machine(id, paths)?;
             match lock.lock(&id).with_context(|| format!("locking {id}"))? {
@@ -406,9 +448,9 @@ pub fn run_lock(args: &LockArgs, paths: &Paths, config: &Config) -> Result<()> {
             }
         }
         LockCommand::Unlock { id } => {
-            let id = id_or_machine(id, paths)?;
+            let id = unlock_id(id, paths)?;
             lock.unlock(&id)
-                .with_context(|| format!("unlocking {id}"))?;
+                .with_context(|| format!("unlocking {id:?}"))?;
         }
         LockCommand::SetMax { max } => {
             let (old, new) = lock.set_max(*max)?;
@@ -579,5 +621,37 @@ mod tests {
         assert_eq!(id_or_machine(&None, &paths).unwrap(), "abc123");
         assert_eq!(id_or_machine(&Some("x".into()), &paths).unwrap(), "x");
         assert!(id_or_machine(&Some(String::new()), &paths).is_err());
+        assert_eq!(unlock_id(&Some(String::new()), &paths).unwrap(), "");
+        assert_eq!(unlock_id(&None, &paths).unwrap(), "abc123");
+    }
+
+    #[test]
+    fn status_warns_once_per_problem_and_shows_the_repair() {
+        let consistent = Semaphore::with_holders(0, 2, vec!["a".into(), "b".into()]);
+        assert_eq!(render_status_warnings(&consistent), "");
+        assert_eq!(render_status_warnings(&Semaphore::new()), "");
+        let sem =
+            Semaphore::from_json(br#"{"semaphore":5,"max":1,"holders":["b","a","b"]}"#).unwrap();
+        // The stored value, as locksmithctl prints it.
+        assert_eq!(
+            render_status(&sem),
+            "Available: 5\nMax: 1\n\nMACHINE ID\nb\na\nb\n"
+        );
+        assert_eq!(
+            render_status_warnings(&sem),
+            "Warning: the semaphore is inconsistent: holder \"b\" is listed 2 times\n\
+             Warning: the semaphore is inconsistent: the holders are not sorted\n\
+             Warning: the semaphore is inconsistent: Available is 5, but Max 1 \
+             minus 2 holders is -1\n\
+             Warning: the next change (lock, unlock, set-max) repairs it to \
+             {\"semaphore\":-1,\"max\":1,\"holders\":[\"a\",\"b\"]} first\n"
+        );
+        // What the repair keeps is reported, without a repair to announce.
+        let empty = Semaphore::from_json(br#"{"semaphore":0,"max":1,"holders":[""]}"#).unwrap();
+        assert_eq!(
+            render_status_warnings(&empty),
+            "Warning: the semaphore is inconsistent: a holder has an empty id \
+             (`locksmithctl unlock \"\"` removes it)\n"
+        );
     }
 }

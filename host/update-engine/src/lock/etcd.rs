@@ -10,7 +10,10 @@
 //!
 //! - read the key (creating it with locksmith's initial value in a `version == 0` transaction
 //!   when it is absent: [`EtcdLock::init`]);
-//! - compute the new value with a pure [`Semaphore`] operation;
+//! - compute the new value with a pure [`Semaphore`] operation (each starts from the
+//!   [repaired](Semaphore::repaired) value, so a value whose fields disagree, after a hand edit
+//!   or an old client, is written back consistent by the next change, and a lock goes by the
+//!   holders, never by a stored count that admits more than `max`);
 //! - write it in a transaction whose condition is "`mod_revision` is still the one read"; when
 //!   another writer won, the transaction's else-branch returns the current value, and the
 //!   operation starts over from it after a short random pause, at most [`MAX_ATTEMPTS`] times.
@@ -383,10 +386,12 @@ impl EtcdLock {
                     return Ok(Step::Done(Locked::AlreadyHeld))
                 }
                 Err(SemaphoreError::AlreadyHeld { .. }) => {
-                    // Only renew the lease, if `id` is still a holder when the write happens.
+                    // Only renew the lease, if `id` is still a holder when the write happens
+                    // (and repair the value on the way if its fields disagree).
                     ops.extend(self.holder_ops(id, lease));
+                    let repaired = sem.repaired();
                     return Ok(Step::Write {
-                        next: None,
+                        next: (repaired != *sem).then_some(repaired),
                         compares,
                         ops,
                         then: Locked::AlreadyHeld,
@@ -593,7 +598,9 @@ impl EtcdLock {
         Ok((sem, kv.mod_revision()))
     }
 
+    /// The refusal for `sem`, as its holders say (a stored count may disagree).
     fn full(&self, sem: &Semaphore) -> EtcdError {
+        let sem = sem.repaired();
         EtcdError::Full {
             key: self.key.clone(),
             max: sem.max,

@@ -15,10 +15,26 @@
 //! - Holders are kept sorted (byte order, as Go's `sort.SearchStrings`); a new holder is inserted
 //!   at its sorted place.
 //!
-//! One deliberate difference: [`Semaphore::lock`] checks "already a holder" before "full", so a
-//! holder asking again gets [`SemaphoreError::AlreadyHeld`] (which callers may treat as a
-//! recursive success, as FleetLock does) even when its own slot was the last one. locksmith
-//! reports "semaphore is at 0" in that case.
+//! Two deliberate differences:
+//! - [`Semaphore::lock`] checks "already a holder" before "full", so a holder asking again gets
+//!   [`SemaphoreError::AlreadyHeld`] (which callers may treat as a recursive success, as
+//!   FleetLock does) even when its own slot was the last one. locksmith reports "semaphore is at
+//!   0" in that case.
+//! - The holders are the truth, not the `semaphore` count. locksmith trusts both fields as it
+//!   finds them, so a value whose fields disagree (a hand edit, an old or foreign client) stays
+//!   wrong, or gets worse: with a holder listed twice, one unlock leaves more free slots than
+//!   `max` and the holder still listed. Here [`Semaphore::problems`] names each disagreement,
+//!   and every operation ([`Semaphore::lock`], [`Semaphore::unlock`], [`Semaphore::set_max`])
+//!   starts from [`Semaphore::repaired`]: holders sorted, each listed once, a negative `max` as
+//!   0, and `semaphore = max - holders`. A listed holder believes it holds the lock, so the
+//!   repair never drops one (not even an empty id, which it reports and keeps); when there are
+//!   more holders than `max` the count is negative and nobody gets a slot until enough of them
+//!   unlock. So a lock never succeeds with `max` holders or more, whatever the stored count
+//!   says, and a value written after any operation is consistent. A consistent value is its own
+//!   repair: its bytes stay locksmith's.
+
+use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Deserialize;
 
@@ -61,6 +77,73 @@ pub(crate) fn holders_text(holders: &[String]) -> String {
         "nobody".to_owned()
     } else {
         holders.join(", ")
+    }
+}
+
+/// One way a stored semaphore's fields disagree ([`Semaphore::problems`]). The texts are for
+/// operators (`locksmithctl status` prints them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// `max` is below 0 (only a hand edit does that: `set-max` takes no negative number); it
+    /// counts as 0, and the repair writes 0.
+    NegativeMax {
+        /// `max`.
+        max: i64,
+    },
+    /// A holder's id is empty. It may be a machine with an empty machine id, so it keeps its
+    /// slot, and the repair keeps it (the one problem it leaves): `locksmithctl unlock ""`
+    /// removes it.
+    EmptyHolder,
+    /// `id` is listed more than once.
+    DuplicateHolder {
+        /// The holder.
+        id: String,
+        /// How many times it is listed.
+        times: usize,
+    },
+    /// The holders are not in byte order (locksmith's binary search would miss some).
+    Unsorted,
+    /// `semaphore` is not `max` minus the distinct holders.
+    WrongCount {
+        /// The stored `semaphore`.
+        semaphore: i64,
+        /// `max` (0 if negative).
+        max: i64,
+        /// The distinct holders.
+        holders: usize,
+        /// What `semaphore` should be: `max - holders`.
+        free: i64,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::NegativeMax { max } => write!(f, "Max is {max}, below 0 (taken as 0)"),
+            Problem::EmptyHolder => {
+                write!(
+                    f,
+                    "a holder has an empty id (`locksmithctl unlock \"\"` removes it)"
+                )
+            }
+            Problem::DuplicateHolder { id, times } => {
+                write!(f, "holder {id:?} is listed {times} times")
+            }
+            Problem::Unsorted => write!(f, "the holders are not sorted"),
+            Problem::WrongCount {
+                semaphore,
+                max,
+                holders,
+                free,
+            } => {
+                let s = if *holders == 1 { "" } else { "s" };
+                write!(
+                    f,
+                    "Available is {semaphore}, but Max {max} minus {holders} \
+                     holder{s} is {free}"
+                )
+            }
+        }
     }
 }
 
@@ -124,9 +207,80 @@ impl Semaphore {
         self.holders().iter().any(|h| h == id)
     }
 
-    /// Whether no slot is free (locksmith's test: `semaphore <= 0`).
+    /// The free slots as the holders say: `max` (0 if negative) minus the distinct holders
+    /// (negative when there are more holders than `max`). Equals `semaphore` when the value is
+    /// consistent.
+    pub fn available(&self) -> i64 {
+        let distinct = self.holders_listed().len();
+        self.max
+            .max(0)
+            .saturating_sub(i64::try_from(distinct).unwrap_or(i64::MAX))
+    }
+
+    /// Whether no slot is free: [`Semaphore::available`] is 0 or less (locksmith tests
+    /// `semaphore <= 0`; the two agree on a consistent value).
     pub fn is_full(&self) -> bool {
-        self.semaphore <= 0
+        self.available() <= 0
+    }
+
+    /// How many times each holder is listed.
+    fn holders_listed(&self) -> BTreeMap<&str, usize> {
+        let mut listed = BTreeMap::new();
+        for h in self.holders() {
+            *listed.entry(h.as_str()).or_insert(0) += 1;
+        }
+        listed
+    }
+
+    /// Where the fields disagree, in a fixed order: empty for the values locksmith writes, and
+    /// after any operation here unless a holder id is empty ([`Problem::EmptyHolder`]). Pure.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.max < 0 {
+            problems.push(Problem::NegativeMax { max: self.max });
+        }
+        let listed = self.holders_listed();
+        if listed.contains_key("") {
+            problems.push(Problem::EmptyHolder);
+        }
+        for (id, &times) in &listed {
+            if times > 1 {
+                problems.push(Problem::DuplicateHolder {
+                    id: (*id).to_owned(),
+                    times,
+                });
+            }
+        }
+        if self.holders().windows(2).any(|w| w[0] > w[1]) {
+            problems.push(Problem::Unsorted);
+        }
+        let free = self.available();
+        if self.semaphore != free {
+            problems.push(Problem::WrongCount {
+                semaphore: self.semaphore,
+                max: self.max.max(0),
+                holders: listed.len(),
+                free,
+            });
+        }
+        problems
+    }
+
+    /// The consistent value this one stands for: the holders sorted and each listed once (none
+    /// dropped, an empty id neither), `max` kept (0 if negative), `semaphore = max - holders`.
+    /// Its only possible problem is [`Problem::EmptyHolder`]. A consistent value is returned
+    /// unchanged (`null` holders stay `null`). Pure.
+    pub fn repaired(&self) -> Semaphore {
+        let holders = self.holders.clone().map(|mut h| {
+            h.sort();
+            h.dedup();
+            h
+        });
+        Semaphore {
+            semaphore: self.available(),
+            max: self.max.max(0),
+            holders,
+        }
     }
 
     /// Parses the JSON stored in etcd. Pure.
@@ -170,46 +324,54 @@ impl Semaphore {
         out
     }
 
-    /// Takes a slot for `id`: inserts it among the sorted holders and decrements `semaphore`.
-    /// Fails with [`SemaphoreError::AlreadyHeld`] if `id` is a holder (checked first), else with
-    /// [`SemaphoreError::Full`] if no slot is free. Changes nothing on failure.
+    /// Takes a slot for `id` in the [repaired](Semaphore::repaired) value: inserts it among the
+    /// sorted holders and decrements `semaphore`. Fails with [`SemaphoreError::AlreadyHeld`] if
+    /// `id` is a holder (checked first), else with [`SemaphoreError::Full`] if no slot is free
+    /// ([`Semaphore::is_full`]: whatever `semaphore` says, never with `max` holders or more).
+    /// Changes nothing on failure.
     pub fn lock(&mut self, id: &str) -> Result<(), SemaphoreError> {
-        if self.holds(id) {
+        let mut next = self.repaired();
+        if next.holds(id) {
             return Err(SemaphoreError::AlreadyHeld { id: id.to_owned() });
         }
-        if self.is_full() {
+        if next.is_full() {
             return Err(SemaphoreError::Full {
-                max: self.max,
-                available: self.semaphore,
-                holders: self.holders().to_vec(),
+                max: next.max,
+                available: next.semaphore,
+                holders: next.holders().to_vec(),
             });
         }
-        let holders = self.holders.get_or_insert_with(Vec::new);
+        let holders = next.holders.get_or_insert_with(Vec::new);
         let at = holders.partition_point(|h| h.as_str() < id);
         holders.insert(at, id.to_owned());
-        self.semaphore = self.semaphore.saturating_sub(1);
+        next.semaphore = next.semaphore.saturating_sub(1);
+        *self = next;
         Ok(())
     }
 
-    /// Releases `id`'s slot: removes it from the holders and increments `semaphore`. Fails with
-    /// [`SemaphoreError::NotHeld`] (changing nothing) if `id` is not a holder.
+    /// Releases `id`'s slot in the [repaired](Semaphore::repaired) value: removes it from the
+    /// holders (every entry, if it was listed more than once) and increments `semaphore`. Fails
+    /// with [`SemaphoreError::NotHeld`] (changing nothing) if `id` is not a holder.
     pub fn unlock(&mut self, id: &str) -> Result<(), SemaphoreError> {
-        let not_held = || SemaphoreError::NotHeld { id: id.to_owned() };
-        let holders = self.holders.as_mut().ok_or_else(not_held)?;
-        let at = holders.iter().position(|h| h == id).ok_or_else(not_held)?;
-        holders.remove(at);
-        self.semaphore = self.semaphore.saturating_add(1);
+        if !self.holds(id) {
+            return Err(SemaphoreError::NotHeld { id: id.to_owned() });
+        }
+        let mut next = self.repaired();
+        if let Some(holders) = next.holders.as_mut() {
+            holders.retain(|h| h != id);
+        }
+        next.semaphore = next.semaphore.saturating_add(1);
+        *self = next;
         Ok(())
     }
 
-    /// Sets `max` to `max`, moving `semaphore` by the same difference (current holders keep
-    /// their slots; `semaphore` goes negative when `max` drops below their number). Returns the
-    /// old `max`.
+    /// Sets `max` to `max` (0 if negative) in the [repaired](Semaphore::repaired) value, so
+    /// `semaphore` moves by the same difference (current holders keep their slots; `semaphore`
+    /// goes negative when `max` drops below their number). Returns the old `max`.
     pub fn set_max(&mut self, max: i64) -> i64 {
         let old = self.max;
-        let diff = old.saturating_sub(max);
-        self.semaphore = self.semaphore.saturating_sub(diff);
         self.max = max;
+        *self = self.repaired();
         old
     }
 }
@@ -396,6 +558,200 @@ mod tests {
         assert_eq!(s.holders(), ids(&["z"]).as_slice());
     }
 
+    #[test]
+    fn values_locksmith_writes_are_consistent_and_their_own_repair() {
+        for v in LOCKSMITH_VALUES {
+            let s = Semaphore::from_json(v.as_bytes()).unwrap();
+            assert!(s.problems().is_empty(), "{v}: {:?}", s.problems());
+            assert_eq!(s.repaired().to_json(), *v);
+        }
+    }
+
+    struct Case {
+        name: &'static str,
+        stored: &'static str,
+        problems: &'static [&'static str],
+        repaired: &'static str,
+        /// The problems the repair leaves.
+        kept: &'static [&'static str],
+    }
+
+    const INCONSISTENT: &[Case] = &[
+        Case {
+            name: "a holder listed twice, counted twice",
+            stored: r#"{"semaphore":-1,"max":1,"holders":["a","a"]}"#,
+            problems: &[
+                r#"holder "a" is listed 2 times"#,
+                "Available is -1, but Max 1 minus 1 holder is 0",
+            ],
+            repaired: r#"{"semaphore":0,"max":1,"holders":["a"]}"#,
+            kept: &[],
+        },
+        Case {
+            name: "a holder listed three times, counted once",
+            stored: r#"{"semaphore":1,"max":3,"holders":["a","b","b","b"]}"#,
+            problems: &[r#"holder "b" is listed 3 times"#],
+            repaired: r#"{"semaphore":1,"max":3,"holders":["a","b"]}"#,
+            kept: &[],
+        },
+        Case {
+            name: "more free slots than max",
+            stored: r#"{"semaphore":5,"max":1,"holders":["a"]}"#,
+            problems: &["Available is 5, but Max 1 minus 1 holder is 0"],
+            repaired: r#"{"semaphore":0,"max":1,"holders":["a"]}"#,
+            kept: &[],
+        },
+        Case {
+            name: "fewer free slots than the holders leave",
+            stored: r#"{"semaphore":0,"max":3,"holders":null}"#,
+            problems: &["Available is 0, but Max 3 minus 0 holders is 3"],
+            repaired: r#"{"semaphore":3,"max":3,"holders":null}"#,
+            kept: &[],
+        },
+        Case {
+            name: "unsorted, more holders than max, counted as free",
+            stored: r#"{"semaphore":1,"max":2,"holders":["c","a","b"]}"#,
+            problems: &[
+                "the holders are not sorted",
+                "Available is 1, but Max 2 minus 3 holders is -1",
+            ],
+            repaired: r#"{"semaphore":-1,"max":2,"holders":["a","b","c"]}"#,
+            kept: &[],
+        },
+        Case {
+            name: "negative max",
+            stored: r#"{"semaphore":1,"max":-1,"holders":[]}"#,
+            problems: &[
+                "Max is -1, below 0 (taken as 0)",
+                "Available is 1, but Max 0 minus 0 holders is 0",
+            ],
+            repaired: r#"{"semaphore":0,"max":0,"holders":[]}"#,
+            kept: &[],
+        },
+        Case {
+            name: "an empty holder id (kept: it counts)",
+            stored: r#"{"semaphore":1,"max":2,"holders":["","a"]}"#,
+            problems: &[
+                r#"a holder has an empty id (`locksmithctl unlock ""` removes it)"#,
+                "Available is 1, but Max 2 minus 2 holders is 0",
+            ],
+            repaired: r#"{"semaphore":0,"max":2,"holders":["","a"]}"#,
+            kept: &[r#"a holder has an empty id (`locksmithctl unlock ""` removes it)"#],
+        },
+    ];
+
+    #[test]
+    fn inconsistent_values_are_named_and_repaired() {
+        for c in INCONSISTENT {
+            let s = Semaphore::from_json(c.stored.as_bytes()).unwrap();
+            let texts = |s: &Semaphore| -> Vec<String> {
+                s.problems().iter().map(|p| p.to_string()).collect()
+            };
+            assert_eq!(texts(&s), c.problems, "{}", c.name);
+            let repaired = s.repaired();
+            assert_eq!(repaired.to_json(), c.repaired, "{}", c.name);
+            assert_eq!(texts(&repaired), c.kept, "{}", c.name);
+            assert_eq!(repaired.repaired(), repaired, "{}", c.name);
+            assert_eq!(repaired.available(), s.available(), "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn one_unlock_of_a_holder_listed_twice_frees_exactly_its_slot() {
+        // The issue: locksmith's unlock removes one entry and adds a slot, leaving 1 free slot
+        // of 1 and "a" still listed.
+        let mut s =
+            Semaphore::from_json(br#"{"semaphore":0,"max":1,"holders":["a","a"]}"#).unwrap();
+        s.unlock("a").unwrap();
+        assert_eq!(s.to_json(), r#"{"semaphore":1,"max":1,"holders":[]}"#);
+        assert_eq!(
+            s.unlock("a"),
+            Err(SemaphoreError::NotHeld { id: "a".into() })
+        );
+        let mut s =
+            Semaphore::from_json(br#"{"semaphore":0,"max":2,"holders":["b","a","b"]}"#).unwrap();
+        s.unlock("b").unwrap();
+        assert_eq!(s.to_json(), r#"{"semaphore":1,"max":2,"holders":["a"]}"#);
+    }
+
+    #[test]
+    fn lock_goes_by_the_holders_not_the_stored_count() {
+        // Counted free, but the one slot is a's.
+        let stored = br#"{"semaphore":5,"max":1,"holders":["a"]}"#;
+        let mut s = Semaphore::from_json(stored).unwrap();
+        assert!(s.is_full());
+        assert_eq!(
+            s.lock("b"),
+            Err(SemaphoreError::Full {
+                max: 1,
+                available: 0,
+                holders: ids(&["a"])
+            })
+        );
+        assert_eq!(s.to_json().as_bytes(), stored, "a refusal changes nothing");
+        // A holder listed twice holds one slot, and is a holder.
+        let mut s =
+            Semaphore::from_json(br#"{"semaphore":0,"max":2,"holders":["a","a"]}"#).unwrap();
+        assert_eq!(
+            s.lock("a"),
+            Err(SemaphoreError::AlreadyHeld { id: "a".into() })
+        );
+        s.lock("b").unwrap();
+        assert_eq!(
+            s.to_json(),
+            r#"{"semaphore":0,"max":2,"holders":["a","b"]}"#
+        );
+        // More holders than max (and counted free): nobody until two have left.
+        let mut s =
+            Semaphore::from_json(br#"{"semaphore":3,"max":2,"holders":["c","a","b"]}"#).unwrap();
+        assert!(matches!(
+            s.lock("d"),
+            Err(SemaphoreError::Full { available: -1, .. })
+        ));
+        s.unlock("c").unwrap();
+        assert_eq!(
+            s.to_json(),
+            r#"{"semaphore":0,"max":2,"holders":["a","b"]}"#
+        );
+        assert!(s.lock("d").is_err());
+        s.unlock("a").unwrap();
+        s.lock("d").unwrap();
+        assert_eq!(
+            s.to_json(),
+            r#"{"semaphore":0,"max":2,"holders":["b","d"]}"#
+        );
+        // A negative max: nobody.
+        let mut s = Semaphore::from_json(br#"{"semaphore":3,"max":-1,"holders":null}"#).unwrap();
+        assert!(s.lock("a").is_err());
+    }
+
+    #[test]
+    fn set_max_repairs_too() {
+        let mut s =
+            Semaphore::from_json(br#"{"semaphore":7,"max":1,"holders":["b","a","a"]}"#).unwrap();
+        assert_eq!(s.set_max(3), 1);
+        assert_eq!(
+            s.to_json(),
+            r#"{"semaphore":1,"max":3,"holders":["a","b"]}"#
+        );
+        let mut s = Semaphore::from_json(br#"{"semaphore":0,"max":-4,"holders":null}"#).unwrap();
+        assert_eq!(s.set_max(2), -4);
+        assert_eq!(s.to_json(), r#"{"semaphore":2,"max":2,"holders":null}"#);
+        assert_eq!(s.set_max(-3), 2);
+        assert_eq!(s.to_json(), r#"{"semaphore":0,"max":0,"holders":null}"#);
+    }
+
+    #[test]
+    fn unlock_of_a_stranger_changes_nothing_even_when_inconsistent() {
+        let stored = br#"{"semaphore":9,"max":1,"holders":["b","a","a"]}"#;
+        let mut s = Semaphore::from_json(stored).unwrap();
+        assert_eq!(
+            s.unlock("c"),
+            Err(SemaphoreError::NotHeld { id: "c".into() })
+        );
+        assert_eq!(s.to_json().as_bytes(), stored);
+    }
+
     proptest::proptest! {
         #[test]
         fn lock_unlock_keep_the_invariant(ops in proptest::collection::vec((0u8..6, proptest::bool::ANY), 0..60), max in 0i64..5) {
@@ -412,6 +768,48 @@ mod tests {
                 proptest::prop_assert!(s.holders().len() as i64 <= max);
                 proptest::prop_assert!(s.holders().windows(2).all(|w| w[0] < w[1]));
                 proptest::prop_assert_eq!(Semaphore::from_json(s.to_json().as_bytes()).unwrap(), s.clone());
+            }
+        }
+
+        #[test]
+        fn any_stored_value_is_repaired_by_the_first_write_and_never_over_admits(
+            semaphore in -3i64..6,
+            max in -1i64..4,
+            stored in proptest::option::of(proptest::collection::vec(0u8..6, 0..7)),
+            ops in proptest::collection::vec((0u8..6, 0u8..3), 0..40),
+        ) {
+            let holders = stored.map(|h| h.iter().map(|i| format!("m{i}")).collect::<Vec<_>>());
+            let mut s = Semaphore { semaphore, max, holders };
+            let ghosts: std::collections::BTreeSet<String> = s.holders().iter().cloned().collect();
+            for (who, op) in ops {
+                let id = format!("m{who}");
+                let before = s.clone();
+                let r = match op {
+                    0 => s.lock(&id),
+                    1 => s.unlock(&id),
+                    _ => {
+                        s.set_max(max);
+                        Ok(())
+                    }
+                };
+                match r {
+                    Err(_) => proptest::prop_assert_eq!(&s, &before),
+                    Ok(()) => {
+                        proptest::prop_assert!(s.problems().is_empty(), "{:?}", s.problems());
+                        // Only a holder's own unlock removes it.
+                        for h in before.holders() {
+                            proptest::prop_assert!(s.holds(h) || (op == 1 && *h == id));
+                        }
+                    }
+                }
+                if op == 0 && r.is_ok() {
+                    proptest::prop_assert!(s.holders().len() as i64 <= max);
+                }
+                // Newcomers never push the holders past max.
+                let newcomers = s.holders().iter().filter(|h| !ghosts.contains(*h)).count();
+                if newcomers > 0 {
+                    proptest::prop_assert!(s.holders().len() as i64 <= max);
+                }
             }
         }
     }
