@@ -649,12 +649,19 @@ checked_newtype!(
 );
 
 checked_newtype!(
-    /// `[a-z0-9][a-z0-9._-]*`, as os-release wants for `ID=`.
+    /// `[a-z0-9][a-z0-9._-]*`, as os-release wants for `ID=`, of at most 64 characters (it
+    /// names the ESP's directories, boot entry files and every artifact file).
     OsId(String),
     |s| {
         let ok = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
             && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
-        if ok { Ok(()) } else { Err(format!("{s:?} is not a lower-case identifier ([a-z0-9][a-z0-9._-]*)")) }
+        if !ok {
+            Err(format!("{s:?} is not a lower-case identifier ([a-z0-9][a-z0-9._-]*)"))
+        } else if s.len() > 64 {
+            Err(format!("{s:?} is {} characters long; identifiers may have at most 64", s.len()))
+        } else {
+            Ok(())
+        }
     }
 );
 
@@ -743,8 +750,10 @@ checked_newtype!(
         let norm = rootfs::tree::normalize(s).map_err(|e| e.to_string())?;
         if !s.starts_with('/') || !norm.starts_with("usr/") {
             Err(format!("{s:?} must be an absolute path under /usr"))
+        } else if let Some(c) = s.chars().find(|c| c.is_control()) {
+            Err(format!("{s:?}: the control character {c:?} has no place in a path"))
         } else {
-            Ok(())
+            rootfs::tree::check_path(&norm).map_err(|e| e.to_string())
         }
     }
 );
@@ -951,6 +960,24 @@ partitions:
         for ok in ["version: 1.0.10", "version: 0.0.0", "version: 10.20.30"] {
             parse(&GOOD.replacen("version: 1.0.0", ok, 1)).unwrap();
         }
+    }
+
+    #[test]
+    fn paths_and_identifiers_fit_what_they_name() {
+        let long = format!("/usr/lib/{}", "n".repeat(256));
+        let text = GOOD.replace("links: [/usr/bin/sh]", &format!("links: [{long}]"));
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("names may have at most 255 bytes"), "{err}");
+        let text = GOOD.replace("links: [/usr/bin/sh]", "links: [\"/usr/bin/a\\nb\"]");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("control character"), "{err}");
+        let text = GOOD.replace("  id: minimal", &format!("  id: {}", "m".repeat(65)));
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("is 65 characters long; identifiers may have at most 64"),
+            "{err}"
+        );
+        parse(&GOOD.replace("  id: minimal", &format!("  id: {}", "m".repeat(64)))).unwrap();
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub fn add(spec: &ImageSpec, root: &Path, tree: &mut Tree) -> Result<()> {
         let path = root.join(&f.src.0);
         let data = std::fs::read(&path)
             .with_context(|| format!("reading {} (files: in the spec)", path.display()))?;
-        tree.insert(&f.dst.tree_path(), Entry::file(data, f.mode.0))?;
+        tree.insert(&f.dst.tree_path(), Entry::file(data, f.mode.0))
+            .with_context(|| format!("files: {} -> {}", f.src.0, f.dst.0))?;
     }
     for u in &spec.units {
         let path = root.join(&u.src.0);
