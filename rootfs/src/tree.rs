@@ -107,7 +107,7 @@ impl Limits {
 /// A path as error messages show it: whole when short, else its start and its length, so a
 /// hostile 4 KiB path does not drown the message.
 pub fn shown(path: &str) -> String {
-    const SHOWN: usize = 120;
+    const SHOWN: usize = 60;
     if path.len() <= SHOWN {
         return format!("{path:?}");
     }
@@ -140,11 +140,10 @@ pub enum TreeError {
     #[error("cannot replace directory {} with a non-directory", shown(path))]
     ReplacesDir { path: String },
     #[error(
-        "path {}: the name {} is {bytes} bytes long; names may have at most {NAME_MAX} bytes \
-         (ext4 and FAT stop there, squashfs at 256)",
+        "path {}: the name {} is too long; names may have at most {NAME_MAX} bytes (ext4 and \
+         FAT stop there, squashfs at 256)",
         shown(path),
-        shown(name),
-        bytes = name.len()
+        shown(name)
     )]
     NameTooLong { path: String, name: String },
     #[error(

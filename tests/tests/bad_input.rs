@@ -430,7 +430,7 @@ fn a_name_longer_than_squashfs_takes_is_refused() {
     // The builder used to make an image that unsquashfs called corrupted and that did not boot.
     build_with_hostile_package(
         &tests::debs::long_name_deb("evil", 300),
-        &["is 300 bytes long; names may have at most 255"],
+        &["(300 bytes) is too long; names may have at most 255"],
     );
 }
 

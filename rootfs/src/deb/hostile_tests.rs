@@ -119,7 +119,7 @@ fn a_name_longer_than_the_filesystems_take_is_refused() {
     );
     let text = message(&deb, &mut Tree::new());
     assert!(
-        text.contains("is 256 bytes long; names may have at most 255"),
+        text.contains("(256 bytes) is too long; names may have at most 255"),
         "{text}"
     );
 }
