@@ -28,8 +28,8 @@ pub const KEYS_SIG: &str = "keys.json.sig";
 pub const PAYLOADS_DIR: &str = "payloads/sha256";
 /// Directory of the channels, relative to the repository root.
 pub const CHANNELS_DIR: &str = "channels";
-/// Longest channel name accepted.
-pub const MAX_NAME_LEN: usize = 64;
+/// Longest channel or payload name accepted.
+pub const MAX_NAME_LEN: usize = contract::update_conf::MAX_CHANNEL_LEN;
 
 /// `channels/<channel>/manifest.json`, relative to the repository root (also a URL path).
 pub fn manifest_path(channel: &str) -> String {
@@ -42,18 +42,9 @@ pub fn manifest_sig_path(channel: &str) -> String {
 }
 
 /// Checks a channel name: 1-64 of `[a-z0-9._-]`, starting with a letter or digit (so it is a
-/// safe path component and URL segment).
-pub fn validate_channel_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-    ok.then_some(()).ok_or_else(|| {
-        format!("channel name {name:?} must be 1-{MAX_NAME_LEN} of [a-z0-9._-] starting with a letter or digit")
-    })
-}
+/// safe path component and URL segment). The rule is `update.conf`'s for `GROUP`, defined once
+/// in `contract` for the publisher, the engine and the validators.
+pub use contract::update_conf::validate_channel_name;
 
 /// Checks a payload name (`usr.img`, `vmlinuz`, …): 1-64 of `[A-Za-z0-9._-]`, starting with a
 /// letter or digit, so an engine may use it as a file name.

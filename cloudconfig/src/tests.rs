@@ -498,3 +498,115 @@ fn paths_and_names_the_agent_refuses_are_errors() {
     );
     assert!(report.has_errors());
 }
+
+#[test]
+fn update_values_the_engine_cannot_use_are_errors() {
+    let text = "#cloud-config\ncoreos:\n  update:\n    group: Beta\n    server: updates.example/v1\n  locksmith:\n    endpoint: http://10.0.0.1:2379,unix:///run/etcd.sock\n    window-start: Thu 04:00\n    window-length: -1h\n";
+    let got: Vec<String> = validate(text.as_bytes())
+        .entries()
+        .iter()
+        .map(Entry::to_string)
+        .collect();
+    let engine = "; the update engine cannot use";
+    assert_eq!(
+        got,
+        [
+            format!("line 4: error: invalid value Beta: expected channel name \"Beta\" must be 1-64 of [a-z0-9._-] starting with a letter or digit{engine} GROUP=\"Beta\""),
+            format!("line 5: error: invalid value updates.example/v1: expected an http:// or https:// URL: a host, an optional port and path, no query, no spaces (no http:// or https://){engine} SERVER=\"updates.example/v1\""),
+            format!("line 7: error: invalid value http://10.0.0.1:2379,unix:///run/etcd.sock: expected etcd client URLs, comma-separated, like http://10.0.0.1:2379 (\"unix:///run/etcd.sock\": scheme \"unix\" is not http or https){engine} LOCKSMITHD_ENDPOINT=\"http://10.0.0.1:2379,unix:///run/etcd.sock\""),
+            format!("line 9: error: invalid value -1h: expected a duration like 1h30m (must not be negative){engine} REBOOT_WINDOW_LENGTH=\"-1h\""),
+        ]
+    );
+    assert!(
+        parse(text.as_bytes()).is_err(),
+        "refused as a whole, as any error"
+    );
+}
+
+#[test]
+fn reboot_windows_are_checked_alone_and_together() {
+    let check = |start: &str, length: &str| {
+        let mut text = "#cloud-config\ncoreos:\n  locksmith:\n".to_string();
+        if !start.is_empty() {
+            text += &format!("    window_start: {start}\n");
+        }
+        if !length.is_empty() {
+            text += &format!("    window_length: {length}\n");
+        }
+        let report = validate(text.as_bytes());
+        report
+            .entries()
+            .iter()
+            .map(|e| (e.line, e.message.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(check("Thu 04:00", "1h30m"), []);
+    assert_eq!(check("04:00", ""), [], "the length may be in another file");
+    assert_eq!(check("", "25h"), [], "a weekly window may be that long");
+    // Upstream's pattern refuses the start already: one error, upstream's.
+    assert_eq!(
+        check("Blursday 25:61", "1h"),
+        [(4, "invalid value Blursday 25:61".to_string())]
+    );
+    // Upstream's pattern wants a unit: "0" is its error.
+    assert_eq!(check("04:00", "0"), [(5, "invalid value 0".to_string())]);
+    for (length, why) in [
+        ("0s", "must be at least 1s"),
+        ("0.5s", "must be at least 1s"),
+        ("-1h", "must not be negative"),
+        ("1d", "unknown unit \"d\""),
+        ("24h", "shorter than the window's period (a day)"),
+    ] {
+        let got = check("04:00", length);
+        assert_eq!(got.len(), 1, "{length}: {got:?}");
+        assert_eq!(got[0].0, 5, "{length}");
+        assert!(
+            got[0].1.starts_with(&format!(
+                "invalid value {length}: expected a duration like 1h30m"
+            )),
+            "{got:?}"
+        );
+        assert!(got[0].1.contains(why), "{length}: {got:?}");
+    }
+    assert_eq!(check("Sat 04:00", "24h"), []);
+}
+
+#[test]
+fn the_update_value_rule_knows_the_keys_the_agent_writes() {
+    // Every field set to its own name: the environment the model gives names each field's key.
+    let mut text = "#cloud-config\ncoreos:\n".to_string();
+    for section in ["update", "locksmith"] {
+        text += &format!("  {section}:\n");
+        for (s, name, _) in validate::UPDATE_CONF_FIELDS {
+            if s == section {
+                let value = if name == "reboot_strategy" {
+                    "reboot"
+                } else {
+                    name
+                };
+                text += &format!("    {name}: {value}\n");
+            }
+        }
+    }
+    let report = validate::run_rules(yaml::load(&text).unwrap().as_deref(), &[Rule::Structure]);
+    assert!(report.is_empty(), "{report:?}");
+    let root = yaml::load(&text).unwrap();
+    let c = model::build(root.as_deref()).unwrap();
+    let mut env: Vec<(&str, String)> = c.coreos.update.environment();
+    env.extend(c.coreos.locksmith.environment());
+    let want: Vec<(&str, String)> = validate::UPDATE_CONF_FIELDS
+        .iter()
+        .map(|(_, name, key)| {
+            let value = if *name == "reboot_strategy" {
+                "reboot"
+            } else {
+                name
+            };
+            (*key, value.to_string())
+        })
+        .collect();
+    let (mut env, mut want) = (env, want);
+    env.sort();
+    want.sort();
+    assert_eq!(env, want);
+}

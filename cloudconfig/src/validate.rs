@@ -24,11 +24,17 @@
 //!   content are warned about on the unit's `name` line, Container Linux's etcd2 unit names get
 //!   an info saying they are `etcd.service` here, and `coreos.flannel` gets a warning (flanneld
 //!   is not shipped). Upstream's suite shows it only on the two `coreos.flannel` cases.
+//! - **[`Rule::UpdateValues`] is ours**: `coreos.update` / `coreos.locksmith` values upstream's
+//!   patterns accept but the update engine cannot use are errors (`window_length: 1d` and
+//!   `0d` in upstream's suite; also `-1h`, `0`, a `server` that is no http(s) URL, a `group`
+//!   that is no channel name).
 //! - **Values upstream crashed on** (`permissions: [1]`, a mapping as `command`, a null
 //!   `reboot_strategy`...) only get the type warning; upstream's validator panicked and
 //!   coreos-cloudinit printed "Failed while validating user_data".
 
 use std::fmt;
+
+use contract::update_conf::{self, keys};
 
 use super::decode::decode_content;
 use super::schema::{self, Field, Ty};
@@ -141,10 +147,16 @@ pub enum Rule {
     /// `coreos.units[]` / `drop_ins[]` names that are not file names ([`crate::names`]): the
     /// agent refuses these actions, so the validator says so first (error).
     Names,
+    /// Not upstream's: `coreos.update` and `coreos.locksmith` values that upstream's patterns
+    /// let through but the update engine cannot use (`window_length: -1h`, `0`, `1d`; a
+    /// `window_start` and `window_length` that make no window; `server: ftp://x`; a `group`
+    /// that is no channel name; `endpoint: unix:///x`), by `contract::update_conf`'s rules, the
+    /// engine's own (error). A value upstream's pattern refuses already is not reported twice.
+    UpdateValues,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 8] = [
+    pub const ALL: [Rule; 9] = [
         Rule::DiscoveryUrl,
         Rule::Encoding,
         Rule::Structure,
@@ -153,6 +165,7 @@ impl Rule {
         Rule::WriteFilesUnderCoreos,
         Rule::NotShipped,
         Rule::Names,
+        Rule::UpdateValues,
     ];
 
     fn check(self, root: &Node, report: &mut Report) {
@@ -165,6 +178,7 @@ impl Rule {
             Rule::WriteFilesUnderCoreos => check_write_files_under_coreos(root, report),
             Rule::NotShipped => check_not_shipped(root, report),
             Rule::Names => check_names(root, report),
+            Rule::UpdateValues => check_update_values(root, report),
         }
     }
 }
@@ -342,6 +356,85 @@ fn check_names(root: &Node, report: &mut Report) {
             }
         }
     }
+}
+
+/// The `coreos.update` and `coreos.locksmith` keys and the `update.conf` keys the agent writes
+/// them to (the model's `environment()`s; a test holds the two together).
+pub(crate) const UPDATE_CONF_FIELDS: [(&str, &str, &str); 12] = [
+    ("update", "reboot_strategy", keys::REBOOT_STRATEGY),
+    ("update", "group", keys::GROUP),
+    ("update", "server", keys::SERVER),
+    ("locksmith", "endpoint", keys::LOCKSMITHD_ENDPOINT),
+    ("locksmith", "etcd_cafile", keys::LOCKSMITHD_ETCD_CAFILE),
+    ("locksmith", "etcd_certfile", keys::LOCKSMITHD_ETCD_CERTFILE),
+    ("locksmith", "etcd_keyfile", keys::LOCKSMITHD_ETCD_KEYFILE),
+    ("locksmith", "etcd_username", keys::LOCKSMITHD_ETCD_USERNAME),
+    ("locksmith", "etcd_password", keys::LOCKSMITHD_ETCD_PASSWORD),
+    ("locksmith", "group", keys::LOCKSMITHD_GROUP),
+    ("locksmith", "window_start", keys::REBOOT_WINDOW_START),
+    ("locksmith", "window_length", keys::REBOOT_WINDOW_LENGTH),
+];
+
+fn check_update_values(root: &Node, report: &mut Report) {
+    let Some(coreos) = root.get("coreos") else {
+        return;
+    };
+    let mut push = |line: usize, text: &str, bad: update_conf::BadValue| {
+        let msg = format!(
+            "invalid value {text}: expected {}; the update engine cannot use {}={text:?}",
+            bad.expected, bad.key
+        );
+        report.push(line, Kind::Error, msg);
+    };
+    // The window's start and length as the agent writes them, (line, key, value), if usable.
+    let mut window = Vec::new();
+    for (section, name, key) in UPDATE_CONF_FIELDS {
+        let Some(e) = coreos.get(section).and_then(|s| s.entry(name)) else {
+            continue;
+        };
+        // Other types are the structure rule's warning (and ignored); empty is unset.
+        let Some(text) = e.value.scalar().map(|s| s.text().into_owned()) else {
+            continue;
+        };
+        let upstream = coreos_field(section, name).and_then(|f| f.valid);
+        if text.is_empty() || upstream.is_some_and(|v| !v.accepts(&text)) {
+            continue;
+        }
+        match update_conf::check_value(key, &text) {
+            Err(bad) => push(e.line, &text, bad),
+            Ok(()) if section == "locksmith" && name.starts_with("window_") => {
+                window.push((e.line, key, text))
+            }
+            Ok(()) => {}
+        }
+    }
+    // Each is fine alone; together a daily window must be shorter than a day. (One alone may
+    // meet its other half in another update.conf on the machine: the engine says so there.)
+    if let [(start_line, start_key, start), (length_line, length_key, length)] = &window[..] {
+        let pair = update_conf::reboot_window(
+            Some((start_key, start.as_str())),
+            Some((length_key, length.as_str())),
+        );
+        if let Err(bad) = pair {
+            let (line, text) = if bad.key == *start_key {
+                (*start_line, start)
+            } else {
+                (*length_line, length)
+            };
+            push(line, text, bad);
+        }
+    }
+}
+
+/// A key of a section of `coreos` in the schema.
+fn coreos_field(section: &str, name: &str) -> Option<&'static Field> {
+    let Ty::Struct(coreos) = schema::field(schema::CLOUD_CONFIG, "coreos")?.ty else {
+        return None;
+    };
+    let Ty::Struct(fields) = schema::field(coreos, section)?.ty else {
+        return None;
+    };
+    schema::field(fields, name)
 }
 
 fn check_write_files_under_coreos(root: &Node, report: &mut Report) {

@@ -81,7 +81,33 @@ const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
     ("rules_test.go:TestCheckValidity#3", "with_header", NAMES),
     ("rules_test.go:TestCheckWriteFiles#4", "all_rules", NAMES),
     ("rules_test.go:TestCheckWriteFiles#4", "with_header", NAMES),
+    (
+        "locksmith_test.go:TestRebootWindowLength#1",
+        "all_rules",
+        UPDATE_VALUES,
+    ),
+    (
+        "locksmith_test.go:TestRebootWindowLength#1",
+        "with_header",
+        UPDATE_VALUES,
+    ),
+    (
+        "locksmith_test.go:TestRebootWindowLength#2",
+        "all_rules",
+        UPDATE_VALUES,
+    ),
+    (
+        "locksmith_test.go:TestRebootWindowLength#2",
+        "with_header",
+        UPDATE_VALUES,
+    ),
 ];
+
+/// This OS's own rule ([`Rule::UpdateValues`]): `window_length: 1d` and `0d` pass upstream's
+/// pattern (any lower-case unit), but a Go duration has no `d` and the update engine (like
+/// locksmith, which then failed at the machine) cannot use them: errors here, up front.
+const UPDATE_VALUES: &str =
+    "window lengths upstream's pattern accepts but no engine can use are errors here";
 
 /// This OS's own rule ([`Rule::Names`]): a unit name without a suffix and a `write_files` path
 /// with `..` are refused by the agent, so the validator says so first (upstream wrote them).

@@ -134,7 +134,7 @@ impl IndexSource {
 pub struct UpdateSpec {
     /// Repository base URL (`SERVER=`).
     #[serde(default)]
-    pub server: Option<ConfValue>,
+    pub server: Option<ServerUrl>,
     /// Channel (`GROUP=`); defaults to `os.channel`.
     #[serde(default)]
     pub group: Option<OsId>,
@@ -160,16 +160,16 @@ pub struct UpdateSpec {
 pub struct LocksmithSpec {
     /// etcd client URLs (`LOCKSMITHD_ENDPOINT`).
     #[serde(default)]
-    pub endpoints: Vec<ConfValue>,
+    pub endpoints: Vec<EtcdEndpoint>,
     /// The locksmith group (`LOCKSMITHD_GROUP`).
     #[serde(default)]
     pub group: Option<ConfValue>,
     /// Reboot window start, e.g. `Thu 23:00` (`LOCKSMITHD_REBOOT_WINDOW_START`).
     #[serde(default)]
-    pub window_start: Option<ConfValue>,
+    pub window_start: Option<WindowStart>,
     /// Reboot window length, e.g. `1h30m` (`LOCKSMITHD_REBOOT_WINDOW_LENGTH`).
     #[serde(default)]
-    pub window_length: Option<ConfValue>,
+    pub window_length: Option<WindowLength>,
 }
 
 /// `update.fleetlock:` — the FleetLock server.
@@ -177,10 +177,10 @@ pub struct LocksmithSpec {
 #[serde(deny_unknown_fields)]
 pub struct FleetLockSpec {
     /// Its base URL (`FLEETLOCK_URL`).
-    pub url: ConfValue,
+    pub url: FleetLockUrl,
     /// The group (`FLEETLOCK_GROUP`).
     #[serde(default)]
-    pub group: Option<ConfValue>,
+    pub group: Option<FleetLockGroup>,
 }
 
 fn default_strategy() -> RebootStrategy {
@@ -452,13 +452,8 @@ impl ImageSpec {
                     .into(),
             });
         }
-        if let Some(l) = self.update.as_ref().and_then(|u| u.locksmith.as_ref()) {
-            if l.window_start.is_some() != l.window_length.is_some() {
-                return Err(SpecError::Invalid {
-                    path: path.to_path_buf(),
-                    message: "update.locksmith: window_start and window_length go together".into(),
-                });
-            }
+        if let Some(u) = &self.update {
+            self.check_update(u, path)?;
         }
         self.check_kernel_lines(path)?;
         let mut outputs = BTreeSet::new();
@@ -509,6 +504,45 @@ impl ImageSpec {
                      would not find /usr)",
                     line.len()
                 )));
+            }
+        }
+        Ok(())
+    }
+
+    /// What a value's own type cannot see: `GROUP` (`update.group`, else `os.channel`) as a
+    /// channel name, and the reboot window's start and length together.
+    fn check_update(&self, u: &UpdateSpec, path: &Path) -> Result<(), SpecError> {
+        use contract::update_conf::{self, keys};
+        let invalid = |message: String| SpecError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let (field, group) = match &u.group {
+            Some(g) => ("update.group", g),
+            None => ("os.channel (the default update.group)", &self.os.channel),
+        };
+        update_conf::group(&group.0).map_err(|e| invalid(format!("{field}: {e}")))?;
+        if let Some(l) = &u.locksmith {
+            match (&l.window_start, &l.window_length) {
+                (None, None) => {}
+                (Some(start), Some(length)) => {
+                    update_conf::reboot_window(
+                        Some((keys::LOCKSMITHD_REBOOT_WINDOW_START, &start.0)),
+                        Some((keys::LOCKSMITHD_REBOOT_WINDOW_LENGTH, &length.0)),
+                    )
+                    .map_err(|e| {
+                        invalid(format!(
+                            "update.locksmith: window_start {:?} and window_length {:?} make no \
+                             window the engine can use: {e}",
+                            start.0, length.0
+                        ))
+                    })?;
+                }
+                _ => {
+                    return Err(invalid(
+                        "update.locksmith: window_start and window_length go together".into(),
+                    ))
+                }
             }
         }
         Ok(())
@@ -638,14 +672,73 @@ checked_newtype!(
     }
 );
 
-checked_newtype!(
-    /// A value of an `update.conf` line: non-empty, one line, no control characters.
-    ConfValue(String),
-    |s| if s.trim().is_empty() || s.chars().any(char::is_control) {
+/// A value of an `update.conf` line: non-empty, one line, no control characters.
+fn conf_value(s: &str) -> Result<(), String> {
+    if s.trim().is_empty() || s.chars().any(char::is_control) {
         Err(format!("{s:?}: must be a non-empty single line"))
     } else {
         Ok(())
     }
+}
+
+checked_newtype!(
+    /// A value of an `update.conf` line: non-empty, one line, no control characters.
+    ConfValue(String),
+    |s| conf_value(s)
+);
+
+/// A newtype for the spec field `$field`, written to update.conf's `$key`: a [`ConfValue`] the
+/// update engine can use (`contract::update_conf::check_value`, the engine's own rule).
+macro_rules! update_conf_value {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $key:expr) => {
+        checked_newtype!(
+            $(#[$doc])* $name(String),
+            |s| {
+                conf_value(s)?;
+                contract::update_conf::check_value($key, s)
+                    .map_err(|e| format!("{}: {e}", $field))
+            }
+        );
+    };
+}
+
+update_conf_value!(
+    /// `update.server` (`SERVER`): an http(s) base URL.
+    ServerUrl,
+    "update.server",
+    contract::update_conf::keys::SERVER
+);
+update_conf_value!(
+    /// An `update.locksmith.endpoints` item (`LOCKSMITHD_ENDPOINT`): an etcd client URL.
+    EtcdEndpoint,
+    "update.locksmith.endpoints",
+    contract::update_conf::keys::LOCKSMITHD_ENDPOINT
+);
+update_conf_value!(
+    /// `update.locksmith.window_start` (`LOCKSMITHD_REBOOT_WINDOW_START`): `HH:MM` or
+    /// `Day HH:MM`.
+    WindowStart,
+    "update.locksmith.window_start",
+    contract::update_conf::keys::LOCKSMITHD_REBOOT_WINDOW_START
+);
+update_conf_value!(
+    /// `update.locksmith.window_length` (`LOCKSMITHD_REBOOT_WINDOW_LENGTH`): a Go duration of
+    /// at least a second.
+    WindowLength,
+    "update.locksmith.window_length",
+    contract::update_conf::keys::LOCKSMITHD_REBOOT_WINDOW_LENGTH
+);
+update_conf_value!(
+    /// `update.fleetlock.url` (`FLEETLOCK_URL`): an http(s) base URL.
+    FleetLockUrl,
+    "update.fleetlock.url",
+    contract::update_conf::keys::FLEETLOCK_URL
+);
+update_conf_value!(
+    /// `update.fleetlock.group` (`FLEETLOCK_GROUP`): letters, digits, `.` and `-`.
+    FleetLockGroup,
+    "update.fleetlock.group",
+    contract::update_conf::keys::FLEETLOCK_GROUP
 );
 
 checked_newtype!(
@@ -1076,6 +1169,89 @@ partitions:
             .unwrap_err()
             .to_string()
             .contains("single line"));
+    }
+
+    #[test]
+    fn update_values_the_engine_cannot_use_are_refused() {
+        let base = format!(
+            "{GOOD}update:\n  engine: target/ue\n  server: http://10.0.2.2:8080/\n  locksmith:\n    window_start: Thu 23:00\n    window_length: 1h\n  fleetlock:\n    url: http://lock/\n    group: workers\n"
+        );
+        parse(&base).unwrap();
+        let line_of =
+            |text: &str, needle: &str| 1 + text[..text.find(needle).unwrap()].matches('\n').count();
+        for (from, to, want) in [
+            (
+                "window_start: Thu 23:00",
+                "window_start: Blursday 25:61",
+                "update.locksmith.window_start: LOCKSMITHD_REBOOT_WINDOW_START=\"Blursday 25:61\": expected HH:MM or Day HH:MM",
+            ),
+            (
+                "window_start: Thu 23:00",
+                "window_start: Thu 23:61",
+                "minute must be 0 to 59",
+            ),
+            (
+                "window_length: 1h",
+                "window_length: -1h",
+                "update.locksmith.window_length: LOCKSMITHD_REBOOT_WINDOW_LENGTH=\"-1h\": expected a duration like 1h30m (must not be negative)",
+            ),
+            ("window_length: 1h", "window_length: \"0\"", "must be at least 1s"),
+            ("window_length: 1h", "window_length: 1d", "unknown unit \"d\""),
+            (
+                "server: http://10.0.2.2:8080/",
+                "server: ftp://10.0.2.2/",
+                "update.server: SERVER=\"ftp://10.0.2.2/\": expected an http:// or https:// URL",
+            ),
+            (
+                "url: http://lock/",
+                "url: lock:3333",
+                "update.fleetlock.url: FLEETLOCK_URL=\"lock:3333\"",
+            ),
+            ("group: workers", "group: a_b", "update.fleetlock.group: FLEETLOCK_GROUP=\"a_b\""),
+        ] {
+            let text = base.replacen(from, to, 1);
+            assert_ne!(text, base, "{from}");
+            let err = parse(&text).unwrap_err().to_string();
+            let line = line_of(&text, to);
+            assert!(err.contains(&format!("images/test.yaml:{line}:")), "{to}: {err}");
+            assert!(err.contains(want), "{to}: {err}");
+        }
+        let endpoints = base.replace(
+            "  locksmith:\n",
+            "  locksmith:\n    endpoints: [\"http://10.0.0.1:2379\", \"unix:///run/etcd\"]\n",
+        );
+        let err = parse(&endpoints).unwrap_err().to_string();
+        assert!(
+            err.contains("update.locksmith.endpoints: LOCKSMITHD_ENDPOINT=\"unix:///run/etcd\""),
+            "{err}"
+        );
+        // Together: a daily window must be shorter than a day.
+        let daily = base
+            .replace("window_start: Thu 23:00", "window_start: \"23:00\"")
+            .replace("window_length: 1h", "window_length: 24h");
+        let err = parse(&daily).unwrap_err().to_string();
+        assert!(
+            err.contains("update.locksmith: window_start \"23:00\" and window_length \"24h\" make no window the engine can use: LOCKSMITHD_REBOOT_WINDOW_LENGTH=\"24h\""),
+            "{err}"
+        );
+        assert!(err.contains("(a day)"), "{err}");
+        parse(&daily.replace("window_length: 24h", "window_length: 23h59m")).unwrap();
+        // GROUP, from update.group or os.channel, must be a channel name.
+        let long = "c".repeat(65);
+        let err = parse(&base.replace(
+            "  engine: target/ue\n",
+            &format!("  engine: target/ue\n  group: {long}\n"),
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("update.group: GROUP="), "{err}");
+        let err = parse(&base.replace("channel: alpha", &format!("channel: {long}")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("os.channel (the default update.group): GROUP="),
+            "{err}"
+        );
     }
 
     #[test]

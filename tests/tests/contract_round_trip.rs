@@ -168,3 +168,54 @@ fn agent_update_conf_read_by_the_engine() {
     let w = l.window.as_ref().expect("the agent's reboot window");
     assert_eq!(w.to_string(), "Sun 04:00 for 2h0m0s");
 }
+
+/// Issue 16: the validator, the spec and the engine judge a reboot window by one rule. A window
+/// the engine would refuse on the machine is refused by the spec and by `validate-config` (which
+/// also keeps upstream's patterns, so it may refuse more, never less).
+#[test]
+fn validator_spec_and_engine_agree_on_reboot_windows() {
+    let cases = [
+        ("Thu 23:00", "1h30m", true),
+        ("Sun 0:0", "167h", true),
+        ("23:59", "23h59m59s", true),
+        ("04:00", "1.5h", true),
+        ("Sat 04:00", "24h", true),
+        ("04:00", "24h", false),
+        ("Sun 0:0", "168h", false),
+        ("04:00", "-1h", false),
+        ("04:00", "0s", false),
+        ("04:00", "500ms", false),
+        ("04:00", "1d", false),
+        ("Blursday 25:61", "1h", false),
+        ("000:00", "1h", false),
+        ("24:00", "1h", false),
+    ];
+    let minimal = tests::repo_root().join("images/minimal.yaml");
+    let base = std::fs::read_to_string(&minimal).unwrap();
+    for (start, length, usable) in cases {
+        let keys = parse_conf(
+            "update.conf",
+            &format!("REBOOT_WINDOW_START={start}\nREBOOT_WINDOW_LENGTH={length}\n"),
+        )
+        .unwrap();
+        let engine = Config::merged(&[("update.conf", &keys)])
+            .problems
+            .is_empty();
+        let spec = ImageSpec::parse(
+            &format!(
+                "{base}update:\n  engine: target/ue\n  locksmith:\n    window_start: \"{start}\"\n    window_length: \"{length}\"\n"
+            ),
+            &minimal,
+        )
+        .is_ok();
+        let user_data = format!(
+            "#cloud-config\ncoreos:\n  locksmith:\n    window-start: \"{start}\"\n    window-length: \"{length}\"\n"
+        );
+        let validator = !cloudconfig::validate(user_data.as_bytes()).has_errors();
+        assert_eq!(
+            (engine, spec, validator),
+            (usable, usable, usable),
+            "{start:?} {length:?}: (engine, spec, validate-config)"
+        );
+    }
+}

@@ -87,6 +87,59 @@ write_files:
 }
 
 #[test]
+fn update_values_the_engine_cannot_use_fail_up_front() {
+    // Issue 16: upstream's patterns let these through; the engine could not use them.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(
+        dir.path(),
+        "update.yaml",
+        "#cloud-config
+coreos:
+  update:
+    reboot-strategy: reboot
+    server: updates.example/v1
+  locksmith:
+    window-start: \"04:00\"
+    window-length: -1h
+",
+    );
+    let o = validate(&p);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let d = p.display();
+    let want = [
+        format!(
+            "{d}:5: error: invalid value updates.example/v1: expected an http:// or https:// URL: \
+             a host, an optional port and path, no query, no spaces (no http:// or https://); \
+             the update engine cannot use SERVER=\"updates.example/v1\""
+        ),
+        format!(
+            "{d}:8: error: invalid value -1h: expected a duration like 1h30m (must not be \
+             negative); the update engine cannot use REBOOT_WINDOW_LENGTH=\"-1h\""
+        ),
+    ];
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), want);
+
+    // Fine alone, but a daily window as long as a day is no window.
+    let p = write(
+        dir.path(),
+        "window.yaml",
+        "#cloud-config\ncoreos:\n  locksmith:\n    window-start: \"04:00\"\n    window-length: 24h\n",
+    );
+    let o = validate(&p);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.starts_with(&format!(
+            "{}:5: error: invalid value 24h: expected a duration like 1h30m (must be shorter than \
+             the window's period (a day))",
+            p.display()
+        )),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn yaml_errors_and_missing_headers_fail() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broken = write(dir.path(), "broken.yaml", "#cloud-config\nhostname: [a\n");

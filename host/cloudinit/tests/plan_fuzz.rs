@@ -213,6 +213,36 @@ fn fields(keys: &'static [&'static str], indent: usize) -> impl Strategy<Value =
     )
 }
 
+/// Mostly values the update engine accepts for `key` of `coreos.update` / `coreos.locksmith`,
+/// else any scalar: a config with one value the engine cannot use is refused whole, and the
+/// planner would rarely see the rest.
+fn conf_value(key: &'static str) -> BoxedStrategy<String> {
+    let good: &'static [&'static str] = match key {
+        "group" => &["beta", "web"],
+        "server" => &["http://10.0.0.1:8080/v1"],
+        "reboot_strategy" => &["etcd-lock", "reboot", "'off'"],
+        "endpoint" => &["http://10.0.0.1:2379"],
+        "window_start" => &["Sun 03:00", "'04:00'"],
+        "window_length" => &["1h30m", "45m"],
+        _ => return scalar().boxed(),
+    };
+    prop_oneof![
+        9 => proptest::sample::select(good).prop_map(str::to_string),
+        1 => scalar(),
+    ]
+    .boxed()
+}
+
+/// [`fields`] with [`conf_value`]s.
+fn conf_fields(keys: &'static [&'static str], indent: usize) -> impl Strategy<Value = String> {
+    let field = proptest::sample::select(keys).prop_flat_map(|k| (Just(k), conf_value(k)));
+    proptest::collection::vec(field, 0..5).prop_map(move |kv| {
+        kv.iter()
+            .map(|(k, v)| format!("{}{k}: {v}\n", " ".repeat(indent)))
+            .collect()
+    })
+}
+
 /// Mostly names the validator accepts for `what` (units: a file name with a suffix; drop-ins:
 /// one ending in `.conf`), else any scalar: a config with one bad name is refused whole, and
 /// the planner would rarely see units.
@@ -281,8 +311,8 @@ fn structured() -> impl Strategy<Value = String> {
         proptest::collection::vec(fields(FILE_KEYS, 4), 0..3),
         items("units", UNIT_KEYS, 2),
         (
-            fields(UPDATE_KEYS, 4),
-            fields(LOCKSMITH_KEYS, 4),
+            conf_fields(UPDATE_KEYS, 4),
+            conf_fields(LOCKSMITH_KEYS, 4),
             fields(ETCD_KEYS, 4),
             fields(OEM_KEYS, 4),
             fields(FLANNEL_KEYS, 4),

@@ -107,7 +107,9 @@ fn apply(args: &[String]) -> Result<()> {
         processes: Vec::new(),
         reboots: AtomicU32::new(0),
     };
-    let config = Config::load(&paths).context("loading update.conf")?;
+    let config = Config::load(&paths)
+        .usable()
+        .context("loading update.conf")?;
     let root_keys = load_root_keys(&paths).context("loading the root keys")?;
     let engine = Engine {
         paths: &paths,

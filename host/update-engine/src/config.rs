@@ -25,6 +25,12 @@
 //! - ours, after Zincati's `fleet_lock.base_url` and `identity.group`: `FLEETLOCK_URL`, the
 //!   FleetLock server's base URL (`http://…` or `https://…`), and `FLEETLOCK_GROUP` (default
 //!   `default`, `^[a-zA-Z0-9.-]+$`).
+//!
+//! Which values are usable is `contract::update_conf`'s rule (the validators use it too). A
+//! value that is not, a malformed line or an unreadable file does not stop the engine: it is a
+//! [`ConfigProblem`] in [`Config::problems`], the setting keeps its default, and the engine
+//! does what keeps the machine safe and nothing more until the files are fixed
+//! ([`crate::lifecycle`]).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -33,11 +39,12 @@ use std::path::{Path, PathBuf};
 use channels::RootKeys;
 use contract::paths;
 pub use contract::update_conf::split_list;
-use contract::update_conf::{self, keys};
+use contract::update_conf::{self, keys, BadValue, SyntaxError};
 
 use crate::lock::etcd::{EtcdConfig, EtcdSettings};
 use crate::lock::fleetlock;
-use crate::lock::window::{RebootWindow, WindowError};
+use crate::lock::reboot_lock::LockKind;
+use crate::lock::RebootWindow;
 
 /// Time between two checks of the daemon, before jitter.
 pub const DEFAULT_CHECK_INTERVAL_SECS: u64 = 3600; // 1 hour
@@ -132,29 +139,67 @@ impl Paths {
 
 pub use contract::update_conf::RebootStrategy;
 
+/// Something in the `update.conf` files the engine cannot use. The setting stays at its default
+/// and, while any problem is there, the engine checks, downloads and reboots nothing; it still
+/// marks the booted slot good, gives back its reboot lock if the lock's own settings are fine,
+/// and says what is wrong in its status and on its console ([`crate::lifecycle`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigProblem {
+    /// A value the engine cannot use ([`update_conf::check_value`]), in the file that set it.
+    #[error("{file}: {bad}")]
+    BadValue {
+        /// The file (the last one that set the key).
+        file: String,
+        /// The key, its value and what it takes.
+        bad: BadValue,
+    },
+    /// A line that is neither `KEY=VALUE`, a comment nor blank: it may have meant any key.
+    #[error("{0}")]
+    Syntax(SyntaxError),
+    /// A file that exists but cannot be read: any of its keys may be missing.
+    #[error("reading {file}: {reason}")]
+    Unreadable {
+        /// The file.
+        file: String,
+        /// The cause.
+        reason: String,
+    },
+}
+
+impl ConfigProblem {
+    /// The key at fault; `None` when it may be any key (a malformed line, an unreadable file).
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigProblem::BadValue { bad, .. } => Some(&bad.key),
+            ConfigProblem::Syntax(_) | ConfigProblem::Unreadable { .. } => None,
+        }
+    }
+
+    /// Whether it may concern one of `keys`.
+    pub fn concerns(&self, keys: &[&str]) -> bool {
+        self.key().is_none_or(|k| keys.contains(&k))
+    }
+}
+
+/// The keys the etcd reboot lock is reached with (its holder TTL is not needed to give it back).
+pub const ETCD_LOCK_KEYS: [&str; 7] = [
+    keys::LOCKSMITHD_ENDPOINT,
+    keys::LOCKSMITHD_ETCD_CAFILE,
+    keys::LOCKSMITHD_ETCD_CERTFILE,
+    keys::LOCKSMITHD_ETCD_KEYFILE,
+    keys::LOCKSMITHD_ETCD_USERNAME,
+    keys::LOCKSMITHD_ETCD_PASSWORD,
+    keys::LOCKSMITHD_GROUP,
+];
+/// The keys the FleetLock server is reached with.
+pub const FLEETLOCK_KEYS: [&str; 2] = [keys::FLEETLOCK_URL, keys::FLEETLOCK_GROUP];
+
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A line that is neither `KEY=VALUE`, a comment nor blank.
-    #[error("{file}:{line}: expected KEY=VALUE, got {text:?}")]
-    Syntax {
-        /// The file (or `<input>`).
-        file: String,
-        /// 1-based line number.
-        line: usize,
-        /// The line.
-        text: String,
-    },
-    /// A value of the wrong form.
-    #[error("{key}={value:?}: expected {expected}")]
-    BadValue {
-        /// The key.
-        key: String,
-        /// Its value.
-        value: String,
-        /// What was expected.
-        expected: String,
-    },
+    /// Something in update.conf.
+    #[error(transparent)]
+    Problem(#[from] ConfigProblem),
     /// A file that exists but cannot be read.
     #[error("reading {}: {source}", path.display())]
     Io {
@@ -191,6 +236,9 @@ pub struct Config {
     pub health_timeout_secs: u64,
     /// The reboot lock settings.
     pub reboot_lock: RebootLockConfig,
+    /// What the files set that the engine cannot use (each such setting is at its default):
+    /// while there is any, no check, download or reboot ([`ConfigProblem`]).
+    pub problems: Vec<ConfigProblem>,
 }
 
 /// The reboot lock settings (module docs list the keys). Parsed and checked here; used by
@@ -222,6 +270,20 @@ impl Default for RebootLockConfig {
     }
 }
 
+/// The values read so far that the engine cannot use.
+#[derive(Default)]
+struct Refused(Vec<BadValue>);
+
+impl Refused {
+    /// The value, or `None` with its problem noted.
+    fn take<T>(&mut self, read: Result<T, BadValue>) -> Option<T> {
+        read.map_err(|bad| self.0.push(bad)).ok()
+    }
+}
+
+/// A key's (non-empty) value in the merged files.
+type Get<'a> = dyn Fn(&str) -> Option<&'a str> + 'a;
+
 impl RebootLockConfig {
     /// The engine's etcd client configuration: update.conf's settings, with the holder TTL.
     pub fn etcd_config(&self) -> EtcdConfig {
@@ -231,80 +293,45 @@ impl RebootLockConfig {
         }
     }
 
-    /// From the merged keys (`get` returns non-empty values only).
-    fn from_keys(get: &dyn Fn(&str) -> Option<String>) -> Result<RebootLockConfig, ConfigError> {
-        let bad = |key: &str, value: &str, expected: &str| ConfigError::BadValue {
-            key: key.into(),
-            value: value.into(),
-            expected: expected.into(),
-        };
+    /// From the merged keys; a value it cannot use is noted in `refused` and left unset.
+    fn from_keys<'a>(get: &Get<'a>, refused: &mut Refused) -> RebootLockConfig {
+        let owned = |k: &str| get(k).map(str::to_owned);
         let mut c = RebootLockConfig {
             etcd: EtcdSettings {
                 endpoints: get(keys::LOCKSMITHD_ENDPOINT)
-                    .map(|v| split_list(&v))
+                    .and_then(|v| refused.take(update_conf::etcd_endpoints(v)))
                     .unwrap_or_default(),
                 ca_file: get(keys::LOCKSMITHD_ETCD_CAFILE).map(PathBuf::from),
                 cert_file: get(keys::LOCKSMITHD_ETCD_CERTFILE).map(PathBuf::from),
                 key_file: get(keys::LOCKSMITHD_ETCD_KEYFILE).map(PathBuf::from),
-                username: get(keys::LOCKSMITHD_ETCD_USERNAME),
-                password: get(keys::LOCKSMITHD_ETCD_PASSWORD),
-                group: get(keys::LOCKSMITHD_GROUP),
+                username: owned(keys::LOCKSMITHD_ETCD_USERNAME),
+                password: owned(keys::LOCKSMITHD_ETCD_PASSWORD),
+                group: owned(keys::LOCKSMITHD_GROUP),
             },
             ..RebootLockConfig::default()
         };
-        if let Some(v) = get(keys::ETCD_LOCK_TTL) {
-            c.etcd_holder_ttl_secs = Some(seconds(keys::ETCD_LOCK_TTL, &v)?);
-        }
-        let start = [
+        c.etcd_holder_ttl_secs = get(keys::ETCD_LOCK_TTL)
+            .and_then(|v| refused.take(update_conf::seconds(keys::ETCD_LOCK_TTL, v)));
+        let first = |names: [&'static str; 2]| names.into_iter().find_map(|k| Some((k, get(k)?)));
+        let start = first([
             keys::LOCKSMITHD_REBOOT_WINDOW_START,
             keys::REBOOT_WINDOW_START,
-        ]
-        .into_iter()
-        .find_map(|k| Some((k, get(k)?)));
-        let length = [
+        ]);
+        let length = first([
             keys::LOCKSMITHD_REBOOT_WINDOW_LENGTH,
             keys::REBOOT_WINDOW_LENGTH,
-        ]
-        .into_iter()
-        .find_map(|k| Some((k, get(k)?)));
-        c.window = match (start, length) {
-            (None, None) => None,
-            (Some((k, v)), None) => {
-                return Err(bad(k, &v, "LOCKSMITHD_REBOOT_WINDOW_LENGTH set too"))
-            }
-            (None, Some((k, v))) => {
-                return Err(bad(k, &v, "LOCKSMITHD_REBOOT_WINDOW_START set too"))
-            }
-            (Some((sk, sv)), Some((lk, lv))) => {
-                Some(RebootWindow::parse(&sv, &lv).map_err(|e| match e {
-                    WindowError::Start { reason, .. } => bad(
-                        sk,
-                        &sv,
-                        &format!("HH:MM or Day HH:MM, e.g. \"Thu 23:00\" ({reason})"),
-                    ),
-                    WindowError::Length { reason, .. } => {
-                        bad(lk, &lv, &format!("a duration like 1h30m ({reason})"))
-                    }
-                })?)
-            }
-        };
-        if let Some(url) = get(keys::FLEETLOCK_URL) {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(bad(keys::FLEETLOCK_URL, &url, "an http:// or https:// URL"));
-            }
-            c.fleetlock_url = Some(url.trim_end_matches('/').to_owned());
-        }
+        ]);
+        c.window = refused
+            .take(update_conf::reboot_window(start, length))
+            .flatten();
+        c.fleetlock_url = get(keys::FLEETLOCK_URL)
+            .and_then(|v| refused.take(update_conf::base_url(keys::FLEETLOCK_URL, v)));
         if let Some(group) = get(keys::FLEETLOCK_GROUP) {
-            if !fleetlock::valid_group(&group) {
-                return Err(bad(
-                    keys::FLEETLOCK_GROUP,
-                    &group,
-                    "letters, digits, '.' and '-'",
-                ));
+            if refused.take(update_conf::fleetlock_group(group)).is_some() {
+                c.fleetlock_group = group.to_owned();
             }
-            c.fleetlock_group = group;
         }
-        Ok(c)
+        c
     }
 }
 
@@ -317,95 +344,162 @@ impl Default for Config {
             check_interval_secs: DEFAULT_CHECK_INTERVAL_SECS,
             health_timeout_secs: DEFAULT_HEALTH_TIMEOUT_SECS,
             reboot_lock: RebootLockConfig::default(),
+            problems: Vec::new(),
         }
     }
 }
 
 /// Parses `update.conf` text into its keys (later lines win). `file` names it in errors. Pure.
 pub fn parse_conf(file: &str, text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
-    update_conf::parse(file, text).map_err(|e| ConfigError::Syntax {
-        file: e.file,
-        line: e.line,
-        text: e.text,
-    })
+    update_conf::parse(file, text).map_err(|e| ConfigProblem::Syntax(e).into())
 }
 
+/// One file's keys and where they came from (its path, or a name in tests).
+pub type Layer<'a> = (&'a str, &'a BTreeMap<String, String>);
+
 impl Config {
-    /// The configuration from `defaults` overridden key by key by `overrides`. Pure.
+    /// The configuration from `defaults` overridden key by key by `overrides`, or its first
+    /// problem. Pure.
     pub fn from_layers(
         defaults: &BTreeMap<String, String>,
         overrides: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        Config::merged(&[defaults, overrides])
+        Config::merged(&[("defaults", defaults), ("overrides", overrides)]).usable()
     }
 
-    /// The configuration from `layers`, each overriding the ones before key by key. Pure.
-    pub fn merged(layers: &[&BTreeMap<String, String>]) -> Result<Config, ConfigError> {
-        let mut merged = BTreeMap::new();
-        for layer in layers {
-            merged.extend(layer.iter().map(|(k, v)| (k.clone(), v.clone())));
+    /// The configuration from `layers`, each overriding the ones before key by key. A value the
+    /// engine cannot use leaves its setting at the default and is one of [`Config::problems`],
+    /// naming the file that set it. Pure.
+    pub fn merged(layers: &[Layer]) -> Config {
+        let mut merged: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+        for (file, keys) in layers {
+            for (k, v) in keys.iter() {
+                merged.insert(k, (v, file));
+            }
         }
-        Config::from_keys(&merged)
+        let get = |k: &str| merged.get(k).map(|(v, _)| *v).filter(|v| !v.is_empty());
+        let mut refused = Refused::default();
+        let mut config = Config::from_keys(&get, &mut refused);
+        config.problems = refused
+            .0
+            .into_iter()
+            .map(|bad| ConfigProblem::BadValue {
+                file: merged
+                    .get(bad.key.as_str())
+                    .map_or("", |(_, f)| f)
+                    .to_owned(),
+                bad,
+            })
+            .collect();
+        config
     }
 
-    fn from_keys(keys: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+    fn from_keys<'a>(get: &Get<'a>, refused: &mut Refused) -> Config {
         let mut config = Config::default();
-        let get = |k: &str| keys.get(k).map(String::as_str).filter(|v| !v.is_empty());
         if let Some(group) = get(keys::GROUP) {
-            channels::validate_channel_name(group).map_err(|reason| ConfigError::BadValue {
-                key: keys::GROUP.into(),
-                value: group.into(),
-                expected: reason,
-            })?;
-            config.group = group.into();
+            if refused.take(update_conf::group(group)).is_some() {
+                config.group = group.into();
+            }
         }
-        config.server = get(keys::SERVER).map(|s| s.trim_end_matches('/').to_owned());
+        config.server =
+            get(keys::SERVER).and_then(|v| refused.take(update_conf::base_url(keys::SERVER, v)));
         if let Some(s) = get(keys::REBOOT_STRATEGY) {
-            config.reboot_strategy = s.parse().map_err(|_| ConfigError::BadValue {
-                key: keys::REBOOT_STRATEGY.into(),
-                value: s.into(),
-                expected: "off, reboot, etcd-lock, best-effort or fleetlock".into(),
-            })?;
+            if let Some(s) = refused.take(update_conf::reboot_strategy(s)) {
+                config.reboot_strategy = s;
+            }
         }
-        if let Some(v) = get(keys::CHECK_INTERVAL) {
-            config.check_interval_secs = seconds(keys::CHECK_INTERVAL, v)?;
+        let mut seconds = |key: &str, default: u64| {
+            get(key)
+                .and_then(|v| refused.take(update_conf::seconds(key, v)))
+                .unwrap_or(default)
+        };
+        config.check_interval_secs = seconds(keys::CHECK_INTERVAL, DEFAULT_CHECK_INTERVAL_SECS);
+        config.health_timeout_secs = seconds(keys::HEALTH_TIMEOUT, DEFAULT_HEALTH_TIMEOUT_SECS);
+        config.reboot_lock = RebootLockConfig::from_keys(get, refused);
+        config
+    }
+
+    /// `self` if the engine can use every value, else the first problem.
+    pub fn usable(mut self) -> Result<Config, ConfigError> {
+        if self.problems.is_empty() {
+            Ok(self)
+        } else {
+            Err(self.problems.swap_remove(0).into())
         }
-        if let Some(v) = get(keys::HEALTH_TIMEOUT) {
-            config.health_timeout_secs = seconds(keys::HEALTH_TIMEOUT, v)?;
-        }
-        config.reboot_lock = RebootLockConfig::from_keys(&|k| get(k).map(str::to_owned))?;
-        Ok(config)
+    }
+
+    /// Every problem, `; `-separated (`None`: there is none).
+    pub fn problems_text(&self) -> Option<String> {
+        (!self.problems.is_empty()).then(|| {
+            self.problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    /// The first problem that may concern the settings the lock of `kind` is reached with
+    /// ([`ETCD_LOCK_KEYS`], [`FLEETLOCK_KEYS`]): with one, the engine might talk to another
+    /// lock than the one it holds, so it talks to none.
+    pub fn lock_problem(&self, kind: LockKind) -> Option<&ConfigProblem> {
+        let keys: &[&str] = match kind {
+            LockKind::Etcd => &ETCD_LOCK_KEYS,
+            LockKind::FleetLock => &FLEETLOCK_KEYS,
+        };
+        self.problems.iter().find(|p| p.concerns(keys))
+    }
+
+    /// Whether `key`'s value is one the engine could not use (its setting is the default).
+    pub fn refused(&self, key: &str) -> bool {
+        self.problems.iter().any(|p| p.key() == Some(key))
     }
 
     /// Reads the three files under `paths`, in order (module docs; a missing file counts as
-    /// empty).
-    pub fn load(paths: &Paths) -> Result<Config, ConfigError> {
-        let defaults = read_conf(&paths.defaults_conf())?;
-        let coreos = read_conf(&paths.coreos_conf())?;
-        let overrides = read_conf(&paths.overrides_conf())?;
-        Config::merged(&[&defaults, &coreos, &overrides])
+    /// empty). Never fails: what it cannot use is in [`Config::problems`].
+    pub fn load(paths: &Paths) -> Config {
+        let files = [
+            paths.defaults_conf(),
+            paths.coreos_conf(),
+            paths.overrides_conf(),
+        ];
+        let mut problems = Vec::new();
+        let read: Vec<(String, BTreeMap<String, String>)> = files
+            .iter()
+            .map(|path| {
+                let file = path.display().to_string();
+                let keys = read_conf(path, &file, &mut problems);
+                (file, keys)
+            })
+            .collect();
+        let layers: Vec<Layer> = read.iter().map(|(f, k)| (f.as_str(), k)).collect();
+        let mut config = Config::merged(&layers);
+        problems.append(&mut config.problems);
+        config.problems = problems;
+        config
     }
 }
 
-fn seconds(key: &str, v: &str) -> Result<u64, ConfigError> {
-    v.parse::<u64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| ConfigError::BadValue {
-            key: key.into(),
-            value: v.into(),
-            expected: "a positive number of seconds".into(),
-        })
-}
-
-fn read_conf(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+/// The keys of one file; what cannot be read of it goes to `problems`.
+fn read_conf(
+    path: &Path,
+    file: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> BTreeMap<String, String> {
     match std::fs::read_to_string(path) {
-        Ok(text) => parse_conf(&path.display().to_string(), &text),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(source) => Err(ConfigError::Io {
-            path: path.to_owned(),
-            source,
-        }),
+        Ok(text) => {
+            let (keys, errors) = update_conf::parse_lenient(file, &text);
+            problems.extend(errors.into_iter().map(ConfigProblem::Syntax));
+            keys
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(e) => {
+            problems.push(ConfigProblem::Unreadable {
+                file: file.to_owned(),
+                reason: e.to_string(),
+            });
+            BTreeMap::new()
+        }
     }
 }
 
@@ -455,14 +549,15 @@ mod tests {
             Case { name: "locking strategies parse", defaults: "REBOOT_STRATEGY=etcd-lock\n", overrides: "REBOOT_STRATEGY=fleetlock", want: Ok(("stable", None, FleetLock)) },
             Case { name: "best-effort", defaults: "REBOOT_STRATEGY=best-effort\n", overrides: "", want: Ok(("stable", None, BestEffort)) },
             Case { name: "unknown keys ignored", defaults: "LOCKSMITHD_ENDPOINT=http://e:2379\n", overrides: "", want: Ok(("stable", None, Reboot)) },
-            Case { name: "bad strategy", defaults: "REBOOT_STRATEGY=sometimes\n", overrides: "", want: Err("REBOOT_STRATEGY=\"sometimes\": expected off, reboot, etcd-lock, best-effort or fleetlock") },
+            Case { name: "bad strategy", defaults: "REBOOT_STRATEGY=sometimes\n", overrides: "", want: Err("d: REBOOT_STRATEGY=\"sometimes\": expected off, reboot, etcd-lock, best-effort or fleetlock") },
             Case { name: "no equals", defaults: "GROUP alpha\n", overrides: "", want: Err("d:1: expected KEY=VALUE, got \"GROUP alpha\"") },
-            Case { name: "bad group", defaults: "GROUP=../x\n", overrides: "", want: Err("GROUP") },
+            Case { name: "bad group", defaults: "GROUP=../x\n", overrides: "", want: Err("d: GROUP=\"../x\"") },
+            Case { name: "bad override names its file", defaults: "", overrides: "SERVER=updates.example\n", want: Err("o: SERVER=\"updates.example\": expected an http:// or https:// URL") },
         ];
         for case in cases {
             let got = parse_conf("d", case.defaults)
                 .and_then(|d| Ok((d, parse_conf("o", case.overrides)?)))
-                .and_then(|(d, o)| Config::from_layers(&d, &o));
+                .and_then(|(d, o)| Config::merged(&[("d", &d), ("o", &o)]).usable());
             match (got, case.want) {
                 (Ok(c), Ok((group, server, strategy))) => {
                     assert_eq!(c.group, group, "{}", case.name);
@@ -489,7 +584,8 @@ mod tests {
     #[test]
     fn reboot_lock_keys() {
         let conf = |text: &str| {
-            Config::from_layers(&parse_conf("d", text).unwrap(), &BTreeMap::new())
+            Config::merged(&[("d", &parse_conf("d", text).unwrap())])
+                .usable()
                 .map(|c| c.reboot_lock)
         };
         assert_eq!(conf("").unwrap(), RebootLockConfig::default());
@@ -526,13 +622,15 @@ mod tests {
         let c = conf("REBOOT_WINDOW_START=14:00\nREBOOT_WINDOW_LENGTH=1h\n").unwrap();
         assert_eq!(c.window, Some(RebootWindow::parse("14:00", "1h").unwrap()));
         for (text, want) in [
-            ("LOCKSMITHD_REBOOT_WINDOW_START=14:00\n", "LOCKSMITHD_REBOOT_WINDOW_START=\"14:00\": expected LOCKSMITHD_REBOOT_WINDOW_LENGTH set too"),
-            ("REBOOT_WINDOW_LENGTH=1h\n", "REBOOT_WINDOW_LENGTH=\"1h\": expected LOCKSMITHD_REBOOT_WINDOW_START set too"),
-            ("LOCKSMITHD_REBOOT_WINDOW_START=Thursday 23:00\nLOCKSMITHD_REBOOT_WINDOW_LENGTH=1h\n", "LOCKSMITHD_REBOOT_WINDOW_START=\"Thursday 23:00\": expected HH:MM or Day HH:MM"),
-            ("LOCKSMITHD_REBOOT_WINDOW_START=23:00\nLOCKSMITHD_REBOOT_WINDOW_LENGTH=1x\n", "LOCKSMITHD_REBOOT_WINDOW_LENGTH=\"1x\": expected a duration like 1h30m (unknown unit"),
-            ("ETCD_LOCK_TTL=-5\n", "ETCD_LOCK_TTL=\"-5\": expected a positive number of seconds"),
-            ("FLEETLOCK_URL=fleet:3333\n", "FLEETLOCK_URL=\"fleet:3333\": expected an http:// or https:// URL"),
-            ("FLEETLOCK_GROUP=a_b\n", "FLEETLOCK_GROUP=\"a_b\""),
+            ("LOCKSMITHD_REBOOT_WINDOW_START=14:00\n", "d: LOCKSMITHD_REBOOT_WINDOW_START=\"14:00\": expected LOCKSMITHD_REBOOT_WINDOW_LENGTH set too"),
+            ("REBOOT_WINDOW_LENGTH=1h\n", "d: REBOOT_WINDOW_LENGTH=\"1h\": expected LOCKSMITHD_REBOOT_WINDOW_START set too"),
+            ("LOCKSMITHD_REBOOT_WINDOW_START=Thursday 23:00\nLOCKSMITHD_REBOOT_WINDOW_LENGTH=1h\n", "d: LOCKSMITHD_REBOOT_WINDOW_START=\"Thursday 23:00\": expected HH:MM or Day HH:MM"),
+            ("LOCKSMITHD_REBOOT_WINDOW_START=23:00\nLOCKSMITHD_REBOOT_WINDOW_LENGTH=1x\n", "d: LOCKSMITHD_REBOOT_WINDOW_LENGTH=\"1x\": expected a duration like 1h30m (unknown unit"),
+            ("LOCKSMITHD_REBOOT_WINDOW_START=23:00\nLOCKSMITHD_REBOOT_WINDOW_LENGTH=-1h\n", "d: LOCKSMITHD_REBOOT_WINDOW_LENGTH=\"-1h\": expected a duration like 1h30m (must not be negative)"),
+            ("ETCD_LOCK_TTL=-5\n", "d: ETCD_LOCK_TTL=\"-5\": expected a positive number of seconds"),
+            ("LOCKSMITHD_ENDPOINT=http://a:2379,ftp://b\n", "d: LOCKSMITHD_ENDPOINT=\"http://a:2379,ftp://b\": expected etcd client URLs"),
+            ("FLEETLOCK_URL=fleet:3333\n", "d: FLEETLOCK_URL=\"fleet:3333\": expected an http:// or https:// URL"),
+            ("FLEETLOCK_GROUP=a_b\n", "d: FLEETLOCK_GROUP=\"a_b\""),
         ] {
             let e = conf(text).unwrap_err().to_string();
             assert!(e.starts_with(want), "{text:?}: {e}");
@@ -561,7 +659,7 @@ mod tests {
             "GROUP=beta\nREBOOT_STRATEGY=etcd-lock\nLOCKSMITHD_ENDPOINT=http://etcd:2379\n\
              LOCKSMITHD_GROUP=lb\nPXE=true\n",
         );
-        let c = Config::load(&paths).unwrap();
+        let c = Config::load(&paths).usable().unwrap();
         assert_eq!(c.group, "beta");
         assert_eq!(c.server.as_deref(), Some("http://image"));
         assert_eq!(c.reboot_strategy, RebootStrategy::EtcdLock);
@@ -569,14 +667,14 @@ mod tests {
         assert_eq!(c.reboot_lock.etcd.group.as_deref(), Some("lb"));
         // The agent's file (cloud-config coreos.update) wins key by key.
         write(paths.overrides_conf(), "REBOOT_STRATEGY=off\n");
-        let c = Config::load(&paths).unwrap();
+        let c = Config::load(&paths).usable().unwrap();
         assert_eq!(
             (c.group.as_str(), c.reboot_strategy),
             ("beta", RebootStrategy::Off)
         );
         // Its errors name it.
         write(paths.coreos_conf(), "GROUP beta\n");
-        let e = Config::load(&paths).unwrap_err().to_string();
+        let e = Config::load(&paths).usable().unwrap_err().to_string();
         assert!(e.contains("etc/coreos/update.conf:1:"), "{e}");
     }
 
@@ -584,12 +682,12 @@ mod tests {
     fn load_from_files() {
         let dir = tempfile::tempdir().unwrap();
         let paths = Paths::new(dir.path());
-        assert_eq!(Config::load(&paths).unwrap(), Config::default());
+        assert_eq!(Config::load(&paths), Config::default());
         std::fs::create_dir_all(paths.defaults_conf().parent().unwrap()).unwrap();
         std::fs::create_dir_all(paths.overrides_conf().parent().unwrap()).unwrap();
         std::fs::write(paths.defaults_conf(), "GROUP=alpha\nSERVER=http://s\n").unwrap();
         std::fs::write(paths.overrides_conf(), "REBOOT_STRATEGY=off\n").unwrap();
-        let c = Config::load(&paths).unwrap();
+        let c = Config::load(&paths).usable().unwrap();
         assert_eq!(c.group, "alpha");
         assert_eq!(c.reboot_strategy, RebootStrategy::Off);
         let e = load_root_keys(&paths).unwrap_err();
@@ -613,5 +711,108 @@ mod tests {
             load_root_keys(&paths),
             Err(ConfigError::RootKeys { .. })
         ));
+    }
+
+    fn write_file(path: PathBuf, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn a_value_the_engine_cannot_use_is_a_problem_not_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        write_file(
+            paths.defaults_conf(),
+            "GROUP=alpha\nSERVER=http://image\nREBOOT_STRATEGY=etcd-lock\nCHECK_INTERVAL=600\n",
+        );
+        write_file(
+            paths.coreos_conf(),
+            "LOCKSMITHD_REBOOT_WINDOW_START=Blursday 25:61\nLOCKSMITHD_REBOOT_WINDOW_LENGTH=1h\n",
+        );
+        write_file(paths.overrides_conf(), "HEALTH_TIMEOUT=-1\nGROUP=beta\n");
+        let c = Config::load(&paths);
+        // The usable values are read; the others keep their defaults.
+        assert_eq!((c.group.as_str(), c.check_interval_secs), ("beta", 600));
+        assert_eq!(c.reboot_strategy, RebootStrategy::EtcdLock);
+        assert_eq!(c.health_timeout_secs, DEFAULT_HEALTH_TIMEOUT_SECS);
+        assert_eq!(c.reboot_lock.window, None);
+        // Each problem names its file, its key and its value.
+        let text: Vec<String> = c.problems.iter().map(ToString::to_string).collect();
+        let coreos = paths.coreos_conf().display().to_string();
+        let overrides = paths.overrides_conf().display().to_string();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(
+            text[0].starts_with(&format!(
+                "{overrides}: HEALTH_TIMEOUT=\"-1\": expected a positive number"
+            )),
+            "{text:?}"
+        );
+        assert!(
+            text[1].starts_with(&format!("{coreos}: LOCKSMITHD_REBOOT_WINDOW_START=\"Blursday 25:61\": expected HH:MM or Day HH:MM")),
+            "{text:?}"
+        );
+        assert_eq!(c.problems[1].key(), Some("LOCKSMITHD_REBOOT_WINDOW_START"));
+        assert!(c.problems_text().unwrap().contains("; "));
+        assert!(c.refused(keys::HEALTH_TIMEOUT) && !c.refused(keys::GROUP));
+        // A window is neither lock's settings: both locks can still be given back.
+        assert_eq!(c.lock_problem(LockKind::Etcd), None);
+        assert_eq!(c.lock_problem(LockKind::FleetLock), None);
+        assert!(Config::load(&paths).usable().is_err());
+    }
+
+    #[test]
+    fn malformed_lines_and_unreadable_files_are_problems_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        write_file(
+            paths.coreos_conf(),
+            "GROUP=beta\nLOCKSMITHD_ENDPOINT http://etcd:2379\nREBOOT_STRATEGY=off\n",
+        );
+        // A directory where the agent's file should be: it cannot be read.
+        std::fs::create_dir_all(paths.overrides_conf()).unwrap();
+        let c = Config::load(&paths);
+        assert_eq!(
+            (c.group.as_str(), c.reboot_strategy),
+            ("beta", RebootStrategy::Off)
+        );
+        assert_eq!(c.problems.len(), 2, "{:?}", c.problems);
+        assert!(matches!(&c.problems[0], ConfigProblem::Syntax(e) if e.line == 2));
+        assert!(
+            c.problems[1]
+                .to_string()
+                .starts_with(&format!("reading {}: ", paths.overrides_conf().display())),
+            "{}",
+            c.problems[1]
+        );
+        // Either may have meant a lock's settings: no lock is talked to.
+        assert!(c.lock_problem(LockKind::Etcd).is_some());
+        assert!(c.lock_problem(LockKind::FleetLock).is_some());
+    }
+
+    #[test]
+    fn lock_problems_are_the_problems_of_that_locks_keys() {
+        let conf = |text: &str| Config::merged(&[("f", &parse_conf("f", text).unwrap())]);
+        let c = conf("FLEETLOCK_URL=fleet:3333\nETCD_LOCK_TTL=0\n");
+        assert_eq!(
+            c.lock_problem(LockKind::Etcd),
+            None,
+            "the TTL is not needed to unlock"
+        );
+        let p = c.lock_problem(LockKind::FleetLock).unwrap();
+        assert_eq!(p.key(), Some(keys::FLEETLOCK_URL));
+        assert_eq!(c.reboot_lock.fleetlock_url, None);
+        let c = conf("LOCKSMITHD_ENDPOINT=ftp://etcd\nFLEETLOCK_GROUP=a_b\n");
+        assert_eq!(
+            c.lock_problem(LockKind::Etcd).and_then(ConfigProblem::key),
+            Some(keys::LOCKSMITHD_ENDPOINT)
+        );
+        assert!(c.reboot_lock.etcd.endpoints.is_empty());
+        assert_eq!(
+            c.lock_problem(LockKind::FleetLock)
+                .and_then(ConfigProblem::key),
+            Some(keys::FLEETLOCK_GROUP)
+        );
+        assert_eq!(c.reboot_lock.fleetlock_group, fleetlock::DEFAULT_GROUP);
     }
 }

@@ -18,6 +18,7 @@ use channels::{
 };
 use contract::slots::grub::GRUBENV;
 use contract::slots::{BootCounter, BootEntry, Slot, SlotTable, ENTRIES_DIR};
+use contract::update_conf::keys;
 
 use crate::config::{Config, Paths};
 use crate::host::{Host, HostError, OsRelease, SlotDevice};
@@ -56,6 +57,10 @@ pub enum EngineError {
     /// `SERVER` is not set.
     #[error("no SERVER configured in update.conf")]
     NoServer,
+    /// update.conf has values the engine cannot use ([`crate::config::ConfigProblem`], all of
+    /// them `; `-separated): no check, download or reboot until they are fixed.
+    #[error("updates are off until update.conf is fixed: {0}")]
+    BadConfig(String),
     /// A download failed.
     #[error(transparent)]
     Fetch(#[from] FetchError),
@@ -303,8 +308,17 @@ impl<H: Host> Engine<'_, H> {
     pub fn base_status(&self, state: &State) -> Status {
         let mut status = Status::load(&self.paths.status()).unwrap_or_default();
         status.last_checked_time = state.last_check_time.unwrap_or(0);
-        status.channel = Some(self.config.group.clone());
-        status.reboot_strategy = Some(self.config.reboot_strategy.as_str().into());
+        // A setting whose value was refused is at its default, which is not what the files say.
+        let said = |key| !self.config.refused(key);
+        status.channel = said(keys::GROUP).then(|| self.config.group.clone());
+        status.reboot_strategy =
+            said(keys::REBOOT_STRATEGY).then(|| self.config.reboot_strategy.as_str().into());
+        status.config_errors = self
+            .config
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         status.booted_slot = self.host.booted_slot().ok().map(|s| s.label().into());
         status.booted_version = self.host.os_release().ok().map(|o| o.version_id);
         status.failed_versions = state
@@ -375,6 +389,9 @@ impl<H: Host> Engine<'_, H> {
         rep: &mut Reporter,
     ) -> Result<CheckOutcome, EngineError> {
         rep.to(Phase::check)?;
+        if let Some(problems) = self.config.problems_text() {
+            return Err(EngineError::BadConfig(problems));
+        }
         let booted = self.booted()?;
         let client = Client::new(
             self.config.server.as_deref().ok_or(EngineError::NoServer)?,

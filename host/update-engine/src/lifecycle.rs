@@ -6,6 +6,11 @@
 //! Until the booted slot's entry is blessed, `update` refuses to write the other slot. If health
 //! does not pass within `HEALTH_TIMEOUT`, the daemon reboots: the loader's counter then runs out
 //! and the machine falls back to the other slot.
+//!
+//! update.conf never stops the daemon: with values it cannot use it still blesses the booted
+//! slot (or reboots an unhealthy one), gives back its reboot lock when that lock's settings are
+//! usable, answers `status`, and neither checks, downloads nor reboots for an update until the
+//! files are fixed (then it exits, and the service manager starts it on them).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -29,6 +34,8 @@ pub const HEALTH_POLL: Duration = Duration::from_secs(5);
 
 /// After a failed check, the daemon tries again this soon (seconds).
 pub const RETRY_AFTER_ERROR_SECS: u64 = 30;
+/// How often a daemon whose update.conf has values it cannot use reads the files again.
+pub const CONFIG_POLL: Duration = Duration::from_secs(30);
 
 /// What `mark-good` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,6 +237,9 @@ impl<H: Host> Engine<'_, H> {
                 }
             }
         }
+        if !self.config.problems.is_empty() {
+            return self.daemon_misconfigured(clock, wait, rounds);
+        }
         let mut round = 0u64;
         // The reboot lock taken to come here (or to try a version that was rolled back from)
         // goes back only now that the booted slot is good.
@@ -245,6 +255,8 @@ impl<H: Host> Engine<'_, H> {
             match self.release_reboot_lock() {
                 Ok(Some(what)) => {
                     say(what);
+                    // What the note said about the lock (taking it, not giving it back) is over.
+                    self.note_reboot(None);
                     break;
                 }
                 Ok(None) => break,
@@ -333,6 +345,92 @@ impl<H: Host> Engine<'_, H> {
             round += 1;
         }
         Ok(())
+    }
+}
+
+impl<H: Host> Engine<'_, H> {
+    /// The daemon once the booted slot is good, while update.conf has values it cannot use
+    /// ([`crate::Config::problems`]): says so once on the console and in the status, gives back
+    /// the reboot lock if that lock's own settings are usable (retrying every [`CONFIG_POLL`]),
+    /// answers requests without checking or rebooting (a check fails naming the problems, a
+    /// reboot asked for waits), and returns as soon as the files' problems are not these any
+    /// more, for the service manager to start it again on the new files. `rounds` bounds the
+    /// waits (tests).
+    fn daemon_misconfigured(
+        &self,
+        clock: &dyn Fn() -> u64,
+        wait: &mut dyn FnMut(Duration) -> Option<Request>,
+        rounds: Option<u64>,
+    ) -> Result<(), EngineError> {
+        for problem in &self.config.problems {
+            eprintln!("update-engine: {problem}");
+        }
+        eprintln!(
+            "update-engine: updates are off until update.conf is fixed: not checking, \
+             downloading or rebooting"
+        );
+        let state = State::load(&self.paths.state())?;
+        let _ = self.base_status(&state).save(&self.paths.status());
+        let mut last_line = None;
+        let mut say = |line: String| {
+            if last_line.as_ref() != Some(&line) {
+                eprintln!("update-engine: {line}");
+                last_line = Some(line);
+            }
+        };
+        let mut lock_held = true;
+        let mut round = 0u64;
+        loop {
+            if lock_held {
+                match self.release_reboot_lock() {
+                    Ok(what) => {
+                        if let Some(what) = what {
+                            say(what);
+                        }
+                        self.note_reboot(None);
+                        lock_held = false;
+                    }
+                    Err(reason) => {
+                        self.note_reboot(Some(reason.clone()));
+                        say(reason);
+                    }
+                }
+            }
+            if rounds.is_some_and(|n| round >= n) {
+                return Ok(());
+            }
+            let request = wait(CONFIG_POLL);
+            round += 1;
+            if let Some(r) = request {
+                self.answer_misconfigured(r, clock(), &mut say);
+            }
+            if crate::Config::load(self.paths).problems != self.config.problems {
+                eprintln!("update-engine: update.conf changed; starting again with it");
+                return Ok(());
+            }
+        }
+    }
+
+    /// Answers a request while update.conf has values the engine cannot use: a check fails
+    /// (its status names them), a reboot waits (its note says why).
+    fn answer_misconfigured(&self, r: Request, now: u64, say: &mut dyn FnMut(String)) {
+        match r {
+            Request::CheckNow => {
+                if let Err(e) = self.check(now, &mut |_| {}) {
+                    say(crate::http::error_chain(&e));
+                }
+            }
+            Request::RebootNeeded => match self.after_staging(now, 0) {
+                Ok(AfterStaging::Waiting { reason, .. }) => {
+                    say(format!("a reboot was asked for; {reason}"))
+                }
+                Ok(other) => say(format!("a reboot was asked for: {other:?}")),
+                Err(e) => say(format!("a reboot was asked for: {e}")),
+            },
+        }
+        if let Err(e) = r.done(self.paths) {
+            eprintln!("update-engine: answering {r:?}: {e}");
+        }
     }
 }
 

@@ -113,6 +113,14 @@ impl<H: Host> Engine<'_, H> {
         })
     }
 
+    /// Why the engine does not reboot (nor take a lock to): update.conf has values it cannot
+    /// use, and what it would do with them is not what the operator wrote.
+    fn no_reboot_while_misconfigured(&self) -> Option<String> {
+        self.config
+            .problems_text()
+            .map(|problems| format!("not rebooting until update.conf is fixed: {problems}"))
+    }
+
     /// Writes why the engine is (not) rebooting into the status file (informational).
     pub(crate) fn note_reboot(&self, note: Option<String>) {
         let path = self.paths.status();
@@ -127,6 +135,13 @@ impl<H: Host> Engine<'_, H> {
     /// window or the lock; `attempt` counts earlier waits, for the backoff), or takes the lock
     /// and reboots. The reason for waiting goes into the status (`REBOOT_NOTE`).
     pub fn after_staging(&self, now: u64, attempt: u32) -> Result<AfterStaging, EngineError> {
+        if let Some(why) = self.no_reboot_while_misconfigured() {
+            self.note_reboot(Some(why.clone()));
+            return Ok(AfterStaging::Waiting {
+                reason: why,
+                retry_in: retry_delay(attempt),
+            });
+        }
         let strategy = self.config.reboot_strategy;
         let window = self.config.reboot_lock.window.as_ref();
         let lock = match plan(strategy, window, now) {
@@ -190,6 +205,9 @@ impl<H: Host> Engine<'_, H> {
         lock: &dyn RebootLock,
         id: &str,
     ) -> Result<LockedReboot, EngineError> {
+        if let Some(why) = self.no_reboot_while_misconfigured() {
+            return Ok(LockedReboot::Refused(why));
+        }
         let id = id.to_owned();
         // Recorded before asking: an answer lost on the way is still released after boot.
         let path = self.paths.state();
@@ -235,7 +253,10 @@ impl<H: Host> Engine<'_, H> {
 
     /// After a good boot: gives back the reboot lock this machine may hold (recorded in the
     /// state), and for `fleetlock` reports steady state as the protocol asks at every start.
-    /// `Ok(Some(what))` if it talked to a lock, `Ok(None)` if there was nothing to do.
+    /// `Ok(Some(what))` if it talked to a lock, `Ok(None)` if there was nothing to do. Talks to
+    /// no lock whose settings in update.conf it cannot use ([`crate::Config::lock_problem`]):
+    /// another server's "not held" would lose the record of the hold, so the record stays
+    /// until they are fixed.
     pub fn release_reboot_lock(&self) -> Result<Option<String>, String> {
         let path = self.paths.state();
         let state = State::load(&path).map_err(|e| e.to_string())?;
@@ -248,6 +269,15 @@ impl<H: Host> Engine<'_, H> {
             }
             None => return Ok(None),
         };
+        if let Some(problem) = self.config.lock_problem(kind) {
+            if state.reboot_lock.is_none() {
+                // Only the steady-state report, which can wait for a usable URL and group.
+                return Ok(None);
+            }
+            return Err(format!(
+                "not giving back the {kind} reboot lock until update.conf is fixed: {problem}"
+            ));
+        }
         let lock = self.lock_of(kind, &id)?;
         let held = lock
             .release()

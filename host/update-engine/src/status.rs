@@ -313,6 +313,10 @@ pub struct Status {
     /// Whether the booted slot passed its health check (its entry has no counter).
     #[serde(default)]
     pub booted_slot_good: Option<bool>,
+    /// What in update.conf the engine cannot use, each naming its file, key and value: while
+    /// there is any, it checks, downloads and reboots nothing.
+    #[serde(default)]
+    pub config_errors: Vec<String>,
 }
 
 /// `NEW_VERSION` when there is none.
@@ -378,6 +382,15 @@ impl Status {
             self.new_size
         );
         let extra = [
+            (
+                "CONFIG_ERROR",
+                (!self.config_errors.is_empty()).then(|| {
+                    format!(
+                        "{}; updates are off until update.conf is fixed",
+                        self.config_errors.join("; ")
+                    )
+                }),
+            ),
             ("REBOOT_NOTE", self.reboot_note.clone()),
             ("LAST_ERROR", self.last_error.clone()),
             (
@@ -566,6 +579,22 @@ mod tests {
         assert!(rolled.render_plain().ends_with(
             "NEW_SIZE=0\nLAST_ERROR=GET x: HTTP 404 more\nROLLBACK=rolled back from 1.0.2 to 1.0.1\nFAILED_VERSIONS=1.0.0,1.0.2\n"
         ));
+        let misconfigured = Status {
+            config_errors: vec![
+                "/etc/coreos/update.conf: LOCKSMITHD_REBOOT_WINDOW_LENGTH=\"-1h\": expected a duration like 1h30m (must not be negative)".into(),
+                "/etc/update-engine/update.conf: GROUP=\"Beta\": expected x".into(),
+            ],
+            ..s.clone()
+        };
+        assert!(misconfigured.render_plain().ends_with(
+            "NEW_SIZE=0\nCONFIG_ERROR=/etc/coreos/update.conf: LOCKSMITHD_REBOOT_WINDOW_LENGTH=\"-1h\": expected a duration like 1h30m (must not be negative); /etc/update-engine/update.conf: GROUP=\"Beta\": expected x; updates are off until update.conf is fixed\n"
+        ));
+        // A status file written before the field existed still reads.
+        let old: Status = serde_json::from_str(
+            r#"{"LAST_CHECKED_TIME":0,"PROGRESS":0.0,"CURRENT_OP":"UPDATE_STATUS_IDLE","NEW_VERSION":"0.0.0","NEW_SIZE":0}"#,
+        )
+        .unwrap();
+        assert!(old.config_errors.is_empty());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run/update-engine/status.json");
         assert_eq!(Status::load(&path).unwrap().new_version, NO_VERSION);

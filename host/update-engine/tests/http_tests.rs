@@ -366,7 +366,7 @@ impl Fixture {
             processes: vec!["init".into(), "getty".into()],
             reboots: AtomicU32::new(0),
         };
-        let config = Config::load(&paths).unwrap();
+        let config = Config::load(&paths).usable().unwrap();
         Fixture {
             _dir: dir,
             repo,
@@ -1245,4 +1245,212 @@ fn update_engine_client_update_follows_the_daemon_to_the_staged_update() {
         .contains("1.0.2 waits for a reboot"));
     let code = client::follow(&paths, &mut Vec::new(), &mut |_| {}, Duration::ZERO).unwrap();
     assert_eq!(code, 0);
+}
+
+// ---- an update.conf the engine cannot use ----
+
+impl Fixture {
+    /// Writes `/etc/coreos/update.conf` and reads the configuration again from the files.
+    fn misconfigure(&mut self, coreos_conf: &str) {
+        write(&self.paths().coreos_conf(), coreos_conf);
+        self.config = Config::load(self.paths());
+    }
+}
+
+#[test]
+fn an_unusable_update_conf_leaves_the_machine_safe_and_says_why() {
+    let mut fx = Fixture::new("1.0.0");
+    // Freshly booted: the entry still counts tries.
+    fx.table()
+        .stage(&entry(Slot::A, "1.0.0", Some((2, 1))), b"k", b"i")
+        .unwrap();
+    fx.misconfigure(
+        "REBOOT_STRATEGY=reboot\nLOCKSMITHD_REBOOT_WINDOW_START=Blursday 25:61\n\
+         LOCKSMITHD_REBOOT_WINDOW_LENGTH=-1h\nCHECK_INTERVAL=soon\n",
+    );
+    assert_eq!(fx.config.problems.len(), 2, "{:?}", fx.config.problems);
+    let keys = load_root_keys(fx.paths()).unwrap();
+    let mut waits = Vec::new();
+    fx.engine(&keys)
+        .daemon(
+            &|| NOW,
+            &mut |d| {
+                waits.push(d);
+                // Someone asks for a check, then for a reboot.
+                let r = [Request::CheckNow, Request::RebootNeeded][waits.len() - 1];
+                r.send(fx.paths(), "test").unwrap();
+                Request::take(fx.paths())
+            },
+            b"machine",
+            Some(2),
+        )
+        .unwrap();
+    // Safe: the booted slot is blessed; nothing was fetched, written or rebooted.
+    assert!(fx.table().entry(Slot::A).unwrap().counter.is_none());
+    assert_eq!(fx.server.log(), []);
+    assert_eq!(fx.table().entry(Slot::B), None);
+    assert_eq!(fx.host.reboots.load(Ordering::SeqCst), 0);
+    assert_eq!(waits, [update_engine::lifecycle::CONFIG_POLL; 2]);
+    // Both requests were answered, each saying why not.
+    assert!(!Request::CheckNow.is_pending(fx.paths()));
+    assert!(!Request::RebootNeeded.is_pending(fx.paths()));
+    let status = fx.status();
+    let file = fx.paths().coreos_conf().display().to_string();
+    assert_eq!(
+        status.config_errors,
+        [
+            format!("{file}: CHECK_INTERVAL=\"soon\": expected a positive number of seconds"),
+            format!(
+                "{file}: LOCKSMITHD_REBOOT_WINDOW_START=\"Blursday 25:61\": expected HH:MM or Day \
+                 HH:MM, e.g. \"Thu 23:00\" (unknown day \"Blursday\" (Sun, Mon, … Sat))"
+            ),
+        ]
+    );
+    assert_eq!(status.current_op, Operation::ReportingErrorEvent);
+    let error = status.last_error.clone().unwrap();
+    assert!(
+        error.starts_with("updates are off until update.conf is fixed: ")
+            && error.contains("Blursday 25:61"),
+        "{error}"
+    );
+    let note = status.reboot_note.clone().unwrap();
+    assert!(
+        note.starts_with("not rebooting until update.conf is fixed: ") && note.contains("soon"),
+        "{note}"
+    );
+    assert_eq!(status.booted_slot_good, Some(true));
+    // update_engine_client -status names them too.
+    let plain = status.render_plain();
+    assert!(
+        plain.contains(&format!("\nCONFIG_ERROR={file}: CHECK_INTERVAL=\"soon\"")),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("; updates are off until update.conf is fixed\n"),
+        "{plain}"
+    );
+    // And so does a check or an update by hand, and locksmithctl reboot takes no lock.
+    let err = fx.update().unwrap_err();
+    assert!(
+        matches!(&err, EngineError::BadConfig(p) if p.contains("Blursday 25:61")),
+        "{err}"
+    );
+    assert_eq!(fx.server.log(), []);
+    write(
+        &fx.paths().machine_id(),
+        "0123456789abcdef0123456789abcdef\n",
+    );
+    let err = update_engine::cli::locksmithctl::reboot(&fx.engine(&keys), Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("not rebooting until update.conf is fixed: "),
+        "{err}"
+    );
+    let lock = update_engine::lock::reboot_lock::EtcdRebootLock::new(
+        Default::default(),
+        "0123456789abcdef0123456789abcdef",
+    );
+    let refused = fx
+        .engine(&keys)
+        .reboot_with_lock(&lock, "0123456789abcdef0123456789abcdef")
+        .unwrap();
+    assert!(
+        matches!(&refused, update_engine::reboot::LockedReboot::Refused(why) if why.contains("Blursday")),
+        "{refused:?}"
+    );
+    assert_eq!(fx.state().reboot_lock, None, "no attempt recorded");
+    assert_eq!(fx.host.reboots.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn the_reboot_lock_goes_back_only_through_usable_lock_settings() {
+    let mut fx = Fixture::new("1.0.1");
+    let (url, log) = fleetlock_server(0);
+    write(
+        &fx.paths().machine_id(),
+        "0123456789abcdef0123456789abcdef\n",
+    );
+    write(
+        &fx.paths().overrides_conf(),
+        format!("REBOOT_STRATEGY=fleetlock\nFLEETLOCK_URL={url}\n"),
+    );
+    let hold = |fx: &Fixture| {
+        let mut state = fx.state();
+        state.reboot_lock = Some(update_engine::lock::reboot_lock::LockRecord {
+            kind: update_engine::lock::reboot_lock::LockKind::FleetLock,
+            id: "0123456789abcdef0123456789abcdef".into(),
+            acquired: true,
+            uncertain: false,
+        });
+        state.save(&fx.paths().state()).unwrap();
+    };
+    hold(&fx);
+    let keys = load_root_keys(fx.paths()).unwrap();
+
+    // A bad window is not the lock's business: the lock goes back.
+    fx.misconfigure(
+        "LOCKSMITHD_REBOOT_WINDOW_START=Thu 23:00\nLOCKSMITHD_REBOOT_WINDOW_LENGTH=0\n",
+    );
+    fx.engine(&keys)
+        .daemon(&|| NOW, &mut |_| None, b"machine", Some(0))
+        .unwrap();
+    assert_eq!(fx.state().reboot_lock, None);
+    assert_eq!(log.lock().unwrap().len(), 1);
+    assert_eq!(log.lock().unwrap()[0].0, "/v1/steady-state");
+
+    // A bad FleetLock group: giving back in the default group would lose the record of the
+    // hold in the real one, so the record stays and the status says why.
+    hold(&fx);
+    fx.misconfigure("FLEETLOCK_GROUP=a_b\n");
+    fx.engine(&keys)
+        .daemon(&|| NOW, &mut |_| None, b"machine", Some(1))
+        .unwrap();
+    assert!(fx.state().reboot_lock.is_some(), "still recorded");
+    assert_eq!(
+        log.lock().unwrap().len(),
+        1,
+        "the lock server was not asked"
+    );
+    let note = fx.status().reboot_note.unwrap();
+    assert!(
+        note.starts_with("not giving back the fleetlock reboot lock until update.conf is fixed")
+            && note.contains("FLEETLOCK_GROUP=\"a_b\""),
+        "{note}"
+    );
+
+    // The file is fixed while the daemon waits: it returns to start again on the new files...
+    let mut waits = 0;
+    fx.engine(&keys)
+        .daemon(
+            &|| NOW,
+            &mut |_| {
+                waits += 1;
+                write(&fx.paths().coreos_conf(), "FLEETLOCK_GROUP=workers\n");
+                None
+            },
+            b"machine",
+            Some(5),
+        )
+        .unwrap();
+    assert_eq!(waits, 1);
+    assert!(fx.state().reboot_lock.is_some());
+    // ...where it gives the lock back in the group the operator meant.
+    fx.config = Config::load(fx.paths());
+    assert_eq!(fx.config.problems, []);
+    fx.engine(&keys)
+        .daemon(&|| NOW, &mut |_| None, b"machine", Some(0))
+        .unwrap();
+    assert_eq!(fx.state().reboot_lock, None);
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.len(), 2);
+    assert_eq!(
+        log[1],
+        (
+            "/v1/steady-state".to_owned(),
+            r#"{"client_params":{"id":"0123456789abcdef0123456789abcdef","group":"workers"}}"#
+                .to_owned()
+        )
+    );
+    assert_eq!(fx.status().reboot_note, None);
 }

@@ -205,7 +205,7 @@ pub fn update_conf(spec: &ImageSpec, u: &UpdateSpec) -> String {
     let group = u.group.as_ref().unwrap_or(&spec.os.channel);
     let mut pairs: Vec<(&str, Option<String>)> = vec![
         (keys::GROUP, Some(group.0.clone())),
-        (keys::SERVER, value(&u.server)),
+        (keys::SERVER, u.server.as_ref().map(|v| v.0.clone())),
         (keys::REBOOT_STRATEGY, Some(u.reboot_strategy.to_string())),
     ];
     if let Some(l) = &u.locksmith {
@@ -216,17 +216,20 @@ pub fn update_conf(spec: &ImageSpec, u: &UpdateSpec) -> String {
                 (!endpoints.is_empty()).then(|| endpoints.join(",")),
             ),
             (keys::LOCKSMITHD_GROUP, value(&l.group)),
-            (keys::LOCKSMITHD_REBOOT_WINDOW_START, value(&l.window_start)),
+            (
+                keys::LOCKSMITHD_REBOOT_WINDOW_START,
+                l.window_start.as_ref().map(|v| v.0.clone()),
+            ),
             (
                 keys::LOCKSMITHD_REBOOT_WINDOW_LENGTH,
-                value(&l.window_length),
+                l.window_length.as_ref().map(|v| v.0.clone()),
             ),
         ]);
     }
     if let Some(f) = &u.fleetlock {
         pairs.extend([
             (keys::FLEETLOCK_URL, Some(f.url.0.clone())),
-            (keys::FLEETLOCK_GROUP, value(&f.group)),
+            (keys::FLEETLOCK_GROUP, f.group.as_ref().map(|v| v.0.clone())),
         ]);
     }
     render(pairs.iter().filter_map(|(k, v)| Some((*k, v.as_deref()?))))

@@ -246,6 +246,15 @@ pub fn etcd_config(
     ])
 }
 
+/// Refuses to reach etcd when update.conf's etcd settings have a value the engine cannot use:
+/// its default in their place would be another etcd than the cluster's.
+fn etcd_settings_usable(config: &Config) -> Result<()> {
+    match config.lock_problem(LockKind::Etcd) {
+        Some(problem) => bail!("update.conf's etcd settings cannot be used: {problem}"),
+        None => Ok(()),
+    }
+}
+
 /// locksmithctl's `status` text. Pure.
 pub fn render_status(sem: &Semaphore) -> String {
     let mut out = format!("Available: {}\nMax: {}\n", sem.semaphore, sem.max);
@@ -340,6 +349,9 @@ pub fn reboot_lock_kind(strategy: RebootStrategy) -> LockKind {
 /// flags over the environment over update.conf), then reboots. Returns how, if the host's
 /// reboot returns (a test's host); fails without rebooting when the lock is not ours.
 pub fn reboot<H: Host>(engine: &Engine<H>, etcd: EtcdConfig) -> Result<String> {
+    if let Some(problems) = engine.config.problems_text() {
+        bail!("not rebooting until update.conf is fixed: {problems}");
+    }
     let id = engine
         .holder_id()
         .map_err(|e| anyhow!("cannot read the machine id: {e}"))?;
@@ -365,6 +377,9 @@ pub fn reboot<H: Host>(engine: &Engine<H>, etcd: EtcdConfig) -> Result<String> {
 /// `send-need-reboot`: leaves the daemon a [`Request::RebootNeeded`]. Returns what to tell the
 /// user.
 pub fn send_need_reboot(paths: &Paths, config: &Config) -> Result<String> {
+    if let Some(problems) = config.problems_text() {
+        bail!("the update-engine daemon does not reboot until update.conf is fixed: {problems}");
+    }
     if config.reboot_strategy == RebootStrategy::Off {
         bail!(
             "REBOOT_STRATEGY=off: the update-engine daemon never reboots by itself, so it would \
@@ -433,6 +448,7 @@ pub fn run_lock(args: &LockArgs, paths: &Paths, config: &Config) -> Result<()> {
         }
         _ => {}
     }
+    etcd_settings_usable(config)?;
     let lock = EtcdLock::connect(&etcd)?;
     match &args.command {
         LockCommand::Status => {
@@ -465,6 +481,7 @@ pub fn run_lock(args: &LockArgs, paths: &Paths, config: &Config) -> Result<()> {
 pub fn run_server(args: &LockServerArgs, config: &Config) -> Result<()> {
     let env = |k: &str| std::env::var(k).ok();
     let etcd = etcd_config(&args.etcd, None, config, &env);
+    etcd_settings_usable(config)?;
     crate::lock::server::serve(&args.listen, &etcd)?;
     Ok(())
 }
@@ -653,5 +670,55 @@ mod tests {
             "Warning: the semaphore is inconsistent: a holder has an empty id \
              (`locksmithctl unlock \"\"` removes it)\n"
         );
+    }
+
+    #[test]
+    fn an_unusable_update_conf_is_named_not_worked_around() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        let conf = |text: &str| {
+            let keys = crate::config::parse_conf("update.conf", text).unwrap();
+            Config::merged(&[("update.conf", &keys)])
+        };
+        // Its default endpoints would be another etcd than the cluster's.
+        let bad_endpoint = conf("LOCKSMITHD_ENDPOINT=etcd.example:port\n");
+        let args = LockArgs {
+            etcd: EtcdArgs::default(),
+            group: None,
+            debug: false,
+            command: LockCommand::Status,
+        };
+        let e = run_lock(&args, &paths, &bad_endpoint)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("update.conf's etcd settings cannot be used: update.conf: LOCKSMITHD_ENDPOINT=\"etcd.example:port\""),
+            "{e}"
+        );
+        let e = run_server(
+            &LockServerArgs {
+                listen: "127.0.0.1:0".into(),
+                etcd: EtcdArgs::default(),
+            },
+            &bad_endpoint,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("LOCKSMITHD_ENDPOINT"), "{e}");
+        // A daemon that does not reboot is not told to.
+        let bad_window = conf("REBOOT_WINDOW_START=25:00\nREBOOT_WINDOW_LENGTH=1h\n");
+        let e = send_need_reboot(&paths, &bad_window)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("the update-engine daemon does not reboot until update.conf is fixed: update.conf: REBOOT_WINDOW_START=\"25:00\""),
+            "{e}"
+        );
+        // `version` needs no etcd.
+        let version = LockArgs {
+            command: LockCommand::Version,
+            ..args
+        };
+        run_lock(&version, &paths, &bad_endpoint).unwrap();
     }
 }

@@ -118,7 +118,9 @@ fn now() -> u64 {
 /// Runs `cli`; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     let paths = Paths::new(&cli.root);
-    let config = Config::load(&paths).context("loading update.conf")?;
+    // Never fails: what the engine cannot use is in `config.problems`, and each command does
+    // what it safely can with them (the daemon: lifecycle's module docs).
+    let config = Config::load(&paths);
     match &cli.command {
         Command::Lock(args) => return locksmithctl::run_lock(args, &paths, &config).map(|()| 0),
         Command::LockServer(args) => return locksmithctl::run_server(args, &config).map(|()| 0),
@@ -218,12 +220,19 @@ pub fn run(cli: Cli) -> Result<i32> {
             // start the daemon again, with them.
             engine.daemon(&now, &mut wait, &machine_id, Some(0))?;
             eprintln!("update-engine: updates are off: {why}");
-            while matches!(load_root_keys(&paths), Err(ConfigError::NoRootKeys { .. })) {
+            loop {
+                if !matches!(load_root_keys(&paths), Err(ConfigError::NoRootKeys { .. })) {
+                    eprintln!("update-engine: root keys found; starting over");
+                    break;
+                }
+                if Config::load(&paths).problems != config.problems {
+                    eprintln!("update-engine: update.conf changed; starting over");
+                    break;
+                }
                 if let Some(r) = request::wait(&paths, NO_KEYS_POLL, request::POLL) {
                     answer_without_keys(&engine, r, &why.to_string());
                 }
             }
-            eprintln!("update-engine: root keys found; starting over");
         }
         // Handled above, without the engine.
         Command::Lock(_) | Command::LockServer(_) => {}
@@ -497,5 +506,46 @@ mod tests {
         }
         let e = parse(args(&["locksmithctl", "frobnicate"])).unwrap_err();
         assert!(e.to_string().contains("frobnicate"), "{e}");
+    }
+
+    /// A root whose `/etc/coreos/update.conf` has an impossible reboot window (issue 16).
+    fn misconfigured_root() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("etc/coreos/update.conf");
+        std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
+        std::fs::write(
+            &conf,
+            "LOCKSMITHD_REBOOT_WINDOW_START=Blursday 25:61\nLOCKSMITHD_REBOOT_WINDOW_LENGTH=-1h\n",
+        )
+        .unwrap();
+        let keys = Paths::new(dir.path()).root_keys();
+        std::fs::create_dir_all(keys.parent().unwrap()).unwrap();
+        let no_keys = channels::RootKeys { keys: Vec::new() };
+        std::fs::write(&keys, channels::canonical::to_vec(&no_keys).unwrap()).unwrap();
+        dir
+    }
+
+    #[test]
+    fn status_answers_and_check_refuses_with_an_unusable_update_conf() {
+        let dir = misconfigured_root();
+        let cli = |command| Cli {
+            root: dir.path().to_owned(),
+            command,
+        };
+        assert_eq!(run(cli(Command::Status { json: true })).unwrap(), 0);
+        assert_eq!(run(cli(Command::Status { json: false })).unwrap(), 0);
+        assert_eq!(run(cli(Command::Client(ClientAction::Status))).unwrap(), 0);
+        let err = format!("{:#}", run(cli(Command::Check)).unwrap_err());
+        assert!(
+            err.starts_with("updates are off until update.conf is fixed: ")
+                && err.contains(
+                    "etc/coreos/update.conf: LOCKSMITHD_REBOOT_WINDOW_START=\"Blursday 25:61\""
+                ),
+            "{err}"
+        );
+        // The status file says it too, for the clients.
+        let status = crate::status::Status::load(&Paths::new(dir.path()).status()).unwrap();
+        assert_eq!(status.config_errors.len(), 1, "{status:?}");
+        assert!(status.render_plain().contains("\nCONFIG_ERROR="));
     }
 }

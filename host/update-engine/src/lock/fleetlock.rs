@@ -114,13 +114,9 @@ impl FleetLockError {
     }
 }
 
-/// Whether `group` is a valid FleetLock group: `^[a-zA-Z0-9.-]+$`.
-pub fn valid_group(group: &str) -> bool {
-    !group.is_empty()
-        && group
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-}
+/// Whether `group` is a valid FleetLock group: `^[a-zA-Z0-9.-]+$` (update.conf's
+/// `FLEETLOCK_GROUP` rule, defined in `contract`).
+pub use contract::update_conf::valid_fleetlock_group as valid_group;
 
 /// A FleetLock client for one node.
 #[derive(Debug, Clone)]

@@ -1,7 +1,8 @@
 //! The reboot lock (DESIGN.md "Reboot coordination"; SPECS.md S1, S2): how machines agree that
 //! only a few of them reboot at a time, and when.
 //!
-//! - [`window`]: locksmith's reboot windows, pure arithmetic on a clock passed in.
+//! - [`window`]: locksmith's reboot windows, pure arithmetic on a clock passed in (defined in
+//!   `contract::update_conf`, where the validators check the same values).
 //! - [`semaphore`]: locksmith's semaphore value and its pure operations.
 //! - [`etcd`]: that semaphore in etcd v3, compare-and-swap, blocking API ([`EtcdLock`]); optional
 //!   holder leases.
@@ -18,7 +19,7 @@ pub mod fleetlock;
 pub mod reboot_lock;
 pub mod semaphore;
 pub mod server;
-pub mod window;
+pub use contract::update_conf::window;
 
 pub use etcd::{EtcdConfig, EtcdError, EtcdLock, EtcdSettings, Locked};
 pub use fleetlock::{FleetLockClient, FleetLockError};

@@ -3,8 +3,11 @@
 //!
 //! - Start: `HH:MM` (daily) or `Day HH:MM` (weekly), the day one of `Sun` … `Sat` in any case,
 //!   24-hour time. Weeks start on Sunday (Go's `time.Weekday`, which locksmith uses).
-//! - Length: Go duration syntax (`1h30m`, `90m`, `2h`, `1.5h`, `0`), not negative, shorter than
-//!   the period (a day for a daily window, a week for a weekly one).
+//! - Length: Go duration syntax (`1h30m`, `90m`, `2h`, `1.5h`), at least a second, shorter than
+//!   the period (a day for a daily window, a week for a weekly one). locksmith also took `0` and
+//!   negative lengths; a window that is open for an instant (or never) is one the engine would
+//!   practically never reboot in, so they are refused here, where the engine, the cloud-config
+//!   validator and the image spec all check them.
 //! - A window includes both its start and its end instant, like locksmith's.
 //! - Time is UTC. locksmith uses the machine's local time zone; our images have no time zone
 //!   configured, which makes the two agree there.
@@ -22,6 +25,9 @@ const WEEK_SECS: u64 = 7 * DAY_SECS;
 /// 1970-01-01 was a Thursday: the Sunday 00:00 before it is 4 days earlier.
 const EPOCH_WEEKDAY: u64 = 4;
 
+/// The shortest window length: a second.
+const MIN_LENGTH_NS: u64 = 1_000_000_000;
+
 const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 
 /// Why a reboot window setting was rejected.
@@ -37,7 +43,7 @@ pub enum WindowError {
         /// What is wrong.
         reason: String,
     },
-    /// The length is not a Go duration, or negative, or not shorter than the period.
+    /// The length is not a Go duration, or shorter than a second, or not shorter than the period.
     #[error("reboot window length {value:?}: {reason}")]
     Length {
         /// The value.
@@ -69,6 +75,13 @@ impl RebootWindow {
         let (negative, length_ns) = parse_go_duration(length).map_err(bad_length)?;
         if negative && length_ns > 0 {
             return Err(bad_length("must not be negative".into()));
+        }
+        if length_ns < MIN_LENGTH_NS {
+            return Err(bad_length(
+                "must be at least 1s (a shorter window is open for an instant: no reboot would \
+                 ever fall into it)"
+                    .into(),
+            ));
         }
         let window = RebootWindow {
             weekday,
@@ -129,6 +142,17 @@ impl RebootWindow {
             self.next_start(now) - now
         }
     }
+}
+
+/// Checks a window start alone (`HH:MM` or `Day HH:MM`). Pure.
+pub fn check_start(start: &str) -> Result<(), WindowError> {
+    parse_start(start).map(drop)
+}
+
+/// Checks a window length alone: what some start takes (at least a second, shorter than a
+/// week); a daily window's must also be shorter than a day ([`RebootWindow::parse`]). Pure.
+pub fn check_length(length: &str) -> Result<(), WindowError> {
+    RebootWindow::parse("Sun 00:00", length).map(drop)
 }
 
 impl fmt::Display for RebootWindow {
@@ -443,20 +467,20 @@ mod tests {
                 want_until_open: DAY_SECS,
             },
             Case {
-                name: "zero length is one instant",
+                name: "one second is two instants (start and end included)",
                 start: "12:00",
-                length: "0",
-                now: thu(12, 0, 0),
+                length: "1s",
+                now: thu(12, 0, 1),
                 want_open: true,
                 want_until_open: 0,
             },
             Case {
-                name: "zero length, a second later",
+                name: "one second, two seconds later",
                 start: "12:00",
-                length: "0s",
-                now: thu(12, 0, 1),
+                length: "1s",
+                now: thu(12, 0, 2),
                 want_open: false,
-                want_until_open: DAY_SECS - 1,
+                want_until_open: DAY_SECS - 2,
             },
         ];
         for c in cases {
@@ -481,6 +505,11 @@ mod tests {
             ("14:00x", "1h", "bad time of day"),
             ("sat 14:00", "1j", "unknown unit \"j\""),
             ("sat 14:00", "-1h", "must not be negative"),
+            ("Blursday 25:61", "1h", "unknown day \"Blursday\""),
+            ("12:00", "0", "must be at least 1s"),
+            ("12:00", "-0", "must be at least 1s"),
+            ("12:00", "0s", "must be at least 1s"),
+            ("12:00", "999ms", "must be at least 1s"),
             ("sat 14:00", "90", "missing unit"),
             ("sat 14:00", "", "not a duration"),
             ("sat 14:00", "h", "not a duration"),
@@ -522,6 +551,19 @@ mod tests {
     }
 
     #[test]
+    fn start_and_length_alone() {
+        assert_eq!(check_start("thu 23:00"), Ok(()));
+        assert!(check_start("Blursday 25:61").is_err());
+        assert!(check_start("23:60").is_err());
+        assert_eq!(check_length("1h30m"), Ok(()));
+        // Some start takes it: a weekly window's.
+        assert_eq!(check_length("25h"), Ok(()));
+        for bad in ["-1h", "0", "1d", "168h", "1 hour"] {
+            assert!(check_length(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn display() {
         let w = RebootWindow::parse("thu 23:00", "90m").unwrap();
         assert_eq!(w.to_string(), "Thu 23:00 for 1h30m0s");
@@ -555,7 +597,7 @@ mod tests {
     fn windows() -> impl Strategy<Value = (Option<u64>, u64, u64)> {
         (proptest::option::of(0u64..7), 0u64..24, 0u64..60).prop_flat_map(|(day, h, m)| {
             let period = if day.is_some() { WEEK_SECS } else { DAY_SECS };
-            (Just(day), Just(h * 3600 + m * 60), 0..period)
+            (Just(day), Just(h * 3600 + m * 60), 1..period)
         })
     }
 
