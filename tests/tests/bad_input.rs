@@ -360,9 +360,8 @@ fn a_failed_build_leaves_no_earlier_build_that_looks_complete() {
     assert_no_output(&s);
 }
 
-#[test]
-fn a_lock_field_that_disagrees_with_the_package_names_the_field() {
-    let s = Scratch::new("minimal");
+/// Edits busybox-static's entry of the scratch copy's minimal.lock.
+fn edit_busybox_lock(s: &Scratch, edit: impl FnOnce(&mut serde_json::Value)) {
     let lock_path = s.path().join("images/minimal.lock");
     let mut lock: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&lock_path).unwrap()).unwrap();
@@ -372,9 +371,18 @@ fn a_lock_field_that_disagrees_with_the_package_names_the_field() {
         .iter_mut()
         .find(|p| p["package"] == "busybox-static")
         .unwrap();
-    let real = entry["version"].as_str().unwrap().to_string();
-    entry["version"] = serde_json::Value::String(format!("{real}+edited"));
+    edit(entry);
     std::fs::write(&lock_path, serde_json::to_string_pretty(&lock).unwrap()).unwrap();
+}
+
+#[test]
+fn a_lock_field_that_disagrees_with_the_package_names_the_field() {
+    let s = Scratch::new("minimal");
+    let mut real = String::new();
+    edit_busybox_lock(&s, |entry| {
+        real = entry["version"].as_str().unwrap().to_string();
+        entry["version"] = serde_json::Value::String(format!("{real}+edited"));
+    });
     let o = s.build("minimal", "out", &pool_dir());
     assert_clean_failure(
         &o,
@@ -526,17 +534,9 @@ fn a_lock_filename_that_leaves_the_pool_or_names_another_package_is_refused() {
         ),
     ] {
         let s = Scratch::new("minimal");
-        let lock_path = s.path().join("images/minimal.lock");
-        let mut lock: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&lock_path).unwrap()).unwrap();
-        let entry = lock["packages"]
-            .as_array_mut()
-            .unwrap()
-            .iter_mut()
-            .find(|p| p["package"] == "busybox-static")
-            .unwrap();
-        entry["filename"] = serde_json::Value::String(filename.into());
-        std::fs::write(&lock_path, serde_json::to_string_pretty(&lock).unwrap()).unwrap();
+        edit_busybox_lock(&s, |entry| {
+            entry["filename"] = serde_json::Value::String(filename.into());
+        });
         let o = s.build("minimal", "out", &pool_dir());
         assert_clean_failure(&o, "minimal.lock is malformed: packages[");
         assert_clean_failure(&o, &format!("(busybox-static): filename \"{filename}\""));
