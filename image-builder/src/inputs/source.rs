@@ -171,6 +171,15 @@ pub fn verify_control(
             });
         }
     }
+    if let Some(actual) = p.file_name_mismatch(control) {
+        return Err(InputMismatch::Control {
+            package: p.package.clone(),
+            version: p.version.clone(),
+            field: "filename",
+            expected: p.filename.clone(),
+            actual,
+        });
+    }
     Ok(())
 }
 
