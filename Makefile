@@ -12,15 +12,24 @@ IMAGE_BUILDER := target/release/image-builder
 # The initramfs /init and the update engine are part of images: static, without machine-specific paths.
 INIT_RUSTFLAGS := -C target-feature=+crt-static --remap-path-prefix=$(CURDIR)=/src --remap-path-prefix=$(HOME)/.cargo=/cargo -C strip=symbols
 
-.PHONY: image test setup tools pool pool-all lint bench clean
+.PHONY: image test setup tools pool pool-all lint bench clean fuzz
 
 image: tools pool
 	$(IMAGE_BUILDER) build $(SPEC) --out $(OUT) --pool $(POOL)
 
 # cargo-nextest (installed when missing), two tests at a time across all binaries
-# (.config/nextest.toml), then a table of each test binary's time, also when tests failed.
+# (.config/nextest.toml), then the fuzz targets a few seconds each on their corpora
+# (scripts/fuzz.sh), then a table of each test binary's time, also when tests failed.
 test: tools pool-all
 	bash scripts/test.sh
+
+# The fuzz targets for long (fuzz/README.md): FUZZ_TIME seconds each, or only TARGET
+# (make fuzz TARGET=spec FUZZ_TIME=3600). New inputs stay in fuzz/work/; `scripts/fuzz.sh merge`
+# adds the ones that reach new code to the checked-in corpora.
+FUZZ_TIME ?= 600
+TARGET ?=
+fuzz: setup
+	FUZZ_TIME=$(FUZZ_TIME) bash scripts/fuzz.sh long $(TARGET)
 
 setup:
 	bash scripts/setup-host.sh
@@ -48,7 +57,7 @@ bench: tools pool-all
 	bash bench/build.sh
 
 clean:
-	rm -rf out target
+	rm -rf out target fuzz/target
 
 .PHONY: bench-apply
 bench-apply: tools

@@ -6,13 +6,13 @@ set -euo pipefail
 need_pkgs=(gdisk dosfstools mtools squashfs-tools e2fsprogs ovmf xz-utils zstd cpio bc ca-certificates curl time
            etcd-server etcd-client protobuf-compiler libprotobuf-dev libxml2-utils vagrant python3-venv
            ipxe-qemu openssh-client vagrant-libvirt libvirt-daemon-system libvirt-clients dnsmasq-base iptables
-           kmod genisoimage)
+           kmod genisoimage g++)
 need_bins=(sgdisk fsck.fat mcopy mksquashfs e2fsck /usr/share/OVMF/OVMF_CODE_4M.fd xz zstd cpio bc curl /usr/bin/time
            etcd etcdctl protoc /usr/include/google/protobuf/descriptor.proto xmllint vagrant
            /usr/lib/ipxe/qemu/efi-virtio.rom ssh ssh-keygen
            libvirtd virtlogd virtlockd virsh dnsmasq iptables
            /usr/share/doc/vagrant-libvirt
-           depmod genisoimage)
+           depmod genisoimage g++)
 # moto (the AWS emulator the AMI upload test runs against) is not packaged in Debian 12: it
 # lives in a venv of the system python3 at a fixed path, installed with pip's default
 # configuration. tests/tests/ami_upload.rs uses the same path.
@@ -31,6 +31,16 @@ kvm_device() {
   fi
 }
 kvm_device
+
+# cargo-fuzz, for the fuzz targets `make test` runs (scripts/fuzz.sh; libFuzzer itself is C++,
+# built with g++ from need_pkgs). Built from crates.io for the user running this when missing
+# (a minute, once); no root needed. The targets build on stable Rust (no sanitizer): no nightly.
+CARGO_FUZZ_MIN=0.13.2
+have=$(cargo fuzz --version 2>/dev/null | awk 'NR == 1 {print $2}')
+if [[ -z "$have" ]] || ! printf '%s\n%s\n' "$CARGO_FUZZ_MIN" "$have" | sort -V -C; then
+  echo "installing cargo-fuzz (have: ${have:-none}, need >= $CARGO_FUZZ_MIN)"
+  cargo install --locked cargo-fuzz
+fi
 
 missing=0
 for b in "${need_bins[@]}" qemu-system-x86_64 qemu-img "$moto_venv/bin/moto_server" "$cot_venv/bin/cot"; do

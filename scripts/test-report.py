@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """The table `make test` ends with: per test binary, its tests, failures, the time its tests
 took together (busy) and from its first test's start to its last test's end (span), from
-nextest's JUnit report; then the doc tests and the total wall time.
+nextest's JUnit report; then the doc tests, the fuzz targets and the total wall time.
 
-usage: test-report.py JUNIT_XML TIMES NEXTEST_STATUS DOC_STATUS
-TIMES holds `name<TAB>start<TAB>end` lines (seconds since the epoch) for the nextest run and
-the doc tests. A missing JUnit report (the build failed) is said, not an error.
+usage: test-report.py JUNIT_XML TIMES NEXTEST_STATUS DOC_STATUS [FUZZ_STATUS]
+TIMES holds `name<TAB>start<TAB>end` lines (seconds since the epoch) for the nextest run, the
+doc tests and, when they ran, the fuzz targets' build (`fuzz-build`) and run (`fuzz-run`). A
+missing JUnit report (the build failed) is said, not an error.
 """
 import sys
 import xml.etree.ElementTree as ET
@@ -23,6 +24,7 @@ def minutes(s):
 
 def main():
     junit, times_path, nextest_status, doc_status = sys.argv[1:5]
+    fuzz_status = sys.argv[5] if len(sys.argv) > 5 else "0"
     times = {}
     with open(times_path) as f:
         for line in f:
@@ -50,7 +52,12 @@ def main():
     rows.sort(key=lambda r: -r[3])
 
     doc_label = "doc tests (cargo test --doc)"
-    width = max([len(r[0]) for r in rows] + [len("test binary"), len(doc_label)])
+    fuzz_labels = {
+        "fuzz-build": "fuzz targets: build (fuzz/)",
+        "fuzz-run": "fuzz targets: run (scripts/fuzz.sh)",
+    }
+    width = max([len(r[0]) for r in rows] + [len("test binary"), len(doc_label)]
+                + [len(label) for label in fuzz_labels.values()])
     print()
     print(f"{'test binary':<{width}}  {'tests':>5}  {'failed':>6}  {'busy':>9}  {'span':>9}")
     for name, n, failed, busy, span in rows:
@@ -62,7 +69,14 @@ def main():
     ds, de = times["doctests"]
     doc = "failed" if doc_status != "0" else ""
     print(f"{doc_label:<{width}}  {'':>5}  {doc:>6}  {'':>9}  {minutes(de - ds):>9}")
-    print(f"{'total':<{width}}  {'':>5}  {'':>6}  {'':>9}  {minutes(de - start):>9}  wall")
+    end = de
+    for name, label in fuzz_labels.items():
+        if name in times:
+            fs, fe = times[name]
+            end = max(end, fe)
+            fuzz = "failed" if fuzz_status != "0" and name == "fuzz-run" else ""
+            print(f"{label:<{width}}  {'':>5}  {fuzz:>6}  {'':>9}  {minutes(fe - fs):>9}")
+    print(f"{'total':<{width}}  {'':>5}  {'':>6}  {'':>9}  {minutes(end - start):>9}  wall")
     if nextest_status != "0":
         print(f"nextest exited with {nextest_status}")
 

@@ -208,6 +208,7 @@ pub struct Os {
 pub struct Kernel {
     pub package: Spanned<PackageName>,
     /// Kernel command line; the builder appends `usr=PARTUUID=…` for each slot.
+    #[serde(deserialize_with = "kernel_cmdline")]
     pub cmdline: String,
     /// Modules the initramfs carries to reach /usr (their dependencies are added); `/init`
     /// loads a device's driver only when the machine has such a device.
@@ -215,6 +216,27 @@ pub struct Kernel {
     /// Which of the kernel's modules /usr keeps (all unless excluded).
     #[serde(default)]
     pub modules: ModuleRules,
+}
+
+/// `kernel.cmdline`, checked: the `usr=PARTUUID=` each boot entry appends must reach `/init`,
+/// which reads the line with `contract::cmdline` (so does this check). No line break or other
+/// control character (the entry's `options` line would end there), no unbalanced `"` (it would
+/// quote `usr=`), no `--` (what follows it is init's, not the kernel's), nothing `/init` refuses.
+fn kernel_cmdline<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use contract::cmdline::{self, CmdlineError, DeviceSpec, UsrSpec};
+    let s = String::deserialize(d)?;
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
+        let why = format!("{s:?}: {c:?} cannot be in a kernel command line (it must fit one line of the boot entry)");
+        return Err(serde::de::Error::custom(why));
+    }
+    const PROBE: &str = "00000000-0000-0000-0000-000000000000";
+    match cmdline::parse(&format!("{s} usr=PARTUUID={PROBE}")).map(|c| c.usr) {
+        Ok(UsrSpec::Device(DeviceSpec::PartUuid(u))) if u == PROBE => Ok(s),
+        Ok(_) | Err(CmdlineError::MissingUsr) => Err(serde::de::Error::custom(format!(
+            "{s:?}: an unbalanced '\"' or a '--' would hide the usr= each boot entry appends from /init"
+        ))),
+        Err(e) => Err(serde::de::Error::custom(format!("{s:?}: /init would refuse it: {e}"))),
+    }
 }
 
 /// `kernel.modules`: subtrees of the kernel's module directory (relative to its `kernel/`,
@@ -485,8 +507,8 @@ impl ImageSpec {
             path: path.to_path_buf(),
             message,
         };
-        let args = std::iter::once(("kernel.cmdline", &self.kernel.cmdline))
-            .chain(self.pxe.kernel_args.iter().map(|a| ("pxe.kernel_args", a)));
+        // kernel.cmdline's own characters are checked as it is read ([`kernel_cmdline`]).
+        let args = self.pxe.kernel_args.iter().map(|a| ("pxe.kernel_args", a));
         for (key, value) in args {
             if let Some(c) = value.chars().find(|c| c.is_control()) {
                 return Err(invalid(format!(
@@ -672,10 +694,15 @@ checked_newtype!(
     }
 );
 
-/// A value of an `update.conf` line: non-empty, one line, no control characters.
+/// A value of an `update.conf` line: non-empty, one line, no control characters, and read
+/// back as written (`contract::update_conf::parse` strips surrounding spaces and quotes).
 fn conf_value(s: &str) -> Result<(), String> {
     if s.trim().is_empty() || s.chars().any(char::is_control) {
         Err(format!("{s:?}: must be a non-empty single line"))
+    } else if s.trim() != s || contract::update_conf::unquote(s) != s {
+        Err(format!(
+            "{s:?}: update.conf would read it without its surrounding spaces or quotes"
+        ))
     } else {
         Ok(())
     }
@@ -1055,6 +1082,41 @@ partitions:
         }
     }
 
+    /// Caught by the `spec` fuzz target's checks: these command lines built images whose first boot
+    /// entry gave /init no `usr=` (or one it refused), so the disk could not boot.
+    #[test]
+    fn kernel_cmdlines_that_would_hide_usr_from_init() {
+        let from = "cmdline: console=ttyS0";
+        for (to, want) in [
+            (
+                "cmdline: console=ttyS0 -- single",
+                "'--' would hide the usr=",
+            ),
+            ("cmdline: console=ttyS0 x=\"a", "unbalanced"),
+            (
+                "cmdline: \"console=ttyS0\\nversion 9.9.9\"",
+                "'\\n' cannot be in a kernel command line",
+            ),
+            (
+                "cmdline: console=ttyS0 init=sbin/init",
+                "/init would refuse it",
+            ),
+            ("cmdline: console=ttyS0 root=", "/init would refuse it"),
+        ] {
+            let text = GOOD.replacen(from, to, 1);
+            assert_ne!(text, GOOD, "{to}");
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(want), "{to}: {err}");
+            assert!(err.contains("images/test.yaml:"), "{err}");
+        }
+        for ok in [
+            "cmdline: console=ttyS0 x=\"a b\" usr=PARTUUID=00000000-0000-0000-0000-000000000001",
+            "cmdline: \"\"",
+        ] {
+            parse(&GOOD.replacen(from, ok, 1)).unwrap();
+        }
+    }
+
     #[test]
     fn paths_and_identifiers_fit_what_they_name() {
         let long = format!("/usr/lib/{}", "n".repeat(256));
@@ -1097,10 +1159,7 @@ partitions:
         let err = parse(&with("\"quiet\\ntitle evil\"", "b"))
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("kernel.cmdline: \"quiet\\ntitle evil\" holds the control character"),
-            "{err}"
-        );
+        assert!(err.contains("cannot be in a kernel command line"), "{err}");
         let err = parse(&with("quiet", "\"a\\tb\"")).unwrap_err().to_string();
         assert!(err.contains("pxe.kernel_args:"), "{err}");
     }
@@ -1169,6 +1228,29 @@ partitions:
             .unwrap_err()
             .to_string()
             .contains("single line"));
+    }
+
+    /// Caught by the `spec` fuzz target's checks: the machines read these values of update.conf without
+    /// their surrounding spaces or quotes, so not as the spec wrote them.
+    #[test]
+    fn update_conf_values_read_back_as_written() {
+        // LOCKSMITHD_GROUP is a plain value: only the read-back rule applies.
+        let text =
+            format!("{GOOD}update:\n  engine: target/ue\n  locksmith:\n    group: http://u/\n");
+        for bad in [
+            "\" http://u/\"",
+            "\"http://u/ \"",
+            "'\"http://u/\"'",
+            "\"'http://u/'\"",
+        ] {
+            let err = parse(&text.replace("group: http://u/", &format!("group: {bad}")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("surrounding spaces or quotes"), "{bad}: {err}");
+        }
+        for ok in ["http://u/a b", "\"'http://u/\"", "\"a\\\"b\""] {
+            parse(&text.replace("group: http://u/", &format!("group: {ok}"))).unwrap();
+        }
     }
 
     #[test]

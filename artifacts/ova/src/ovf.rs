@@ -462,7 +462,10 @@ fn hardware_section(x: &mut String, d: &Descriptor) {
     x.push_str("    </VirtualHardwareSection>\n");
 }
 
-/// Escape text for XML element content and double-quoted attributes.
+/// Escape text for XML element content and double-quoted attributes. Tabs and line breaks
+/// become character references, which a parser keeps as they are (written raw, an attribute
+/// would read them as spaces and `\r` would read as `\n`); characters XML 1.0 cannot carry at
+/// all (the other control characters, U+FFFE, U+FFFF) become U+FFFD.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -472,6 +475,10 @@ pub fn esc(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => {
+                let _ = write!(out, "&#{};", u32::from(c));
+            }
+            c if c < ' ' || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
@@ -664,5 +671,19 @@ mod tests {
             x.contains("<Product>O&apos;Brien &amp; Co</Product>"),
             "{x}"
         );
+    }
+
+    /// Found by the `ovf` fuzz target: a control character in a name made the descriptor
+    /// ill-formed XML, and a tab or line break in an attribute read back as a space.
+    #[test]
+    fn control_characters_stay_well_formed() {
+        let mut d = descriptor(Hypervisor::Vmware);
+        d.name = "a\u{2}b\tc\r\nd\u{ffff}".into();
+        let x = render(&d);
+        assert!(
+            x.contains("ovf:id=\"a\u{fffd}b&#9;c&#13;&#10;d\u{fffd}\""),
+            "{x}"
+        );
+        assert!(!x.chars().any(|c| c < ' ' && c != '\n'), "{x}");
     }
 }

@@ -35,19 +35,42 @@ pub fn next_check_at(now: u64, interval_secs: u64, machine_id: &[u8], round: u64
 
 /// The kernel command line for a new slot's entry: the booted entry's `options` line without
 /// its `usr=` argument (the entry adds its own `usr=PARTUUID=`). `None` if the text has no
-/// `options` line.
+/// `options` line. Arguments are the kernel's (and `/init`'s, `contract::cmdline::split_args`):
+/// whitespace inside double quotes does not separate them, so dropping `usr=` never leaves
+/// half of a quoted value behind.
 pub fn cmdline_for_new_slot(booted_entry_text: &str) -> Option<String> {
     let options = booted_entry_text
         .lines()
         .filter_map(|l| l.trim_start().strip_prefix("options"))
         .find(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))?;
     Some(
-        options
-            .split_whitespace()
-            .filter(|arg| !arg.starts_with("usr="))
+        kernel_args(options)
+            .into_iter()
+            .filter(|arg| !arg.replace('"', "").starts_with("usr="))
             .collect::<Vec<_>>()
             .join(" "),
     )
+}
+
+/// The arguments of a command line as the kernel separates them, quotes kept.
+fn kernel_args(cmdline: &str) -> Vec<&str> {
+    let mut args = Vec::new();
+    let mut start = None;
+    let mut quoted = false;
+    for (i, c) in cmdline.char_indices() {
+        if c.is_whitespace() && !quoted {
+            if let Some(s) = start.take() {
+                args.push(&cmdline[s..i]);
+            }
+            continue;
+        }
+        if c == '"' {
+            quoted = !quoted;
+        }
+        start.get_or_insert(i);
+    }
+    args.extend(start.map(|s| &cmdline[s..]));
+    args
 }
 
 #[cfg(test)]
@@ -107,6 +130,18 @@ mod tests {
                 name: "optionsx is not options",
                 input: "optionsx a\noptions b usr=x\n",
                 want: Some("b"),
+            },
+            Case {
+                // Found by the `boot_entry` fuzz target: splitting at every space left `b"` of
+                // the quoted value, whose quote then hid the new `usr=` from /init.
+                name: "a quoted space inside usr= is one argument",
+                input: "options x usr=PARTUUID=old\"a b\" y usr=PARTUUID=abc\n",
+                want: Some("x y"),
+            },
+            Case {
+                name: "quoted arguments stay whole",
+                input: "options  a=\"1  2\" \"usr=q\" b usr=x\n",
+                want: Some("a=\"1  2\" b"),
             },
             Case {
                 name: "no options",

@@ -246,12 +246,18 @@ impl Lockfile {
         s
     }
 
+    /// Read and parse the lockfile at `path`.
     pub fn load(path: &Path) -> Result<Lockfile, LockError> {
         let text = std::fs::read_to_string(path).map_err(|source| LockError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        let lock: Lockfile = serde_json::from_str(&text).map_err(|e| LockError::Malformed {
+        Self::parse(&text, path)
+    }
+
+    /// Parse lockfile text; `path` only names the file in errors. Pure.
+    pub fn parse(text: &str, path: &Path) -> Result<Lockfile, LockError> {
+        let lock: Lockfile = serde_json::from_str(text).map_err(|e| LockError::Malformed {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
