@@ -32,9 +32,11 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let overrides = parse_conf("override.conf", &parts[1]).unwrap_or_default();
-    let Ok(config) = Config::merged(&[&keys, &overrides]) else {
-        return;
-    };
+    // Bad values are problems of the config, never a failure (the engine keeps running).
+    let config = Config::merged(&[("update.conf", &keys), ("override.conf", &overrides)]);
+    for problem in &config.problems {
+        let _ = problem.to_string();
+    }
     let _ = config.reboot_lock.etcd_config();
     let Some(window) = config.reboot_lock.window else {
         return;
