@@ -36,7 +36,7 @@ kvm_device
 # built with g++ from need_pkgs). Built from crates.io for the user running this when missing
 # (a minute, once); no root needed. The targets build on stable Rust (no sanitizer): no nightly.
 CARGO_FUZZ_MIN=0.13.2
-have=$(cargo fuzz --version 2>/dev/null | awk 'NR == 1 {print $2}')
+have=$(cargo fuzz --version 2>/dev/null | awk 'NR == 1 {print $2}' || true)  # none yet: cargo says 101
 if [[ -z "$have" ]] || ! printf '%s\n%s\n' "$CARGO_FUZZ_MIN" "$have" | sort -V -C; then
   echo "installing cargo-fuzz (have: ${have:-none}, need >= $CARGO_FUZZ_MIN)"
   cargo install --locked cargo-fuzz
