@@ -90,7 +90,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub init: Option<PathBuf>,
     /// Platform artifacts to write instead of the spec's `outputs:`, comma-separated: raw,
-    /// qcow2, vmdk, vhd, ova, vagrant-virtualbox, vagrant-libvirt, ami, pxe.
+    /// qcow2, vmdk, vhd, ova, vagrant-virtualbox, vagrant-libvirt, ami, pxe, iso.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub outputs: Option<Vec<Output>>,
     /// Rebuild even if nothing changed.
@@ -224,6 +224,10 @@ pub struct RunArgs {
     /// name in DIR or a URL (the host is 10.0.2.2 from the guest).
     #[arg(long, requires = "pxe")]
     pub bootfile: Option<String>,
+    /// Boot this ISO (the `iso` output) from a CD-ROM drive; the disk, if any, is only
+    /// attached. (To boot it as a USB stick, give it as the disk with --disk-bus usb.)
+    #[arg(long, value_name = "ISO", conflicts_with = "pxe")]
+    pub cdrom: Option<PathBuf>,
     /// uefi (OVMF) or bios (SeaBIOS).
     #[arg(long, default_value = "uefi")]
     pub firmware: run::Firmware,
@@ -248,7 +252,7 @@ pub struct RunArgs {
     /// that boots, through its iPXE ROM).
     #[arg(long, default_value = "virtio")]
     pub nic: run::Nic,
-    /// MiB of RAM [default: 512, 1024 with --pxe: /usr and / are in RAM].
+    /// MiB of RAM [default: 512, 1024 with --pxe or --cdrom: /usr and / are in RAM].
     #[arg(long)]
     pub memory: Option<u32>,
     /// Discard writes to the disk.

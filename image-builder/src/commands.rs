@@ -248,13 +248,16 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         .pxe
         .map(|dir| Netboot::from_build(dir, a.bootfile))
         .transpose()?;
-    let memory_mib = a.memory.unwrap_or(match netboot {
-        Some(_) => 1024,
-        None => 512,
-    });
+    let memory_mib = a
+        .memory
+        .unwrap_or(match netboot.is_some() || a.cdrom.is_some() {
+            true => 1024,
+            false => 512,
+        });
     let opts = RunOptions {
         disk: a.disk,
         netboot,
+        cdrom: a.cdrom,
         firmware: a.firmware,
         format: a.format,
         machine: a.machine,

@@ -40,6 +40,10 @@ pub struct BuildReport {
     pub inputs: Vec<LockedPackage>,
     /// Boot entry file names on the ESP.
     pub boot_entries: Vec<String>,
+    /// RAM (MiB) a machine needs to run the image from RAM, when the build made the network
+    /// boot or the live medium (`artifacts::live::ram_mib`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_ram_mib: Option<u64>,
 }
 
 impl BuildReport {

@@ -36,6 +36,9 @@ pub struct RunOptions {
     pub disk: Option<PathBuf>,
     /// Boot from the network instead of the disk.
     pub netboot: Option<Netboot>,
+    /// Boot this ISO from a CD-ROM drive (an IDE CD on the chipset's own controller) instead
+    /// of the disk.
+    pub cdrom: Option<PathBuf>,
     pub firmware: Firmware,
     /// `raw`, `qcow2`, `vmdk`, `vpc`.
     pub format: String,
@@ -319,6 +322,15 @@ pub fn qemu_command(opts: &RunOptions, vars: &Path) -> Command {
     if let Some(disk) = &opts.disk {
         cmd.args(disk_args(opts, disk));
     }
+    if let Some(iso) = &opts.cdrom {
+        // ide.1: the second IDE bus of both chipsets (PIIX on pc, the ICH9 AHCI on q35).
+        cmd.arg("-drive")
+            .arg(format!(
+                "file={},format=raw,if=none,id=cd0,media=cdrom,readonly=on",
+                iso.display()
+            ))
+            .args(["-device", "ide-cd,bus=ide.1,drive=cd0,bootindex=0"]);
+    }
     cmd.args(net_args(opts))
         .args(["-no-user-config", "-nodefaults"]);
     if opts.snapshot {
@@ -422,9 +434,10 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, String)> {
     if opts.bus == DiskBus::Ide && opts.machine != Machine::Pc {
         bail!("--disk-bus ide needs --machine pc (q35 has no IDE controller)");
     }
-    match (&opts.disk, &opts.netboot) {
-        (Some(disk), _) if !disk.exists() => bail!("disk {} does not exist", disk.display()),
-        (None, None) => bail!("nothing to boot: give a disk or a network boot"),
+    match (&opts.disk, &opts.netboot, &opts.cdrom) {
+        (Some(disk), _, _) if !disk.exists() => bail!("disk {} does not exist", disk.display()),
+        (_, _, Some(iso)) if !iso.exists() => bail!("ISO {} does not exist", iso.display()),
+        (None, None, None) => bail!("nothing to boot: give a disk, an ISO or a network boot"),
         _ => {}
     }
     if opts.firmware == Firmware::Uefi {
@@ -589,6 +602,7 @@ mod tests {
         let mut opts = RunOptions {
             disk: Some("d.raw".into()),
             netboot: None,
+            cdrom: None,
             firmware: Firmware::Uefi,
             format: "raw".into(),
             machine: Machine::Q35,
@@ -637,6 +651,7 @@ mod tests {
         let mut opts = RunOptions {
             disk: Some("d.raw".into()),
             netboot: None,
+            cdrom: None,
             firmware: Firmware::Bios,
             format: "raw".into(),
             machine: Machine::Pc,
@@ -689,6 +704,7 @@ mod tests {
     fn network_boot_command() {
         let mut opts = RunOptions {
             disk: None,
+            cdrom: None,
             netboot: Some(Netboot {
                 tftp_root: "/srv/tftp,1".into(),
                 bootfile: "minimal_1.0.0_pxe.ipxe".into(),

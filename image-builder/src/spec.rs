@@ -43,9 +43,12 @@ pub struct ImageSpec {
     /// The on-host update engine and its defaults; absent: the image does not update itself.
     #[serde(default)]
     pub update: Option<UpdateSpec>,
-    /// Settings of the `pxe` output.
+    /// Settings of the `pxe` output (and of the `iso` output, which boots the same line).
     #[serde(default)]
     pub pxe: PxeSpec,
+    /// Settings of the `iso` output.
+    #[serde(default)]
+    pub iso: IsoSpec,
     /// Settings of the Vagrant outputs' cluster files.
     #[serde(default)]
     pub vagrant: VagrantSpec,
@@ -69,6 +72,32 @@ pub struct PxeSpec {
     /// `coreos.autologin`, `cloud-config-url=http://...`, `sshkey="..."`.
     #[serde(default)]
     pub kernel_args: Vec<String>,
+}
+
+/// `iso:` — the live medium's volume label.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsoSpec {
+    /// The ISO 9660 volume id (1-32 of `A-Z 0-9 _`, what `blkid` shows as LABEL); absent:
+    /// `os.id` and `os.version` in capitals, e.g. `MINIMAL_1_0_0`.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// The ISO's volume id: `iso.label`, or one made from `os.id` and `os.version`. Pure.
+pub fn iso_label(spec: &ImageSpec) -> String {
+    if let Some(label) = &spec.iso.label {
+        return label.clone();
+    }
+    let mut label: String = format!("{}_{}", spec.os.id.0, spec.os.version.0)
+        .chars()
+        .map(|c| match c.to_ascii_uppercase() {
+            c @ ('A'..='Z' | '0'..='9') => c,
+            _ => '_',
+        })
+        .collect();
+    label.truncate(32);
+    label
 }
 
 /// `resolve:` — exact pins of the listed packages, or their dependency closure.
@@ -343,11 +372,13 @@ pub enum Output {
     Ami,
     /// `.vmlinuz` + `.cpio` + `.ipxe` + `.pxelinux.cfg`: network boot, running from RAM.
     Pxe,
+    /// `.iso`: the live medium for CD or USB stick (BIOS and UEFI), running from RAM like `pxe`.
+    Iso,
 }
 
 impl Output {
     /// Every output, in the order a build writes them.
-    pub const ALL: [Output; 9] = [
+    pub const ALL: [Output; 10] = [
         Output::Raw,
         Output::Qcow2,
         Output::Vmdk,
@@ -357,6 +388,7 @@ impl Output {
         Output::VagrantLibvirt,
         Output::Ami,
         Output::Pxe,
+        Output::Iso,
     ];
 
     /// The name in the spec (and in artifact file names).
@@ -371,6 +403,7 @@ impl Output {
             Output::VagrantLibvirt => "vagrant-libvirt",
             Output::Ami => "ami",
             Output::Pxe => "pxe",
+            Output::Iso => "iso",
         }
     }
 }
@@ -478,6 +511,20 @@ impl ImageSpec {
             self.check_update(u, path)?;
         }
         self.check_kernel_lines(path)?;
+        if let Some(label) = &self.iso.label {
+            let ok = (1..=32).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                return Err(SpecError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "iso.label: {label:?} is not an ISO 9660 volume id (1 to 32 of A-Z, 0-9 and _)"
+                    ),
+                });
+            }
+        }
         let mut outputs = BTreeSet::new();
         for o in &self.outputs {
             if !outputs.insert(o.value) {

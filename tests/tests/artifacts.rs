@@ -4,7 +4,9 @@
 //! reaches /usr on VMware's paravirtual SCSI controller; the OVA and the boxes have the layout
 //! their consumers expect (member order, manifest hashes, the OVF schema, metadata fields);
 //! Debian's `vagrant` adds the boxes from a per-channel catalog; the PXE files network-boot
-//! through iPXE (TFTP and HTTP, BIOS and UEFI) and run from RAM; bad input is one clear error.
+//! through iPXE (TFTP and HTTP, BIOS and UEFI) and run from RAM; the ISO boots from a CD and
+//! as a USB stick, BIOS and UEFI, in the RAM its build says it needs, and isoinfo, sgdisk,
+//! blkid and mtools read it as what it claims to be; bad input is one clear error.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -18,7 +20,7 @@ use tests::{
 };
 
 const ALL_OUTPUTS: &str =
-    "outputs: [raw, qcow2, vmdk, vhd, ova, vagrant-virtualbox, vagrant-libvirt, ami, pxe]
+    "outputs: [raw, qcow2, vmdk, vhd, ova, vagrant-virtualbox, vagrant-libvirt, ami, pxe, iso]
 pxe:
   kernel_args: [coreos.autologin]";
 const BASE: &str = "minimal_1.0.0";
@@ -840,6 +842,167 @@ fn pxe_files_are_what_the_image_boots() {
         )),
         "{pxelinux}"
     );
+}
+
+/// The live medium (`iso`) boots four ways with a blank AHCI disk attached (what an installer
+/// would find): from a CD-ROM drive through El Torito (GRUB's cdboot.img under SeaBIOS, the
+/// EFI image under OVMF) and as a USB stick (the MBR's boot.img under SeaBIOS, the GPT's EFI
+/// partition under OVMF), each in exactly the RAM `build.json` says the live system needs,
+/// to the autologin shell, running from RAM as after a network boot.
+#[test]
+fn iso_boots_from_cd_and_usb_stick_with_bios_and_uefi() {
+    let out = shared();
+    let iso = out.join(name("iso", "iso"));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("build.json")).unwrap()).unwrap();
+    let ram = report["live_ram_mib"]
+        .as_u64()
+        .expect("build.json: live_ram_mib");
+    let dir = tempfile::tempdir().unwrap();
+    let blank = dir.path().join("blank.raw");
+    File::create(&blank).unwrap().set_len(2 * GIB).unwrap();
+    let ram = ram.to_string();
+    // GRUB names its entry (SeaBIOS prints nothing on the serial line), OVMF its boot device;
+    // /init names the driver of the medium it was loaded from.
+    let grub = "Booting `Minimal Linux 1.0.0 (live)'";
+    let cases = [
+        ("bios", "cd", grub, "sr_mod (scsi/"),
+        (
+            "uefi",
+            "cd",
+            "BdsDxe: starting Boot0001 \"UEFI QEMU DVD-ROM",
+            "sr_mod (scsi/",
+        ),
+        ("bios", "usb", grub, "usb_storage (usb/"),
+        (
+            "uefi",
+            "usb",
+            "BdsDxe: starting Boot0001 \"UEFI QEMU QEMU USB HARDDRIVE",
+            "usb_storage (usb/",
+        ),
+    ];
+    for (firmware, medium, firmware_line, driver) in cases {
+        let mut args: Vec<String> = vec!["run".into()];
+        match medium {
+            "cd" => args.extend(["--cdrom".into(), iso.display().to_string()]),
+            _ => args.extend([iso.display().to_string(), "--disk-bus".into(), "usb".into()]),
+        }
+        args.extend(
+            [
+                "--snapshot",
+                "--firmware",
+                firmware,
+                "--memory",
+                &ram,
+                "--timeout",
+                "400",
+                "--expect",
+                r"root@\S+:~# ?$",
+                "--",
+                "-device",
+                "ich9-ahci,id=blank",
+                "-drive",
+                &format!("file={},format=raw,if=none,id=blankdisk", blank.display()),
+                "-device",
+                "ide-hd,bus=blank.0,drive=blankdisk",
+            ]
+            .map(String::from),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = image_builder(&repo_root(), &args);
+        let console = text(&run);
+        assert!(
+            run.status.success(),
+            "{firmware} {medium}: no autologin shell ({args:?}):\n{console}"
+        );
+        for want in [
+            firmware_line,
+            driver,
+            "init: usr=/usr.squashfs on /dev/loop",
+            "init: root=tmpfs (in RAM) on /sysroot",
+            "Minimal Linux alpha (1.0.0)",
+        ] {
+            assert!(
+                console.contains(want),
+                "{firmware} {medium}: {want:?} missing:\n{console}"
+            );
+        }
+    }
+}
+
+/// The ISO as its consumers read it: isoinfo (volume, El Torito catalog, files), sgdisk (the
+/// hybrid GPT, verified, with the EFI image as its partition), blkid (an iso9660 with the
+/// spec's label), mtools (the EFI image's loader entry and kernel, from the partition).
+#[test]
+fn iso_is_what_its_readers_expect() {
+    let out = shared();
+    let iso = out.join(name("iso", "iso"));
+    let tool = |cmd: &str, args: &[&str]| -> String {
+        let o = Command::new(cmd).args(args).output().unwrap();
+        assert!(o.status.success(), "{cmd} {args:?}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let path = iso.to_str().unwrap();
+    let info = tool("isoinfo", &["-d", "-i", path]);
+    for want in [
+        "Volume id: MINIMAL_1_0_0",
+        "El Torito VD version 1 found",
+        "Nsect 4",
+    ] {
+        assert!(info.contains(want), "{want:?}:\n{info}");
+    }
+    let cfg = tool("isoinfo", &["-i", path, "-x", "/BOOT/GRUB/GRUB.CFG;1"]);
+    assert!(cfg.contains("loopback live /EFIBOOT.IMG"), "{cfg}");
+    assert!(
+        cfg.contains("console=ttyS0,115200n8 panic=10 quiet loglevel=4 coreos.autologin"),
+        "{cfg}"
+    );
+    let blkid = tool("blkid", &["-p", "-o", "export", path]);
+    assert!(blkid.contains("LABEL=MINIMAL_1_0_0"), "{blkid}");
+    assert!(blkid.contains("TYPE=iso9660"), "{blkid}");
+    let gpt = tool("sgdisk", &["-v", path]);
+    assert!(gpt.contains("No problems found"), "{gpt}");
+    let table = tool("sgdisk", &["-p", path]);
+    assert!(table.contains("LIVE-EFI"), "{table}");
+    let part = tool("sgdisk", &["-i", "1", path]);
+    assert!(
+        part.contains("C12A7328-F81F-11D2-BA4B-00A0C93EC93B"),
+        "{part}"
+    );
+    let first: u64 = part
+        .lines()
+        .find_map(|l| l.strip_prefix("First sector: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let fat = format!("{path}@@{}", first * 512);
+    let entry = tool(
+        "mtype",
+        &["-i", &fat, "::/loader/entries/minimal-live.conf"],
+    );
+    assert!(
+        entry.contains("linux /live/vmlinuz\ninitrd /live/initrd\n"),
+        "{entry}"
+    );
+    assert!(entry.contains("options console=tty0"), "{entry}");
+    let kernel = dir_file(&fat, "::/live/vmlinuz");
+    assert_eq!(kernel, std::fs::read(out.join("vmlinuz")).unwrap());
+    let initrd = dir_file(&fat, "::/live/initrd");
+    assert_eq!(
+        initrd,
+        std::fs::read(out.join(name("pxe", "cpio"))).unwrap()
+    );
+}
+
+/// A file out of a FAT image with mtools' `mcopy`.
+fn dir_file(image: &str, path: &str) -> Vec<u8> {
+    let o = Command::new("mcopy")
+        .args(["-n", "-i", image, path, "-"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "mcopy {path}: {}", text(&o));
+    o.stdout
 }
 
 #[test]

@@ -118,6 +118,8 @@ fn build_or_fail(opts: &BuildOptions) -> Result<BuildReport> {
         kernel: &os.kernel,
         usr_img: &boot.usr,
         pxe_initrd: boot.pxe_initrd.as_deref(),
+        bootloader: &os.bootloader,
+        grub: os.bios.as_ref(),
         vagrant_disk: disks.vagrant.as_deref(),
     };
     let outputs = artifacts::write_all(spec, &inputs.root, &sources, staging.path())?;
@@ -137,6 +139,10 @@ fn build_or_fail(opts: &BuildOptions) -> Result<BuildReport> {
         layout,
         inputs: inputs.lock.packages,
         boot_entries: vec![entry.file_name()],
+        live_ram_mib: boot.pxe_initrd.as_ref().map(|base| {
+            let initrd = base.len() as u64 + boot.usr.len() as u64;
+            artifacts::live::ram_mib(os.kernel.len() as u64, initrd)
+        }),
     };
     staging.publish(&report)?;
     Ok(report)
@@ -211,7 +217,10 @@ fn slot_images(
         .iter()
         .map(|m| m.0.as_str())
         .collect();
-    let wants_pxe = spec.output_list().contains(&Output::Pxe);
+    let wants_pxe = spec
+        .output_list()
+        .iter()
+        .any(|o| matches!(o, Output::Pxe | Output::Iso));
     let initrd = |modules: &[&str]| -> Result<Vec<u8>> {
         let tree = initramfs::tree(&os.modules, &os.kernel_modules, modules, init, epoch)?;
         Ok(initramfs::to_bytes(&tree)?)

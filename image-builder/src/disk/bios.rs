@@ -46,6 +46,30 @@ pub const MODULES: [&str; 14] = [
 /// GRUB's prefix: `grub/` on partition 1 (the ESP) of the disk the BIOS booted.
 pub const PREFIX: &str = "(,gpt1)/grub";
 
+/// The modules of a live medium's core image: ISO 9660 on the CD or the USB stick it boots
+/// from, the FAT image inside it (through `loopback`) that holds the kernel and initramfs it
+/// shares with UEFI, and what `grub.cfg` uses.
+pub const ISO_MODULES: [&str; 14] = [
+    "biosdisk",
+    "iso9660",
+    "loopback",
+    "fat",
+    "normal",
+    "configfile",
+    "test",
+    "echo",
+    "sleep",
+    "reboot",
+    "serial",
+    "terminal",
+    "linux",
+    "search",
+];
+
+/// A live medium's prefix: `/boot/grub` on the device the BIOS booted (the CD, or the whole
+/// USB stick, where ISO 9660 starts at the first sector too).
+pub const ISO_PREFIX: &str = "()/boot/grub";
+
 const SECTOR: usize = 512;
 /// `GRUB_KERNEL_I386_PC_LINK_ADDR`: where `kernel.img` runs.
 const LINK_ADDR: u32 = 0x9000;
@@ -109,16 +133,58 @@ impl GrubPc {
 /// `core.img` for a disk whose BIOS-BOOT partition starts at `first_lba`, holding
 /// `capacity` bytes. Pure.
 pub fn core_image(grub: &GrubPc, first_lba: u64, capacity: u64) -> Result<Vec<u8>, BiosError> {
+    core_with(grub, &MODULES, PREFIX, first_lba, capacity)
+}
+
+/// The El Torito boot image of a live medium whose copy of it starts at 2 KiB block `block`
+/// (what `grub-mkimage -O i386-pc-eltorito` and `xorriso --grub2-boot-info` make):
+/// `cdboot.img`, which a BIOS booting the CD runs and which loads the rest and jumps past
+/// `diskboot.img`; and the core image, whose `diskboot.img` is what the MBR of the same
+/// medium booted as a USB disk loads (512-byte sector `block * 4 + 4`, see
+/// [`eltorito_mbr_sector`]), its block list pointing at the sectors after it. Pure.
+pub fn eltorito_image(grub: &GrubPc, block: u64) -> Result<Vec<u8>, BiosError> {
+    let cdboot = grub.file("cdboot.img")?;
+    if cdboot.len() != 2048 {
+        return Err(BiosError::Malformed {
+            file: "cdboot.img",
+            what: format!("{} bytes, want 2048", cdboot.len()),
+        });
+    }
+    let core = core_with(
+        grub,
+        &ISO_MODULES,
+        ISO_PREFIX,
+        eltorito_mbr_sector(block),
+        u64::MAX,
+    )?;
+    let mut image = cdboot.to_vec();
+    image.extend(core);
+    Ok(image)
+}
+
+/// The 512-byte sector of the El Torito image's `diskboot.img`, which the MBR's `boot.img`
+/// loads when the medium boots as a disk: 2 KiB `block` of the image, past `cdboot.img`.
+pub fn eltorito_mbr_sector(block: u64) -> u64 {
+    block * 4 + 4
+}
+
+fn core_with(
+    grub: &GrubPc,
+    modules: &[&str],
+    prefix: &str,
+    first_lba: u64,
+    capacity: u64,
+) -> Result<Vec<u8>, BiosError> {
     let (mut image, kernel_size) = flatten_kernel(grub.file("kernel.img")?)?;
     image.truncate(kernel_size);
-    let modules = resolve_modules(grub, &MODULES)?;
+    let modules = resolve_modules(grub, modules)?;
     // The module area: info header, then each object behind its (type, size) header.
     let mut area = Vec::new();
     for name in &modules {
         let m = grub.file(&format!("{name}.mod"))?;
         push_object(&mut area, OBJ_TYPE_ELF, m);
     }
-    let mut prefix = PREFIX.as_bytes().to_vec();
+    let mut prefix = prefix.as_bytes().to_vec();
     prefix.push(0);
     push_object(&mut area, OBJ_TYPE_PREFIX, &prefix);
     let total = (12 + area.len()) as u32;

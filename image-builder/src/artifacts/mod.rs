@@ -12,10 +12,13 @@
 //! | `vagrant-virtualbox`, `vagrant-libvirt` | `.box`, plus the cluster `Vagrantfile` and `config.rb` |
 //! | `ami` | `.img` (raw, for the EBS direct APIs), `.vhd` (VM Import), `.json` (`RegisterImage` input) |
 //! | `pxe` | `.vmlinuz`, `.cpio` (initramfs carrying the USR image), `.ipxe` (script), `.pxelinux.cfg` (example) |
+//! | `iso` | `.iso`: the hybrid live medium, CD or USB stick, BIOS and UEFI ([`live`]) |
 //!
 //! Everything that varies per image comes from the spec: UUIDs are UUIDv5 of the spec identity
 //! ([`crate::disk::layout::derive_uuid`]), times are `source_date_epoch`. Every file is written to a
 //! temporary name and renamed; the build then moves the staging directory's files into place.
+
+pub mod live;
 
 use std::collections::BTreeMap;
 use std::fs::Permissions;
@@ -71,6 +74,7 @@ pub fn file_names(os: &Os, output: Output) -> Vec<String> {
             .iter()
             .map(|ext| file_name(os, output, ext))
             .collect(),
+        Output::Iso => one("iso"),
     }
 }
 
@@ -80,8 +84,13 @@ pub struct Sources<'a> {
     pub disk: &'a Path,
     pub kernel: &'a [u8],
     pub usr_img: &'a [u8],
-    /// The network-boot initramfs base (the image's modules plus `loop`); `pxe` needs it.
+    /// The network-boot initramfs base (the image's modules plus `loop`); `pxe` and `iso`
+    /// need it.
     pub pxe_initrd: Option<&'a [u8]>,
+    /// systemd-boot and GRUB for BIOS (when the spec has `bootloader.bios`): the `iso` boots
+    /// with them.
+    pub bootloader: &'a [u8],
+    pub grub: Option<&'a crate::disk::bios::GrubPc>,
     /// The raw disk with the Vagrant OEM configuration; the Vagrant boxes need it.
     pub vagrant_disk: Option<&'a Path>,
 }
@@ -202,6 +211,22 @@ fn write_output(
             write_text(&path(2), &pxe::ipxe_script(&boot))?;
             write_text(&path(3), &pxe::pxelinux_cfg(&boot))?;
         }
+        Output::Iso => {
+            let base = sources
+                .pxe_initrd
+                .context("no network-boot initramfs was made for the iso output")?;
+            let initrd = pxe::initrd(sources.usr_img, base, epoch);
+            let cmdline = live_cmdline(spec);
+            let medium = live::Live {
+                spec,
+                bootloader: sources.bootloader,
+                grub: sources.grub,
+                kernel: sources.kernel,
+                initrd: &initrd,
+                cmdline: &cmdline,
+            };
+            live::write(&medium, &path(0))?;
+        }
     }
     Ok(())
 }
@@ -224,13 +249,20 @@ pub fn kernel_lines(spec: &ImageSpec) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The network boot of the image: its kernel command line, then `pxe.kernel_args`.
-fn pxe_boot(spec: &ImageSpec, kernel: &str, initrd: &str) -> pxe::Boot {
+/// The live system's kernel arguments (network boot and live medium): `kernel.cmdline`, then
+/// `pxe.kernel_args`. Pure.
+pub fn live_cmdline(spec: &ImageSpec) -> String {
     let mut cmdline = spec.kernel.cmdline.trim().to_string();
     for arg in &spec.pxe.kernel_args {
         cmdline.push(' ');
         cmdline.push_str(arg);
     }
+    cmdline
+}
+
+/// The network boot of the image: its kernel command line, then `pxe.kernel_args`.
+fn pxe_boot(spec: &ImageSpec, kernel: &str, initrd: &str) -> pxe::Boot {
+    let cmdline = live_cmdline(spec);
     pxe::Boot {
         os_name: spec.os.name.0.clone(),
         version: spec.os.version.0.clone(),
@@ -350,7 +382,7 @@ mod tests {
 
     #[test]
     fn names_follow_os_version_output() {
-        let want: [(Output, &[&str]); 9] = [
+        let want: [(Output, &[&str]); 10] = [
             (Output::Raw, &["minimal_1.0.0_raw.img"]),
             (Output::Qcow2, &["minimal_1.0.0_qcow2.qcow2"]),
             (Output::Vmdk, &["minimal_1.0.0_vmdk.vmdk"]),
@@ -389,6 +421,7 @@ mod tests {
                     "minimal_1.0.0_pxe.pxelinux.cfg",
                 ],
             ),
+            (Output::Iso, &["minimal_1.0.0_iso.iso"]),
         ];
         for (output, names) in want {
             assert_eq!(file_names(&os(), output), names, "{output}");
