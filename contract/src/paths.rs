@@ -21,6 +21,12 @@ pub const UPDATE_CONF: &str = "etc/update-engine/update.conf";
 pub const ROOT_KEYS: &str = "usr/share/update-engine/root.json";
 /// The machine's root keys, for an image built without them.
 pub const MACHINE_ROOT_KEYS: &str = "etc/update-engine/root.json";
+/// On an installed ROOT, the cloud-config `coreos-install -c` copied there (mode 0600), read
+/// by the config agent's `install` source on every boot of that machine.
+pub const INSTALL_USER_DATA: &str = "var/lib/coreos-install/user_data";
+/// On an installed ROOT, the OEM id `coreos-install -o` was given (one line), for the operator
+/// and the tools that want to know which platform the disk was installed for.
+pub const INSTALL_OEM: &str = "var/lib/coreos-install/oem";
 /// The slot `/init` mounted as /usr (`USR-A`/`USR-B`), read by the update engine.
 pub const BOOT_SLOT: &str = "run/boot-slot";
 /// Written by `/init` instead of [`BOOT_SLOT`] when /usr runs from RAM (a network boot).

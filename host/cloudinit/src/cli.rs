@@ -22,7 +22,7 @@ use super::{Console, Input, Options};
     group(ArgGroup::new("input").required(true).args(["from_sources", "from_file", "from_url", "from_vmware_ovf_env", "source"]))
 )]
 pub struct Cli {
-    /// Try every source in order: cmdline, qemu-fw-cfg, config-drive, nocloud, vagrant, vmware, ec2
+    /// Try every source in order: cmdline, install, qemu-fw-cfg, config-drive, nocloud, vagrant, vmware, ec2
     #[arg(long)]
     pub from_sources: bool,
     /// Read user-data from a file

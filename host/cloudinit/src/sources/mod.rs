@@ -5,18 +5,21 @@
 //!    Ignition-era `coreos.config.url=` is an alias, read when the first is absent), fetched
 //!    over http/https with [`Policy::CONFIG_URL`]. First because an operator who typed a URL
 //!    means it.
-//! 2. **qemu-fw-cfg**: `/sys/firmware/qemu_fw_cfg/by_name/opt/com.coreos/config/raw` (QEMU's
+//! 2. **install**: `/var/lib/coreos-install/user_data`, the cloud-config `coreos-install -c`
+//!    (the update engine's installer) wrote onto the ROOT of the disk it installed
+//!    ([`contract::paths::INSTALL_USER_DATA`]), as Container Linux's installer did.
+//! 3. **qemu-fw-cfg**: `/sys/firmware/qemu_fw_cfg/by_name/opt/com.coreos/config/raw` (QEMU's
 //!    `-fw_cfg name=opt/com.coreos/config,file=…`); `modprobe qemu_fw_cfg` is tried first when
 //!    the firmware directory is missing (a failure only means: not QEMU, or no module).
-//! 3. **config-drive**: an OpenStack config drive, label `config-2` ([`configdrive`]).
-//! 4. **nocloud**: cloud-init's NoCloud seed, label `cidata` ([`nocloud`]). Both drives are
+//! 4. **config-drive**: an OpenStack config drive, label `config-2` ([`configdrive`]).
+//! 5. **nocloud**: cloud-init's NoCloud seed, label `cidata` ([`nocloud`]). Both drives are
 //!    found by label, mounted and read the same way ([`drive`]).
-//! 5. **vagrant**: `/var/lib/coreos-vagrant/vagrantfile-user-data`, dropped by coreos-vagrant's
+//! 6. **vagrant**: `/var/lib/coreos-vagrant/vagrantfile-user-data`, dropped by coreos-vagrant's
 //!    provisioner (upstream ran the agent again from a path unit when it appeared; once per
 //!    boot is enough here).
-//! 6. **vmware**: guestinfo variables and the OVF environment, over VMware's backdoor or on
+//! 7. **vmware**: guestinfo variables and the OVF environment, over VMware's backdoor or on
 //!    vSphere's `OVF ENV` ISO ([`vmware`]), only when DMI says VMware.
-//! 7. **ec2**: the instance metadata service ([`ec2`]), only when DMI says EC2 ([`dmi`]).
+//! 8. **ec2**: the instance metadata service ([`ec2`]), only when DMI says EC2 ([`dmi`]).
 //!
 //! `--source NAME` tries only the named sources (in this order) and skips their platform check.
 //! A source that fails (a URL answering 404, a timeout, an unreadable drive, bad encodings) is
@@ -52,11 +55,13 @@ pub const FW_CFG_DIR: &str = "sys/firmware/qemu_fw_cfg";
 pub const FW_CFG_CONFIG: &str = "sys/firmware/qemu_fw_cfg/by_name/opt/com.coreos/config/raw";
 pub const FW_CFG_MODULE: &str = "qemu_fw_cfg";
 pub const VAGRANT_USER_DATA: &str = "var/lib/coreos-vagrant/vagrantfile-user-data";
+pub const INSTALL_USER_DATA: &str = contract::paths::INSTALL_USER_DATA;
 
 /// One kind of source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SourceKind {
     Cmdline,
+    Install,
     QemuFwCfg,
     ConfigDrive,
     NoCloud,
@@ -67,8 +72,9 @@ pub enum SourceKind {
 
 impl SourceKind {
     /// The order `--from-sources` tries them in.
-    pub const ORDER: [SourceKind; 7] = [
+    pub const ORDER: [SourceKind; 8] = [
         SourceKind::Cmdline,
+        SourceKind::Install,
         SourceKind::QemuFwCfg,
         SourceKind::ConfigDrive,
         SourceKind::NoCloud,
@@ -81,6 +87,7 @@ impl SourceKind {
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Cmdline => "cmdline",
+            SourceKind::Install => "install",
             SourceKind::QemuFwCfg => "qemu-fw-cfg",
             SourceKind::ConfigDrive => "config-drive",
             SourceKind::NoCloud => "nocloud",
@@ -211,6 +218,7 @@ pub fn search(kinds: &[SourceKind], forced: bool, ctx: &Context) -> Search {
 pub fn probe(kind: SourceKind, ctx: &Context) -> Result<Option<Found>, SourceError> {
     match kind {
         SourceKind::Cmdline => probe_cmdline(ctx),
+        SourceKind::Install => read_optional(ctx.root, INSTALL_USER_DATA, "installer user-data"),
         SourceKind::QemuFwCfg => probe_fw_cfg(ctx),
         SourceKind::ConfigDrive => configdrive::probe(ctx),
         SourceKind::NoCloud => nocloud::probe(ctx),

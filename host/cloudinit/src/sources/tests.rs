@@ -107,6 +107,49 @@ fn fw_cfg_then_vagrant_first_found_wins() {
     assert!(found.source.starts_with("Vagrant") && found.user_data.is_empty());
 }
 
+#[test]
+fn install_after_cmdline_before_fw_cfg() {
+    let tmp = TempDir::with_prefix("sources-install").unwrap();
+    let root = tmp.path();
+    write(
+        root,
+        INSTALL_USER_DATA,
+        "#cloud-config\nhostname: installed\n",
+    );
+    write(root, FW_CFG_CONFIG, "#cloud-config\nhostname: qemu\n");
+    write(
+        root,
+        VAGRANT_USER_DATA,
+        "#cloud-config\nhostname: vagrant\n",
+    );
+    write(root, "proc/cmdline", "ro quiet\n");
+    let host = FakeHost::default();
+    let ctx = Context::new(root, &host);
+    let found = search(&local_kinds(), false, &ctx).found.unwrap();
+    assert_eq!(
+        found,
+        Found {
+            source: "installer user-data /var/lib/coreos-install/user_data".into(),
+            user_data: b"#cloud-config\nhostname: installed\n".to_vec(),
+            metadata: Metadata::default(),
+        }
+    );
+    assert!(host.calls().is_empty(), "fw_cfg is not probed after a find");
+    let order = SourceKind::ORDER;
+    let at = |k| order.iter().position(|o| *o == k).unwrap();
+    assert_eq!(at(SourceKind::Install), at(SourceKind::Cmdline) + 1);
+    // Missing: not there, the next source wins.
+    fs::remove_file(root.join(INSTALL_USER_DATA)).unwrap();
+    let found = search(&local_kinds(), false, &ctx).found.unwrap();
+    assert!(found.source.starts_with("QEMU fw_cfg"), "{found:?}");
+    // Unreadable (a directory in its place): an error, and the search goes on.
+    fs::create_dir_all(root.join(INSTALL_USER_DATA)).unwrap();
+    let s = search(&[SourceKind::Install, SourceKind::Vagrant], true, &ctx);
+    assert_eq!(s.errors.len(), 1, "{s:?}");
+    assert_eq!(s.errors[0].0, SourceKind::Install);
+    assert!(s.found.unwrap().source.starts_with("Vagrant"));
+}
+
 fn config_drive_root(tmp: &TempDir) -> &Path {
     let root = tmp.path();
     write(
@@ -423,7 +466,7 @@ fn names_of_sources() {
     assert_eq!(
         "gce".parse::<SourceKind>(),
         Err(
-            "unknown source \"gce\" (known: cmdline, qemu-fw-cfg, config-drive, nocloud, vagrant, \
+            "unknown source \"gce\" (known: cmdline, install, qemu-fw-cfg, config-drive, nocloud, vagrant, \
              vmware, ec2)"
                 .into()
         )
