@@ -23,6 +23,7 @@ pub mod config;
 pub mod engine;
 pub mod host;
 pub mod http;
+pub mod install;
 pub mod lifecycle;
 pub mod lock;
 pub mod policy;
