@@ -65,6 +65,17 @@ pub fn umount(target: &str) -> io::Result<()> {
     check(ret.into())
 }
 
+/// `<linux/fs.h>`: `_IO(0x12, 95)`.
+const BLKRRPART: libc::c_ulong = 0x125f;
+
+/// `BLKRRPART`: the kernel re-reads the partition table of a whole disk (refused with `EBUSY`
+/// while one of its partitions is in use).
+pub fn reread_partitions(disk: &File) -> io::Result<()> {
+    // SAFETY: BLKRRPART takes no argument; the fd is ours.
+    let ret = unsafe { libc::ioctl(disk.as_raw_fd(), BLKRRPART as _) };
+    check(ret.into())
+}
+
 /// `sethostname(2)`.
 pub fn sethostname(name: &str) -> io::Result<()> {
     // SAFETY: pointer and length describe `name`'s bytes, alive for the call.

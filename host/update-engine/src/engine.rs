@@ -435,36 +435,7 @@ impl<H: Host> Engine<'_, H> {
         state: &mut State,
         now: u64,
     ) -> Result<Manifest, EngineError> {
-        let keys = client.get_document(KEYS_JSON)?;
-        let keys_sig = client.get_document(KEYS_SIG)?;
-        let keyset = verify_keyset(
-            self.root_keys,
-            &keys,
-            &keys_sig,
-            now,
-            state.highest_keyset_version,
-        )?;
-        let channel = &self.config.group;
-        let doc = client.get_document(&manifest_path(channel))?;
-        let sig = client.get_document(&manifest_sig_path(channel))?;
-        let manifest = verify_manifest(
-            &keyset,
-            &doc,
-            &sig,
-            channel,
-            now,
-            state.seen_manifests.get(channel),
-        )?;
-        state.highest_keyset_version = Some(
-            state
-                .highest_keyset_version
-                .unwrap_or(0)
-                .max(keyset.version),
-        );
-        state
-            .seen_manifests
-            .insert(channel.clone(), SeenManifest::of(&manifest, &doc));
-        Ok(manifest)
+        fetch_manifest(client, self.root_keys, &self.config.group, state, now)
     }
 
     fn fetch_release_info(
@@ -473,22 +444,7 @@ impl<H: Host> Engine<'_, H> {
         manifest: &Manifest,
         os: &OsRelease,
     ) -> Result<ReleaseInfo, EngineError> {
-        let bytes = client.get_payload(RELEASE_JSON, payload_of(manifest, RELEASE_JSON)?)?;
-        let info: ReleaseInfo = serde_json::from_slice(&bytes)
-            .map_err(|e| EngineError::BadReleaseInfo(e.to_string()))?;
-        if info.os_id != os.id {
-            return Err(EngineError::WrongOs {
-                expected: os.id.clone(),
-                got: info.os_id,
-            });
-        }
-        if info.version != manifest.version {
-            return Err(EngineError::BadReleaseInfo(format!(
-                "version {} does not match the manifest's {}",
-                info.version, manifest.version
-            )));
-        }
-        Ok(info)
+        fetch_release_info(client, manifest, &os.id)
     }
 
     fn update_inner(
@@ -646,6 +602,72 @@ impl<H: Host> Engine<'_, H> {
         rep.to(Phase::staged)?;
         Ok(())
     }
+}
+
+/// keys.json (against `root_keys`) then `channel`'s manifest (against keys.json, the time and
+/// what `state` saw before), verified; records what was accepted in `state`. The one chain of
+/// verification, for the engine and the installer.
+pub fn fetch_manifest(
+    client: &Client,
+    root_keys: &RootKeys,
+    channel: &str,
+    state: &mut State,
+    now: u64,
+) -> Result<Manifest, EngineError> {
+    let keys = client.get_document(KEYS_JSON)?;
+    let keys_sig = client.get_document(KEYS_SIG)?;
+    let keyset = verify_keyset(
+        root_keys,
+        &keys,
+        &keys_sig,
+        now,
+        state.highest_keyset_version,
+    )?;
+    let doc = client.get_document(&manifest_path(channel))?;
+    let sig = client.get_document(&manifest_sig_path(channel))?;
+    let manifest = verify_manifest(
+        &keyset,
+        &doc,
+        &sig,
+        channel,
+        now,
+        state.seen_manifests.get(channel),
+    )?;
+    state.highest_keyset_version = Some(
+        state
+            .highest_keyset_version
+            .unwrap_or(0)
+            .max(keyset.version),
+    );
+    state
+        .seen_manifests
+        .insert(channel.to_owned(), SeenManifest::of(&manifest, &doc));
+    Ok(manifest)
+}
+
+/// The verified `manifest`'s release.json, fetched and checked against its hash, its OS id
+/// (`os_id`'s) and version (the manifest's).
+pub fn fetch_release_info(
+    client: &Client,
+    manifest: &Manifest,
+    os_id: &str,
+) -> Result<ReleaseInfo, EngineError> {
+    let bytes = client.get_payload(RELEASE_JSON, payload_of(manifest, RELEASE_JSON)?)?;
+    let info: ReleaseInfo =
+        serde_json::from_slice(&bytes).map_err(|e| EngineError::BadReleaseInfo(e.to_string()))?;
+    if info.os_id != os_id {
+        return Err(EngineError::WrongOs {
+            expected: os_id.to_owned(),
+            got: info.os_id,
+        });
+    }
+    if info.version != manifest.version {
+        return Err(EngineError::BadReleaseInfo(format!(
+            "version {} does not match the manifest's {}",
+            info.version, manifest.version
+        )));
+    }
+    Ok(info)
 }
 
 fn fail(rep: &mut Reporter, e: &EngineError) {

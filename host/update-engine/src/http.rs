@@ -290,6 +290,29 @@ impl Client {
         Ok(out)
     }
 
+    /// Payload `name`'s bytes as a reader, resuming after interruptions with the same retry
+    /// policy, bounded by `payload`'s size but **not verified**: wrap it in a
+    /// [`VerifyingReader`] (the installer verifies while it decompresses). Errors are
+    /// `io::Error`s wrapping a [`FetchError`].
+    pub fn payload_reader<'a>(
+        &'a self,
+        name: &'a str,
+        payload: &'a PayloadRef,
+        url: &'a str,
+    ) -> impl Read + 'a {
+        ResumingBody {
+            client: self,
+            url,
+            name,
+            payload,
+            offset: 0,
+            skip: 0,
+            response: None,
+            pending: Bytes::new(),
+            failures: self.failures(url),
+        }
+    }
+
     /// Streams payload `name` into `out`, verifying size and sha256 on the way and resuming
     /// after interruptions. `progress` gets the bytes written so far. On success every byte
     /// written verified; on error `out` may hold a prefix.

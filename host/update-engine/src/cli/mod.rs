@@ -25,6 +25,7 @@ use crate::engine::AfterStaging;
 use crate::engine::{CheckOutcome, Engine, UpdateOutcome};
 use crate::host::RealHost;
 use crate::http::Policy;
+use crate::install::{InstallArgs, INSTALL_NAME};
 use crate::lifecycle::{MarkGood, HEALTH_POLL};
 use crate::request::{self, Request};
 use crate::state::State;
@@ -76,6 +77,10 @@ pub enum Command {
     Lock(LockArgs),
     /// Serve FleetLock (/v1/pre-reboot, /v1/steady-state) on the etcd reboot lock.
     LockServer(LockServerArgs),
+    /// Write the channel's current release onto a disk, like Container Linux's coreos-install
+    /// (also under the names coreos-install and <os>-install).
+    #[command(disable_version_flag = true)]
+    Install(InstallArgs),
     /// `update_engine_client`'s flags (only under that name).
     #[command(skip)]
     Client(ClientAction),
@@ -96,6 +101,11 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
             root: PathBuf::from("/"),
             command: Command::Client(action),
         });
+    }
+    if crate::install::is_installer(&argv0) {
+        // `coreos-install ARGS` is `update-engine install ARGS`.
+        let argv = [OsString::from(INSTALL_NAME), OsString::from("install")];
+        return Cli::try_parse_from(argv.into_iter().chain(args.into_iter().skip(1)));
     }
     if argv0.file_name().is_some_and(|n| n == LOCKSMITHCTL_NAME) {
         // `locksmithctl ARGS` is `update-engine lock ARGS`, Go-style `-flag`s included.
@@ -124,6 +134,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     match &cli.command {
         Command::Lock(args) => return locksmithctl::run_lock(args, &paths, &config).map(|()| 0),
         Command::LockServer(args) => return locksmithctl::run_server(args, &config).map(|()| 0),
+        Command::Install(args) => return install(args, &paths, &config).map(|()| 0),
         Command::Client(action) if *action != ClientAction::Status => {
             return client::run(action, &paths)
         }
@@ -235,7 +246,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
         }
         // Handled above, without the engine.
-        Command::Lock(_) | Command::LockServer(_) => {}
+        Command::Lock(_) | Command::LockServer(_) | Command::Install(_) => {}
     }
     Ok(0)
 }
@@ -266,6 +277,48 @@ fn answer_without_keys(engine: &Engine<RealHost>, r: Request, why: &str) {
     if let Err(e) = r.done(engine.paths) {
         eprintln!("update-engine: answering {r:?}: {e}");
     }
+}
+
+/// `coreos-install`: the install, then ROOT's customization.
+fn install(args: &InstallArgs, paths: &Paths, config: &Config) -> Result<()> {
+    // update.conf's problems concern updates and reboots; the installer uses only GROUP and
+    // SERVER, and -C and -b can replace them.
+    let root_keys = load_root_keys(paths).context("loading the root keys")?;
+    let customization = crate::install::customization(args, &paths.root)?;
+    let mut progress = crate::install::progress_printer();
+    let mut say = |line: &str| eprintln!("{line}");
+    let mut env = crate::install::Env {
+        paths,
+        config,
+        root_keys: &root_keys,
+        policy: Policy::CHANNEL,
+        now: now(),
+        progress: &mut *progress,
+        say: &mut say,
+    };
+    if customization.is_some()
+        && args.device.as_ref().is_some_and(|d| {
+            std::fs::metadata(paths.root.join(d.strip_prefix("/").unwrap_or(d)))
+                .is_ok_and(|m| m.is_file())
+        })
+    {
+        anyhow::bail!(
+            "-c, -n and -o need a block device: a regular file target has no partitions the \
+             kernel knows"
+        );
+    }
+    let installed = crate::install::install(args, &mut env)?;
+    if let Some(c) = &customization {
+        crate::install::customize_installed(&installed, c)
+            .context("the image is installed and verified, but customizing its ROOT failed")?;
+    }
+    println!(
+        "installed {} onto {} ({} bytes, read back and verified)",
+        installed.version,
+        installed.target.path().display(),
+        installed.bytes
+    );
+    Ok(())
 }
 
 fn update(engine: &Engine<RealHost>) -> Result<()> {
