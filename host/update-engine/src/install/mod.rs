@@ -175,23 +175,26 @@ pub fn choose_target(root: &Path, args: &InstallArgs, need: u64) -> Result<Targe
         )?)),
         (Some(dev), false) => {
             let rooted = root.join(dev.strip_prefix("/").unwrap_or(dev));
+            let disk = disks::disk_name(root, dev).and_then(|n| disks::read_disk(root, &n));
+            if let Some(disk) = disk {
+                disks::check(&disk, &mounts()?, need, args.force)?;
+                return Ok(Target::Disk(disk));
+            }
+            if let Some(name) = disks::disk_name(root, dev) {
+                if root.join("sys/class/block").join(&name).exists() {
+                    bail!(
+                        "{}: {name} is not a whole disk (a partition? give its disk)",
+                        dev.display()
+                    );
+                }
+            }
             if std::fs::metadata(&rooted).is_ok_and(|m| m.is_file()) {
                 return Ok(Target::File(rooted));
             }
-            let name = disks::disk_name(root, dev).ok_or_else(|| {
-                anyhow!(
-                    "{}: not a disk (/dev/…) and not an existing regular file",
-                    dev.display()
-                )
-            })?;
-            let disk = disks::read_disk(root, &name).ok_or_else(|| {
-                anyhow!(
-                    "{}: {name} is not a whole disk in /sys/block (a partition? give its disk)",
-                    dev.display()
-                )
-            })?;
-            disks::check(&disk, &mounts()?, need, args.force)?;
-            Ok(Target::Disk(disk))
+            bail!(
+                "{}: not a disk in /sys/block and not an existing regular file",
+                dev.display()
+            )
         }
     }
 }
