@@ -39,7 +39,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use channels::{Manifest, RootKeys};
 use clap::Args;
 
-pub use pipeline::{write_image, Device, DiskImage, PipelineError};
+pub use pipeline::{write_image, Device, DiskImage, PipelineError, HEAD as HEAD_BYTES};
 
 use crate::config::{Config, Paths};
 use crate::engine::{fetch_manifest, fetch_release_info, payload_of, ReleaseInfo};
