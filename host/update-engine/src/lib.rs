@@ -16,7 +16,9 @@
 //!   (jitter, kernel command line);
 //! - [`engine`]: check and apply; [`reboot`]: after staging, `REBOOT_STRATEGY` with reboot
 //!   windows and locks; [`lifecycle`]: after boot, rollback, the daemon;
-//! - [`cli`]: the command lines (`update-engine`, `update_engine_client`, `locksmithctl`).
+//! - [`install`]: `coreos-install`, a release's disk image onto a disk;
+//! - [`cli`]: the command lines (`update-engine`, `update_engine_client`, `locksmithctl`,
+//!   `coreos-install`).
 
 pub mod cli;
 pub mod config;

@@ -184,7 +184,7 @@ fn add_update_engine(spec: &ImageSpec, u: &UpdateSpec, root: &Path, tree: &mut T
         Entry::file(read(&u.engine.0)?, 0o755),
     )?;
     // Container Linux's command names, answered by the same binary (it looks at argv[0]).
-    for name in ["update_engine_client", "locksmithctl"] {
+    for name in ["update_engine_client", "locksmithctl", "coreos-install"] {
         tree.insert(&format!("usr/bin/{name}"), Entry::symlink("update-engine"))?;
     }
     if let Some(keys) = keys {

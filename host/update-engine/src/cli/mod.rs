@@ -1,9 +1,11 @@
 //! The command line: `update-engine status [--json] | check | update | rollback | mark-good |
-//! daemon | lock … | lock-server`, and under Container Linux's names (argv[0])
+//! daemon | lock … | lock-server | install …`, and under Container Linux's names (argv[0])
 //! `update_engine_client` with its gflags ([`client`]: `-status`, `-check_for_update`,
 //! `-update`, `-watch_for_updates`, `-reset_status`, …) and `locksmithctl` with its Go flags
 //! ([`locksmithctl`]: `status`, `lock`, `unlock`, `set-max`, `reboot`, `send-need-reboot`,
-//! `help`, `-version`). Each subcommand is one call into the library.
+//! `help`, `-version`), and `coreos-install` (any name ending in `-install`: `update-engine
+//! install` with Container Linux's installer flags, [`crate::install`]). Each subcommand is one
+//! call into the library.
 //!
 //! The daemon and the clients share `/run/update-engine/`: the daemon writes its status and
 //! its pid there, the clients read the status and leave requests ([`crate::request`]).
