@@ -310,6 +310,9 @@ fn install(args: &InstallArgs, paths: &Paths, config: &Config) -> Result<()> {
         );
     }
     let installed = crate::install::install(args, &mut env)?;
+    if let Err(e) = crate::install::reread_installed(&installed) {
+        eprintln!("coreos-install: warning: {e:#}; the new partitions appear after a reboot");
+    }
     if let Some(c) = &customization {
         crate::install::customize_installed(&installed, c)
             .context("the image is installed and verified, but customizing its ROOT failed")?;

@@ -269,11 +269,17 @@ pub fn install(args: &InstallArgs, env: &mut Env) -> Result<Installed> {
         manifest.version,
         target.path().display()
     ));
-    let mut device = OpenOptions::new()
-        .read(true)
-        .write(true)
+    let mut options = OpenOptions::new();
+    options.read(true).write(true);
+    if let Target::Disk(_) = target {
+        // An exclusive open: the kernel refuses it (EBUSY) while anything on the disk is
+        // mounted or held, whatever mountinfo said a moment ago.
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_EXCL);
+    }
+    let mut device = options
         .open(target.path())
-        .with_context(|| format!("opening {}", target.path().display()))?;
+        .with_context(|| format!("opening {} for writing", target.path().display()))?;
     let written = match &args.image_file {
         Some(file) => {
             let src = File::open(file).with_context(|| format!("opening {}", file.display()))?;
@@ -316,6 +322,14 @@ pub fn customization(args: &InstallArgs, root: &Path) -> Result<Option<root::Cus
         network_units,
     };
     Ok((!c.is_empty()).then_some(c))
+}
+
+/// After the image is on a disk: the kernel re-reads its partition table (a file has none).
+pub fn reread_installed(installed: &Installed) -> Result<()> {
+    match &installed.target {
+        Target::Disk(disk) => root::reread_disk(&disk.path()),
+        Target::File(_) => Ok(()),
+    }
 }
 
 /// Step 6 on the installed target (block devices only).

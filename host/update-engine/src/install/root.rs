@@ -136,8 +136,8 @@ pub fn customize_disk(device: &Path, name: &str, c: &Customization) -> Result<()
         .or_else(|_| machine::gpt::read(&mut disk, 4096))
         .map_err(|e| anyhow!("reading the partition table just written: {e}"))?;
     let root_part = find_root(&table)?.clone();
-    reread(&disk, device)?;
     drop(disk);
+    reread_disk(device)?;
     // udev may take a moment to make the node.
     let mut node = None;
     for _ in 0..50 {
@@ -170,11 +170,12 @@ pub fn customize_disk(device: &Path, name: &str, c: &Customization) -> Result<()
     unmounted
 }
 
-/// `BLKRRPART`, retried while the disk is busy (udev probing it).
-fn reread(disk: &fs::File, device: &Path) -> Result<()> {
+/// `BLKRRPART` on `device`, retried while the disk is busy (udev probing it).
+pub fn reread_disk(device: &Path) -> Result<()> {
+    let disk = fs::File::open(device).with_context(|| format!("opening {}", device.display()))?;
     let mut last = None;
     for _ in 0..20 {
-        match machine::sys::reread_partitions(disk) {
+        match machine::sys::reread_partitions(&disk) {
             Ok(()) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                 last = Some(e);
