@@ -17,6 +17,9 @@ const NOW: u64 = 1_700_000_000;
 const DAY: u64 = 86_400;
 const RAW_LEN: usize = 3 * (1 << 20) + 4321;
 
+/// Ranged requests served (`Range: bytes=N-`), for the resume test.
+static RANGED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 /// Serves `root`'s files (200, or 206 for `Range: bytes=N-`); the first GET of a path ending
 /// in `cut` breaks off after `cut_at` bytes.
 fn serve(root: PathBuf, cut: Option<(&'static str, usize)>) -> String {
@@ -39,6 +42,10 @@ fn serve(root: PathBuf, cut: Option<(&'static str, usize)>) -> String {
                 .and_then(|s| s.parse::<usize>().ok());
             let total = bytes.len();
             if let Some(start) = range {
+                RANGED
+                    .lock()
+                    .unwrap()
+                    .push(format!("{} from {start}", req.url()));
                 let cr = format!("bytes {start}-{}/{total}", total - 1);
                 let h = tiny_http::Header::from_bytes("Content-Range", cr).unwrap();
                 let part = bytes[start..].to_vec();
@@ -268,6 +275,11 @@ fn a_payload_cut_midway_resumes() {
     let fx = Fixture::new(Some((suffix, raw_zst_len / 2)));
     fx.install(&fx.args(&[])).unwrap();
     fx.assert_installed();
+    let ranged = RANGED.lock().unwrap().clone();
+    assert!(
+        ranged.iter().any(|r| r.contains(suffix)),
+        "the payload was resumed with a ranged request: {ranged:?}"
+    );
 }
 
 #[test]
