@@ -221,6 +221,7 @@ fn every_artifact_is_reproducible_and_listed() {
                 name("pxe", "pxelinux.cfg"),
             ],
         ),
+        ("iso", vec![name("iso", "iso")]),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
