@@ -24,7 +24,7 @@ pub use documents::{
 };
 pub use keys::{KeyError, KeyId, PublicKey, SecretKey, Signature};
 pub use payload::{PayloadError, PayloadVerifier, VerifyingReader};
-pub use release::{FileInfo, ReleaseInfo};
+pub use release::{DiskInfo, FileInfo, ReleaseInfo};
 pub use repo::{Repo, RepoError};
 pub use select::{select_update, Decision, RefuseReason};
 pub use verify::{sign_document, verify_keyset, verify_manifest, SeenManifest, VerifyError};

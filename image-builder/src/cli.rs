@@ -36,7 +36,8 @@ pub enum Cmd {
     Keygen(KeygenArgs),
     /// Create a channel repository trusting the given signing keys, signed by the root key.
     InitRepo(InitRepoArgs),
-    /// Write BUILD_DIR/payload: the slot image, kernel, initramfs and release.json.
+    /// Write BUILD_DIR/payload: the slot image, kernel, initramfs, the compressed disk image
+    /// (disk.img.zst) and release.json.
     Payload(PayloadArgs),
     /// Publish a build as the current release of a channel.
     Publish(PublishArgs),

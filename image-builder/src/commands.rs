@@ -109,6 +109,16 @@ pub fn build_summary(report: &BuildReport, out: &Path, exe: &str) -> String {
             out.display()
         ));
     }
+    if let Some(iso) = report.outputs.get("iso").and_then(|f| f.first()) {
+        let ram = report
+            .live_ram_mib
+            .map(|m| format!(" --memory {m}"))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "live boot:  {exe} run --cdrom {}{ram} [--firmware bios]  (or dd it to a USB stick)\n",
+            out.join(iso).display()
+        ));
+    }
     text
 }
 

@@ -388,6 +388,14 @@ fn qemu_opt(value: &str) -> String {
 /// The arguments that attach the disk.
 fn disk_args(opts: &RunOptions, disk: &Path) -> Vec<String> {
     let drive = |iface: &str| format!("file={},format={},{iface}", disk.display(), opts.format);
+    // The disk boots first, or after the CD-ROM (0) and the network (1): firmware tries
+    // devices with a boot index before the others (SeaBIOS would boot only the first hard
+    // disk it finds, whichever controller it is on).
+    let bootindex = if opts.cdrom.is_some() || opts.netboot.is_some() {
+        2
+    } else {
+        0
+    };
     // A controller, then the disk on it.
     let on = |controller: Option<&str>, disk: &str| {
         let mut args: Vec<String> = Vec::new();
@@ -398,7 +406,7 @@ fn disk_args(opts: &RunOptions, disk: &Path) -> Vec<String> {
             "-drive".into(),
             drive("if=none,id=disk0"),
             "-device".into(),
-            format!("{disk},drive=disk0"),
+            format!("{disk},drive=disk0,bootindex={bootindex}"),
         ]);
         args
     };
@@ -637,7 +645,7 @@ mod tests {
             .collect::<Vec<_>>()
             .join(" ");
         assert!(line.contains(
-            "-device virtio-scsi-pci,id=scsi0 -drive file=d.raw,format=raw,if=none,id=disk0 -device scsi-hd,bus=scsi0.0,drive=disk0"
+            "-device virtio-scsi-pci,id=scsi0 -drive file=d.raw,format=raw,if=none,id=disk0 -device scsi-hd,bus=scsi0.0,drive=disk0,bootindex=0"
         ), "{line}");
         assert_eq!("pvscsi".parse::<DiskBus>(), Ok(DiskBus::Pvscsi));
         assert!("floppy"
@@ -674,14 +682,14 @@ mod tests {
         };
         let l = line(&opts);
         assert!(l.starts_with("-machine pc,accel=tcg"), "{l}");
-        assert!(l.contains("-drive file=d.raw,format=raw,if=none,id=disk0 -device ide-hd,bus=ide.0,drive=disk0"), "{l}");
+        assert!(l.contains("-drive file=d.raw,format=raw,if=none,id=disk0 -device ide-hd,bus=ide.0,drive=disk0,bootindex=0"), "{l}");
         assert!(l.contains("-device e1000,netdev=net0"), "{l}");
         for (bus, want) in [
-            (DiskBus::Ahci, "-device ich9-ahci,id=sata0 -drive file=d.raw,format=raw,if=none,id=disk0 -device ide-hd,bus=sata0.0,drive=disk0"),
-            (DiskBus::Nvme, "-device nvme,serial=image0,drive=disk0"),
+            (DiskBus::Ahci, "-device ich9-ahci,id=sata0 -drive file=d.raw,format=raw,if=none,id=disk0 -device ide-hd,bus=sata0.0,drive=disk0,bootindex=0"),
+            (DiskBus::Nvme, "-device nvme,serial=image0,drive=disk0,bootindex=0"),
             (DiskBus::Megasas, "-device megasas-gen2,id=scsi0 "),
             (DiskBus::Mptsas, "-device mptsas1068,id=scsi0 "),
-            (DiskBus::Usb, "-device qemu-xhci,id=xhci -drive file=d.raw,format=raw,if=none,id=disk0 -device usb-storage,bus=xhci.0,removable=on,drive=disk0"),
+            (DiskBus::Usb, "-device qemu-xhci,id=xhci -drive file=d.raw,format=raw,if=none,id=disk0 -device usb-storage,bus=xhci.0,removable=on,drive=disk0,bootindex=0"),
         ] {
             opts.bus = bus;
             let l = line(&opts);
@@ -694,6 +702,15 @@ mod tests {
         });
         let l = line(&opts);
         assert!(l.contains("-device e1000e,netdev=net0,bootindex=1"), "{l}");
+        assert!(l.contains("drive=disk0,bootindex=2"), "{l}");
+        opts.netboot = None;
+        opts.cdrom = Some("live.iso".into());
+        let l = line(&opts);
+        assert!(
+            l.contains("-drive file=live.iso,format=raw,if=none,id=cd0,media=cdrom,readonly=on -device ide-cd,bus=ide.1,drive=cd0,bootindex=0"),
+            "{l}"
+        );
+        assert!(l.contains("drive=disk0,bootindex=2"), "{l}");
         assert_eq!("q35".parse::<Machine>(), Ok(Machine::Q35));
         assert_eq!(Nic::Vmxnet3.to_string(), "vmxnet3");
         assert_eq!(Nic::Virtio.device(), "virtio-net-pci");

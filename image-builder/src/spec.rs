@@ -1424,9 +1424,23 @@ partitions:
     }
 
     #[test]
+    fn iso_label_is_a_volume_id() {
+        let spec = parse(GOOD).unwrap();
+        assert_eq!(iso_label(&spec), "MINIMAL_1_0_0");
+        let set = parse(&format!("{GOOD}iso:\n  label: MY_OS_2\n")).unwrap();
+        assert_eq!(iso_label(&set), "MY_OS_2");
+        for bad in ["my-os", "\"\"", &"A".repeat(33)] {
+            let err = parse(&format!("{GOOD}iso:\n  label: {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("iso.label"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn outputs_parse_and_bad_ones_name_the_line() {
         let all = format!(
-            "{GOOD}outputs: [raw, qcow2, vmdk, vhd, ova, vagrant-virtualbox, vagrant-libvirt, ami, pxe]\n"
+            "{GOOD}outputs: [raw, qcow2, vmdk, vhd, ova, vagrant-virtualbox, vagrant-libvirt, ami, pxe, iso]\n"
         );
         assert_eq!(parse(&all).unwrap().output_list(), Output::ALL);
         let pxe = parse(&format!(

@@ -221,6 +221,7 @@ fn every_artifact_is_reproducible_and_listed() {
                 name("pxe", "pxelinux.cfg"),
             ],
         ),
+        ("iso", vec![name("iso", "iso")]),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -750,7 +751,7 @@ fn netboot(firmware: &str, nic: &str, tftp_root: &Path, bootfile: &str) -> Strin
         "init: usr=/usr.squashfs on /dev/loop",
         "init: root=tmpfs (in RAM) on /sysroot",
         "Minimal Linux alpha (1.0.0)",
-        "booted from RAM (network boot) version=1.0.0",
+        "booted from RAM (live: network boot or ISO) version=1.0.0",
     ] {
         assert!(console.contains(want), "{want:?} missing:\n{console}");
     }
@@ -921,6 +922,7 @@ fn iso_boots_from_cd_and_usb_stick_with_bios_and_uefi() {
             "init: usr=/usr.squashfs on /dev/loop",
             "init: root=tmpfs (in RAM) on /sysroot",
             "Minimal Linux alpha (1.0.0)",
+            "booted from RAM (live: network boot or ISO) version=1.0.0",
         ] {
             assert!(
                 console.contains(want),

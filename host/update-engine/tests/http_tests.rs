@@ -742,6 +742,55 @@ fn check_only_reports_without_writing() {
 }
 
 #[test]
+fn a_release_with_a_disk_image_updates_without_downloading_it() {
+    // Releases carry the whole disk for installers: listed in the manifest and in release.json,
+    // never fetched by an update.
+    let fx = Fixture::new("1.0.0");
+    let disk = vec![0x5Au8; 200_000];
+    let disk_ref = Repo::add_payload(&fx.repo, Cursor::new(disk.clone())).unwrap();
+    let mut release: serde_json::Value =
+        serde_json::from_slice(&release_json("minimal", "1.0.2", SLOT_SIZE)).unwrap();
+    release["disk"] = serde_json::json!({
+        "file": "disk.img.zst",
+        "compressed": {"size": disk_ref.size, "sha256": disk_ref.sha256},
+        "raw": {"size": 1u64 << 30, "sha256": "ab".repeat(32)},
+    });
+    let mut payloads = add_release(
+        &fx.repo,
+        "1.0.2",
+        &fx.usr,
+        &serde_json::to_vec(&release).unwrap(),
+    );
+    payloads.insert(channels::release::DISK_IMAGE.to_owned(), disk_ref.clone());
+    let release = Release {
+        channel: "alpha".into(),
+        version: "1.0.2".into(),
+        release_time: NOW - 5,
+        expires: NOW + 30 * DAY,
+        version_floor: None,
+        payloads,
+    };
+    Repo::publish(&fx.repo, release, &fx.signing, NOW - 5, false).unwrap();
+
+    let outcome = fx.update().unwrap();
+    assert!(
+        matches!(&outcome, UpdateOutcome::Staged { version, .. } if version == "1.0.2"),
+        "{outcome:?}"
+    );
+    assert_eq!(&fx.slot_b()[..fx.usr.len()], &fx.usr[..]);
+    assert_eq!(
+        fx.status().new_size,
+        fx.usr.len() as u64,
+        "the slot's size, not the disk's"
+    );
+    let log = fx.server.log();
+    assert!(
+        log.iter().all(|(u, _)| !u.contains(&disk_ref.sha256)),
+        "the disk image was requested: {log:?}"
+    );
+}
+
+#[test]
 fn resumes_after_a_dropped_connection() {
     let fx = Fixture::new("1.0.0");
     fx.server.faults.lock().unwrap().truncate_once = Some((fx.usr_payload_suffix(), 100_000));

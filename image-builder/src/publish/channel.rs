@@ -2,7 +2,8 @@
 //! `keygen`, `init-repo`, `payload`, `publish`, `promote`.
 //!
 //! A build's payload is what a machine needs to switch slots: the USR image, the kernel, the
-//! initramfs, and `release.json` describing them. `publish` adds those files to the
+//! initramfs; what an installer needs: the whole disk, compressed (`disk.img.zst`,
+//! [`disk_image`]); and `release.json` describing them. `publish` adds those files to the
 //! content-addressed payload store and signs a manifest naming them; `promote` re-signs the
 //! same payload hashes for another channel (no rebuild, same bytes).
 
@@ -14,10 +15,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use channels::{Manifest, PublicKey, Release, Repo, SecretKey};
 
+use super::disk_image;
 use crate::disk::write::file_info;
-use crate::report::BuildReport;
+use crate::report::{BuildReport, DISK};
 
-pub use channels::release::{ReleaseInfo, PAYLOAD_FILES, RELEASE_JSON};
+pub use channels::release::{ReleaseInfo, DISK_IMAGE, PAYLOAD_FILES, RELEASE_JSON};
 pub const PAYLOAD_DIR: &str = "payload";
 pub const DAY_SECS: u64 = 24 * 3600;
 
@@ -71,8 +73,10 @@ pub fn init_repo(repo: &Path, root: &Path, signing: &[PathBuf], now: u64, days: 
     Ok(())
 }
 
-/// Write `BUILD_DIR/payload/` (the slot image, kernel, initramfs and release.json) from a build.
-/// Returns the payload directory. Idempotent; files are hard links (or copies) of the build's.
+/// Write `BUILD_DIR/payload/` (the slot image, kernel, initramfs, the compressed disk image and
+/// release.json) from a build. Returns the payload directory. Idempotent; the slot files are
+/// hard links (or copies) of the build's, the disk image is compressed again only when the one
+/// there is not of this build's disk.
 pub fn payload(build_dir: &Path) -> Result<PathBuf> {
     let report = BuildReport::load(build_dir)?;
     let mut files = BTreeMap::new();
@@ -99,6 +103,14 @@ pub fn payload(build_dir: &Path) -> Result<PathBuf> {
         .find(|p| p.label == crate::disk::layout::USR_A)
         .map(|p| p.size)
         .unwrap_or_default();
+    let raw = report
+        .artifacts
+        .get(DISK)
+        .with_context(|| format!("build.json lists no {DISK}"))?;
+    let dir = build_dir.join(PAYLOAD_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let previous = previous_release(&dir).and_then(|r| r.disk);
+    let disk = disk_image::write(&build_dir.join(DISK), raw, &dir, previous.as_ref())?;
     let info = ReleaseInfo {
         os_id: report.os.id.0.clone(),
         os_name: report.os.name.0.clone(),
@@ -107,9 +119,8 @@ pub fn payload(build_dir: &Path) -> Result<PathBuf> {
         kernel_release: report.kernel_release.clone(),
         usr_partition_size,
         files,
+        disk: Some(disk),
     };
-    let dir = build_dir.join(PAYLOAD_DIR);
-    std::fs::create_dir_all(&dir)?;
     for name in PAYLOAD_FILES {
         let dst = dir.join(name);
         let _ = std::fs::remove_file(&dst);
@@ -122,6 +133,12 @@ pub fn payload(build_dir: &Path) -> Result<PathBuf> {
     util::fs::write_atomic(&dir.join(RELEASE_JSON), text.as_bytes())
         .with_context(|| format!("writing {}", dir.join(RELEASE_JSON).display()))?;
     Ok(dir)
+}
+
+/// The release.json already in a payload directory, if there is one that reads.
+fn previous_release(dir: &Path) -> Option<ReleaseInfo> {
+    let text = std::fs::read_to_string(dir.join(RELEASE_JSON)).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// Options of `publish`.
@@ -142,11 +159,34 @@ pub fn publish(o: &PublishOptions) -> Result<Manifest> {
     let dir = payload(o.build_dir)?;
     let info: ReleaseInfo =
         serde_json::from_str(&std::fs::read_to_string(dir.join(RELEASE_JSON))?)?;
+    let disk = info.disk.as_ref().with_context(|| {
+        format!(
+            "{} describes no disk image",
+            dir.join(RELEASE_JSON).display()
+        )
+    })?;
     let mut payloads = BTreeMap::new();
-    for name in PAYLOAD_FILES.iter().copied().chain([RELEASE_JSON]) {
+    for name in PAYLOAD_FILES
+        .iter()
+        .copied()
+        .chain([DISK_IMAGE, RELEASE_JSON])
+    {
         let r = Repo::add_payload_file(o.repo, &dir.join(name))
             .with_context(|| format!("adding {name} to the repository"))?;
         payloads.insert(name.to_string(), r);
+    }
+    // payload() kept a disk image it found by its size alone: its bytes are checked here.
+    let added = &payloads[DISK_IMAGE];
+    if (added.size, added.sha256.as_str())
+        != (disk.compressed.size, disk.compressed.sha256.as_str())
+    {
+        bail!(
+            "{} is not the file release.json describes (sha256 {}, release.json says {}): remove {} and publish again",
+            dir.join(DISK_IMAGE).display(),
+            added.sha256,
+            disk.compressed.sha256,
+            dir.display()
+        );
     }
     let release = Release {
         channel: o.channel.to_string(),
