@@ -120,7 +120,12 @@ impl Fixture {
         let release_json = serde_json::to_vec(&serde_json::json!({
             "os_id": "minimal", "os_name": "Minimal Linux", "version": "1.0.1",
             "channel": "alpha", "kernel_release": "6.1.0", "usr_partition_size": 1 << 20,
-            "files": { "disk.img": { "size": raw.len(), "sha256": hex::encode(Sha256::digest(&raw)) } },
+            "files": {},
+            "disk": {
+                "file": "disk.img.zst",
+                "compressed": { "size": zst.len(), "sha256": hex::encode(Sha256::digest(&zst)) },
+                "raw": { "size": raw.len(), "sha256": hex::encode(Sha256::digest(&raw)) },
+            },
         }))
         .unwrap();
         let mut payloads = std::collections::BTreeMap::new();

@@ -14,7 +14,7 @@
 //!    the running system's OS id). `-V` other than `current` must equal the manifest's version:
 //!    a repository serves only each channel's current manifest;
 //! 3. the disk image: [`disk_image`] (the manifest's `disk.img.zst`, the raw size and sha256
-//!    from release.json);
+//!    from release.json's `disk`);
 //! 4. the target: `-d DEVICE` or `-s` (the smallest free disk), refused by [`disks::check`]; a
 //!    regular file given to `-d` is written as a disk image file (no disk checks; it must
 //!    already be as large as the image, unless `--force` and blank);
@@ -42,15 +42,12 @@ use clap::Args;
 pub use pipeline::{write_image, Device, DiskImage, PipelineError, HEAD as HEAD_BYTES};
 
 use crate::config::{Config, Paths};
-use crate::engine::{fetch_manifest, fetch_release_info, payload_of, ReleaseInfo};
+use crate::engine::{fetch_manifest, fetch_release_info, ReleaseInfo};
 use crate::http::{Client, Policy};
 use crate::state::State;
 
 /// The compressed disk image's payload name in the signed manifest.
-pub const DISK_IMG_ZST: &str = "disk.img.zst";
-/// Until `channels::release` has its own field: release.json's `files` entry describing the
-/// raw disk (its size and sha256). [`disk_image`] is the one place that reads it.
-pub const RAW_DISK_FILE: &str = "disk.img";
+pub use channels::release::DISK_IMAGE as DISK_IMG_ZST;
 /// The name the binary answers to as the installer (also any name ending in `-install`).
 pub const INSTALL_NAME: &str = "coreos-install";
 
@@ -97,30 +94,40 @@ pub struct InstallArgs {
     pub force: bool,
 }
 
-/// The disk image of a verified release (the one function to adapt when release.json gets
-/// its own field for the raw disk).
+/// The disk image of a verified release: release.json's `disk` (the raw image's size and
+/// sha256), its compressed file as the signed manifest lists it (and release.json must agree).
 pub fn disk_image(manifest: &Manifest, info: &ReleaseInfo) -> Result<DiskImage> {
-    let compressed = payload_of(manifest, DISK_IMG_ZST)
-        .map_err(|_| {
-            anyhow!(
-                "release {} of channel {} has no disk image ({DISK_IMG_ZST}): it cannot be \
-                 installed, only updated to",
-                manifest.version,
-                manifest.channel
-            )
-        })?
-        .clone();
-    let raw = info.files.get(RAW_DISK_FILE).ok_or_else(|| {
+    let disk = info.disk.as_ref().ok_or_else(|| {
         anyhow!(
-            "release.json of {} does not describe the raw disk ({RAW_DISK_FILE}'s size and \
-             sha256)",
-            manifest.version
+            "release {} of channel {} has no disk image (release.json has no disk): it was \
+             published before releases carried one; it can be updated to, not installed",
+            manifest.version,
+            manifest.channel
         )
     })?;
+    let compressed = manifest.payloads.get(&disk.file).ok_or_else(|| {
+        anyhow!(
+            "release {}: the signed manifest lists no {} (release.json's disk image)",
+            manifest.version,
+            disk.file
+        )
+    })?;
+    if compressed.size != disk.compressed.size || compressed.sha256 != disk.compressed.sha256 {
+        bail!(
+            "release {}: release.json's {} ({} bytes, sha256 {}) is not the manifest's ({} \
+             bytes, sha256 {})",
+            manifest.version,
+            disk.file,
+            disk.compressed.size,
+            disk.compressed.sha256,
+            compressed.size,
+            compressed.sha256
+        );
+    }
     Ok(DiskImage {
-        compressed,
-        raw_size: raw.size,
-        raw_sha256: raw.sha256.clone(),
+        compressed: compressed.clone(),
+        raw_size: disk.raw.size,
+        raw_sha256: disk.raw.sha256.clone(),
     })
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 
-use channels::release::FileInfo;
+use channels::release::{DiskInfo, FileInfo};
 use channels::PayloadRef;
 
 use super::*;
@@ -135,7 +135,11 @@ fn manifest(payloads: &[(&str, u64)]) -> Manifest {
     }
 }
 
-fn info(files: &[(&str, u64)]) -> ReleaseInfo {
+fn info(disk: Option<(u64, u64)>) -> ReleaseInfo {
+    let file = |size, c: &str| FileInfo {
+        size,
+        sha256: c.repeat(64),
+    };
     ReleaseInfo {
         os_id: "minimal".into(),
         os_name: "Minimal Linux".into(),
@@ -143,18 +147,12 @@ fn info(files: &[(&str, u64)]) -> ReleaseInfo {
         channel: "alpha".into(),
         kernel_release: "6.1".into(),
         usr_partition_size: 1,
-        files: files
-            .iter()
-            .map(|(n, size)| {
-                (
-                    n.to_string(),
-                    FileInfo {
-                        size: *size,
-                        sha256: "b".repeat(64),
-                    },
-                )
-            })
-            .collect::<BTreeMap<_, _>>(),
+        files: BTreeMap::new(),
+        disk: disk.map(|(compressed, raw)| DiskInfo {
+            file: DISK_IMG_ZST.into(),
+            compressed: file(compressed, "a"),
+            raw: file(raw, "b"),
+        }),
     }
 }
 
@@ -162,7 +160,7 @@ fn info(files: &[(&str, u64)]) -> ReleaseInfo {
 fn the_disk_image_of_a_release() {
     let d = disk_image(
         &manifest(&[("disk.img.zst", 100), ("usr.img", 5)]),
-        &info(&[("disk.img", 1000)]),
+        &info(Some((100, 1000))),
     )
     .unwrap();
     assert_eq!(
@@ -176,16 +174,16 @@ fn the_disk_image_of_a_release() {
             raw_sha256: "b".repeat(64),
         }
     );
-    let e = disk_image(&manifest(&[("usr.img", 5)]), &info(&[("disk.img", 1)])).unwrap_err();
+    let e = disk_image(&manifest(&[("usr.img", 5)]), &info(Some((100, 1)))).unwrap_err();
     assert!(
-        e.to_string().contains("has no disk image (disk.img.zst)"),
+        e.to_string()
+            .contains("the signed manifest lists no disk.img.zst"),
         "{e}"
     );
-    let e = disk_image(&manifest(&[("disk.img.zst", 5)]), &info(&[])).unwrap_err();
-    assert!(
-        e.to_string().contains("does not describe the raw disk"),
-        "{e}"
-    );
+    let e = disk_image(&manifest(&[("disk.img.zst", 5)]), &info(None)).unwrap_err();
+    assert!(e.to_string().contains("has no disk image"), "{e}");
+    let e = disk_image(&manifest(&[("disk.img.zst", 5)]), &info(Some((6, 1)))).unwrap_err();
+    assert!(e.to_string().contains("is not the manifest's"), "{e}");
 }
 
 #[test]
