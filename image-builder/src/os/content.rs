@@ -187,6 +187,11 @@ fn add_update_engine(spec: &ImageSpec, u: &UpdateSpec, root: &Path, tree: &mut T
     for name in ["update_engine_client", "locksmithctl", "coreos-install"] {
         tree.insert(&format!("usr/bin/{name}"), Entry::symlink("update-engine"))?;
     }
+    // And the installer under the OS's own name (`<os.id>-install`).
+    if spec.os.id.0 != "coreos" {
+        let name = format!("usr/bin/{}-install", spec.os.id.0);
+        tree.insert(&name, Entry::symlink("update-engine"))?;
+    }
     if let Some(keys) = keys {
         tree.insert(paths::ROOT_KEYS, Entry::file(keys, 0o644))?;
     }
