@@ -388,13 +388,13 @@ fn qemu_opt(value: &str) -> String {
 /// The arguments that attach the disk.
 fn disk_args(opts: &RunOptions, disk: &Path) -> Vec<String> {
     let drive = |iface: &str| format!("file={},format={},{iface}", disk.display(), opts.format);
-    // The disk boots first, or after the CD-ROM (0) and the network (1): firmware tries
-    // devices with a boot index before the others (SeaBIOS would boot only the first hard
-    // disk it finds, whichever controller it is on).
+    // The disk boots before disks without an index (SeaBIOS would boot only the first hard
+    // disk it finds, whichever controller it is on), after a kernel given with `-kernel`
+    // (QEMU's linuxboot ROM takes index 0), the CD-ROM (0) and the network (1).
     let bootindex = if opts.cdrom.is_some() || opts.netboot.is_some() {
         2
     } else {
-        0
+        1
     };
     // A controller, then the disk on it.
     let on = |controller: Option<&str>, disk: &str| {
@@ -645,7 +645,7 @@ mod tests {
             .collect::<Vec<_>>()
             .join(" ");
         assert!(line.contains(
-            "-device virtio-scsi-pci,id=scsi0 -drive file=d.raw,format=raw,if=none,id=disk0 -device scsi-hd,bus=scsi0.0,drive=disk0,bootindex=0"
+            "-device virtio-scsi-pci,id=scsi0 -drive file=d.raw,format=raw,if=none,id=disk0 -device scsi-hd,bus=scsi0.0,drive=disk0,bootindex=1"
         ), "{line}");
         assert_eq!("pvscsi".parse::<DiskBus>(), Ok(DiskBus::Pvscsi));
         assert!("floppy"
@@ -682,14 +682,14 @@ mod tests {
         };
         let l = line(&opts);
         assert!(l.starts_with("-machine pc,accel=tcg"), "{l}");
-        assert!(l.contains("-drive file=d.raw,format=raw,if=none,id=disk0 -device ide-hd,bus=ide.0,drive=disk0,bootindex=0"), "{l}");
+        assert!(l.contains("-drive file=d.raw,format=raw,if=none,id=disk0 -device ide-hd,bus=ide.0,drive=disk0,bootindex=1"), "{l}");
         assert!(l.contains("-device e1000,netdev=net0"), "{l}");
         for (bus, want) in [
-            (DiskBus::Ahci, "-device ich9-ahci,id=sata0 -drive file=d.raw,format=raw,if=none,id=disk0 -device ide-hd,bus=sata0.0,drive=disk0,bootindex=0"),
-            (DiskBus::Nvme, "-device nvme,serial=image0,drive=disk0,bootindex=0"),
+            (DiskBus::Ahci, "-device ich9-ahci,id=sata0 -drive file=d.raw,format=raw,if=none,id=disk0 -device ide-hd,bus=sata0.0,drive=disk0,bootindex=1"),
+            (DiskBus::Nvme, "-device nvme,serial=image0,drive=disk0,bootindex=1"),
             (DiskBus::Megasas, "-device megasas-gen2,id=scsi0 "),
             (DiskBus::Mptsas, "-device mptsas1068,id=scsi0 "),
-            (DiskBus::Usb, "-device qemu-xhci,id=xhci -drive file=d.raw,format=raw,if=none,id=disk0 -device usb-storage,bus=xhci.0,removable=on,drive=disk0,bootindex=0"),
+            (DiskBus::Usb, "-device qemu-xhci,id=xhci -drive file=d.raw,format=raw,if=none,id=disk0 -device usb-storage,bus=xhci.0,removable=on,drive=disk0,bootindex=1"),
         ] {
             opts.bus = bus;
             let l = line(&opts);
