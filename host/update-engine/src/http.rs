@@ -300,6 +300,16 @@ impl Client {
         payload: &'a PayloadRef,
         url: &'a str,
     ) -> impl Read + 'a {
+        self.resuming_body(name, payload, url)
+    }
+
+    /// A download of payload `name` from `url` that resumes where it was cut.
+    fn resuming_body<'a>(
+        &'a self,
+        name: &'a str,
+        payload: &'a PayloadRef,
+        url: &'a str,
+    ) -> ResumingBody<'a> {
         ResumingBody {
             client: self,
             url,
@@ -324,17 +334,7 @@ impl Client {
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), FetchError> {
         let url = self.url(&payload.path());
-        let body = ResumingBody {
-            client: self,
-            url: &url,
-            name,
-            payload,
-            offset: 0,
-            skip: 0,
-            response: None,
-            pending: Bytes::new(),
-            failures: self.failures(&url),
-        };
+        let body = self.resuming_body(name, payload, &url);
         let mut reader = VerifyingReader::new(body, payload);
         let write_error = |source| FetchError::Write {
             name: name.to_owned(),
@@ -402,7 +402,7 @@ impl Client {
 }
 
 /// Reads until `buf` is full or the reader ends; the bytes read.
-fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {

@@ -23,6 +23,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom, Write};
 
+use crate::http::fill;
 use channels::{PayloadError, PayloadRef, VerifyingReader};
 use sha2::{Digest, Sha256};
 
@@ -317,20 +318,6 @@ fn stream_error(e: io::Error) -> PipelineError {
     } else {
         PipelineError::Decode(e)
     }
-}
-
-/// Reads until `buf` is full or the reader ends; the bytes read.
-fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]
