@@ -20,7 +20,7 @@
 //! count is its length, or 0 when that does not fit in 16 bits: firmware then takes the rest
 //! of the volume (EDK2's rule), which is why such an image should be the last file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 
 /// ISO 9660's logical block: every extent starts on one.
@@ -182,7 +182,7 @@ impl Layout {
         }
         let mut dirs = vec![DirBuild::new(b"\0".to_vec(), 0)];
         let mut by_path: BTreeMap<String, usize> = BTreeMap::from([(String::new(), 0)]);
-        let mut taken: BTreeMap<String, ()> = BTreeMap::new();
+        let mut taken: BTreeSet<String> = BTreeSet::new();
         let mut place = |path: &str, child: Child| -> Result<(), IsoError> {
             let (parent, leaf) = parse_path(path)?;
             let mut dir = 0;
@@ -192,7 +192,7 @@ impl Layout {
                     so_far.push('/');
                 }
                 so_far.push_str(component);
-                if taken.contains_key(&so_far) {
+                if taken.contains(&so_far) {
                     return Err(IsoError::Duplicate(so_far));
                 }
                 dir = match by_path.get(&so_far) {
@@ -208,7 +208,7 @@ impl Layout {
                     }
                 };
             }
-            if by_path.contains_key(path) || taken.insert(path.to_string(), ()).is_some() {
+            if by_path.contains_key(path) || !taken.insert(path.to_string()) {
                 return Err(IsoError::Duplicate(path.to_string()));
             }
             dirs[dir]

@@ -123,7 +123,7 @@ pub fn efi_image(spec: &ImageSpec, files: &[FatFile]) -> Result<Vec<u8>> {
         let params = FatParams {
             size_bytes: size,
             volume_id: u32::from_le_bytes(uuid.as_bytes()[..4].try_into().expect("4 bytes")),
-            label: Some("LIVE-EFI".into()),
+            label: Some(EFI_PART_LABEL.into()),
         };
         match fat::build(&params, files) {
             Err(FatError::NoSpace { needed, available }) => {
